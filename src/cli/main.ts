@@ -1,0 +1,94 @@
+#!/usr/bin/env node
+/**
+ * The `fedslr` command. Subcommands are imported lazily, so `--help` never loads tfjs.
+ * Exit codes: 0 success, 1 failure while running, 2 bad usage or bad input (config, data files).
+ */
+import { readFileSync, realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Command } from './command.js';
+import { UsageError } from './command.js';
+
+const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  bench: {
+    summary: 'Benchmarks: step (one SGD step), svt (server proximal step)',
+    load: async () => (await import('./commands/bench.js')).command,
+  },
+};
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+  return String(pkg.version);
+}
+
+function mainHelp(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
+  const lines = Object.entries(COMMANDS).map(([k, v]) => `  ${k.padEnd(width)}  ${v.summary}`);
+  return [
+    'fedslr: personalized federated learning (FedSLR and baselines)',
+    '',
+    'Usage: fedslr <command> [options]',
+    '',
+    'Commands:',
+    ...lines,
+    '',
+    "Run `fedslr <command> --help` for a command's options.",
+    'Exit codes: 0 ok, 1 failed while running, 2 bad usage or bad input.',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(mainHelp());
+    return 0;
+  }
+  if (name === '--version' || name === '-v') {
+    console.log(version());
+    return 0;
+  }
+  const entry = COMMANDS[name];
+  if (!entry) {
+    console.error(`fedslr: unknown command '${name}'\n\n${mainHelp()}`);
+    return 2;
+  }
+  const cmd = await entry.load();
+  const wantsHelp = cmd.subcommands
+    ? rest[0] === '--help' || rest[0] === '-h' || rest.length === 0
+    : rest.includes('--help') || rest.includes('-h');
+  if (wantsHelp) {
+    console.log(cmd.help);
+    return 0;
+  }
+  try {
+    return await cmd.run(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`fedslr ${name}: ${err.message}\nRun \`fedslr ${name} --help\` for usage.`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return realpathSync(script) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      const e = err as Error & { exitCode?: number };
+      console.error(`fedslr: ${e?.message ?? String(err)}`);
+      process.exitCode = e?.exitCode ?? 1;
+    },
+  );
+}
