@@ -11,7 +11,9 @@ export function mlp(
   const b = new SpecBuilder();
   const din = inputShape[0] * inputShape[1] * inputShape[2];
   const sizes = [din, ...hidden];
-  hidden.forEach((h, i) => b.dense(`fc${i + 1}`, sizes[i]!, h, true));
+  hidden.forEach((h, i) => {
+    b.dense(`fc${i + 1}`, sizes[i]!, h, true);
+  });
   b.dense('out', sizes[sizes.length - 1]!, classes, true);
   const model: Model = {
     name: 'mlp',
