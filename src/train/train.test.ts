@@ -1,0 +1,144 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createModel } from '../models/index.js';
+import { initBackend } from '../tensor/backend.js';
+import type { Params } from '../tensor/params.js';
+import { add, disposeParams, toArrays } from '../tensor/params.js';
+import { Rng } from '../tensor/rng.js';
+import { disposeData, evaluate, makeStep, toTensors, trainLocal } from './loop.js';
+import { addDecayedWeights, addLinear, chain, proximalPull, proxL1 } from './transforms.js';
+
+beforeAll(async () => {
+  await initBackend('wasm');
+});
+
+const vals = (t: tf.Tensor) => Array.from(t.dataSync());
+const p = (o: Record<string, number[]>): Params =>
+  Object.fromEntries(Object.entries(o).map(([k, v]) => [k, tf.tensor1d(v)]));
+
+/** Two Gaussian blobs per class in 4x4x1 inputs: easy for a linear model, not trivial. */
+function blobs(n: number, classes: number, seed: number) {
+  const rng = new Rng(seed);
+  const centers = Array.from({ length: classes }, () =>
+    Array.from({ length: 16 }, () => rng.normal()),
+  );
+  const x = new Float32Array(n * 16);
+  const y = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    y[i] = i % classes;
+    for (let j = 0; j < 16; j++) x[i * 16 + j] = centers[y[i]!]![j]! + 0.7 * rng.normal();
+  }
+  return { x, y };
+}
+
+describe('gradient transforms', () => {
+  it('add the linear, proximal and decay terms in order', () => {
+    const g = p({ a: [1, 2], b: [3, 4] });
+    const w = p({ a: [0.5, -1], b: [2, 0] });
+    const c = p({ a: [10, 20] });
+    const anchor = p({ a: [1, 1], b: [1, 1] });
+    const out = tf.tidy(() =>
+      chain(addLinear(c, -1), proximalPull(0.1, anchor), addDecayedWeights(0.01)).update(g, w),
+    );
+    // a: g - c + 0.1*(w - anchor) + 0.01*w
+    expect(vals(out['a']!)).toEqual(
+      [1 - 10 + 0.1 * (0.5 - 1) + 0.01 * 0.5, 2 - 20 + 0.1 * (-1 - 1) + 0.01 * -1].map((v) =>
+        expect.closeTo(v, 5),
+      ),
+    );
+    // b has no linear term: g + 0.1*(w - anchor) + 0.01*w
+    expect(vals(out['b']!)).toEqual(
+      [3 + 0.1 * 1 + 0.02, 4 + 0.1 * -1].map((v) => expect.closeTo(v, 5)),
+    );
+    disposeParams(g, w, c, anchor, out);
+  });
+
+  it('L1 prox soft-thresholds by lambda * lr', () => {
+    const w = p({ a: [0.5, -0.05, 0.08, -0.3] });
+    const out = tf.tidy(() => proxL1(1, ['a']).apply(w, 0.1));
+    expect(vals(out['a']!)).toEqual([0.4, 0, 0, -0.2].map((v) => expect.closeTo(v, 6)));
+    disposeParams(w, out);
+  });
+});
+
+describe('local training', () => {
+  const model = createModel('mlp', { inputShape: [4, 4, 1], classes: 3, hidden: [] });
+
+  it('one step equals w - lr * (grad + terms), then the prox', () => {
+    const w = model.init(new Rng(1));
+    const anchor = model.init(new Rng(2));
+    const { x, y } = blobs(8, 3, 3);
+    const d = toTensors(x, y, [4, 4, 1]);
+    const lr = 0.05;
+    const step = makeStep({ model, transform: proximalPull(0.3, anchor), prox: proxL1(0.2) });
+    const r = step(w, d.x, d.y, lr);
+    const expected = tf.tidy(() => {
+      const names = Object.keys(w);
+      const grads = tf.grads((...ts: tf.Tensor[]) => {
+        const logits = model.forward(Object.fromEntries(names.map((k, i) => [k, ts[i]!])), d.x);
+        return tf.neg(tf.mean(tf.sum(tf.mul(tf.oneHot(d.y, 3), tf.logSoftmax(logits)), 1)));
+      })(names.map((k) => w[k]!));
+      return names.map((k, i) => {
+        const g = tf.add(grads[i]!, tf.mul(tf.sub(w[k]!, anchor[k]!), 0.3));
+        const v = tf.sub(w[k]!, tf.mul(g, lr));
+        return tf.mul(tf.sign(v), tf.relu(tf.sub(tf.abs(v), 0.2 * lr)));
+      });
+    });
+    Object.keys(w).forEach((k, i) => {
+      const got = vals(r.params[k]!);
+      const want = vals(expected[i]!);
+      got.forEach((v, j) => expect(v).toBeCloseTo(want[j]!, 6));
+    });
+    tf.dispose([...expected, r.lossSum, r.correct]);
+    disposeParams(w, anchor, r.params);
+    disposeData(d);
+  });
+
+  it('lowers the loss, repeats exactly with the same seed, and leaks nothing', () => {
+    const { x, y } = blobs(200, 3, 4);
+    const d = toTensors(x, y, [4, 4, 1]);
+    const w = model.init(new Rng(7));
+    const before = evaluate(model, w, d);
+    const run = () =>
+      trainLocal(w, { model, data: d, epochs: 3, batchSize: 20, lr: 0.1, rng: new Rng(9) });
+    const a = run();
+    const live = tf.memory().numTensors;
+    const b = run();
+    disposeParams(b.params);
+    const c = run();
+    disposeParams(c.params);
+    expect(tf.memory().numTensors).toBe(live);
+    const after = evaluate(model, a.params, d);
+    expect(after.loss).toBeLessThan(0.5 * before.loss);
+    expect(after.acc).toBeGreaterThan(0.9);
+    expect(a.steps).toBe(30);
+    expect(a.epochs.map((e) => e.epoch)).toEqual([0, 1, 2]);
+    expect(a.epochs[2]!.loss).toBeLessThan(a.epochs[0]!.loss);
+    const b2 = run();
+    expect(toArrays(b2.params)['out.kernel']!.data).toEqual(toArrays(a.params)['out.kernel']!.data);
+    disposeParams(w, a.params, b2.params);
+    disposeData(d);
+  });
+
+  it('trains only the given tensors through compose, leaving the frozen base alone', () => {
+    const { x, y } = blobs(60, 3, 5);
+    const d = toTensors(x, y, [4, 4, 1]);
+    const base = model.init(new Rng(11));
+    const baseCopy = toArrays(base);
+    const zero = Object.fromEntries(Object.entries(base).map(([k, t]) => [k, tf.zerosLike(t)]));
+    const r = trainLocal(zero, {
+      model,
+      compose: (pp) => add(base, pp),
+      data: d,
+      epochs: 2,
+      batchSize: 10,
+      lr: 0.1,
+      rng: new Rng(1),
+    });
+    expect(toArrays(base)).toEqual(baseCopy);
+    const full = add(base, r.params);
+    expect(evaluate(model, full, d).loss).toBeLessThan(evaluate(model, base, d).loss);
+    disposeParams(base, zero, r.params, full);
+    disposeData(d);
+  });
+});
