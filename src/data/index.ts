@@ -1,0 +1,15 @@
+/**
+ * Data layer: datasets, partitioners, per-client test splits and client views.
+ */
+export * from './cifar.js';
+export * from './clients.js';
+export * from './idx.js';
+export * from './idxDatasets.js';
+export * from './load.js';
+export * from './locate.js';
+export * from './mnist.js';
+export * from './partition.js';
+export * from './partitionFile.js';
+export * from './stats.js';
+export * from './testSplit.js';
+export * from './types.js';
