@@ -1,0 +1,219 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../tensor/backend.js';
+import { plantedMatrix } from './planted.js';
+import { gramSvd, jacobiSvd, type Svd } from './svd.js';
+import { balancedFactors, newtonSchulzSchedule, type SvtResult, svt, svtMatrix } from './svt.js';
+
+beforeAll(async () => {
+  await initBackend('cpu');
+});
+
+function orthError(q: ArrayLike<number>, n: number, k: number): number {
+  let e = 0;
+  for (let a = 0; a < k; a++)
+    for (let b = a; b < k; b++) {
+      let d = 0;
+      for (let i = 0; i < n; i++) d += q[i * k + a]! * q[i * k + b]!;
+      e = Math.max(e, Math.abs(d - (a === b ? 1 : 0)));
+    }
+  return e;
+}
+
+/** Exact SVT of `a` from the float64 Jacobi SVD (itself checked against planted values below). */
+function reference(a: Float32Array, rows: number, cols: number, tau: number): Float64Array {
+  const d = jacobiSvd(a, rows, cols);
+  const out = new Float64Array(rows * cols);
+  for (let j = 0; j < d.k && d.s[j]! > tau; j++) {
+    const w = d.s[j]! - tau;
+    for (let i = 0; i < rows; i++)
+      for (let c = 0; c < cols; c++) out[i * cols + c] += d.u[i * d.k + j]! * w * d.v[c * d.k + j]!;
+  }
+  return out;
+}
+
+function relErr(x: ArrayLike<number>, ref: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < ref.length; i++) {
+    num += (x[i]! - ref[i]!) ** 2;
+    den += ref[i]! ** 2;
+  }
+  return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
+}
+
+/** Checks a result against the planted singular values `s` (descending) and the exact SVT. */
+function checkResult(r: SvtResult, a: Float32Array, s: readonly number[], tau: number): void {
+  const kept = s.filter((x) => x > tau);
+  expect(r.rank).toBe(kept.length);
+  const ref = reference(a, r.rows, r.cols, tau);
+  expect(relErr(r.matrix, ref)).toBeLessThan(2e-5);
+  if (r.values) {
+    kept.forEach((x, i) => expect(Math.abs(r.values![i]! - (x - tau)) / x).toBeLessThan(1e-4));
+    expect(orthError(r.u!, r.rows, r.rank)).toBeLessThan(1e-4);
+    expect(orthError(r.v!, r.cols, r.rank)).toBeLessThan(1e-4);
+  }
+}
+
+function geometric(n: number, hi: number, lo: number): number[] {
+  return Array.from({ length: n }, (_, i) => hi * (lo / hi) ** (n === 1 ? 0 : i / (n - 1)));
+}
+
+interface Case {
+  name: string;
+  rows: number;
+  cols: number;
+  s: number[];
+  tau: number;
+}
+
+const CASES: Case[] = [
+  { name: 'full rank, tall', rows: 60, cols: 40, s: geometric(40, 1, 0.05), tau: 0.01 },
+  { name: 'full rank, wide', rows: 30, cols: 70, s: geometric(30, 2, 0.1), tau: 0.05 },
+  { name: 'low rank (planted zeros)', rows: 50, cols: 50, s: geometric(5, 1, 0.3), tau: 0.001 },
+  {
+    name: 'most values below tau',
+    rows: 45,
+    cols: 80,
+    s: [...geometric(6, 1, 0.4), ...geometric(39, 0.19, 0.001)],
+    tau: 0.2,
+  },
+  {
+    name: 'clustered and repeated values',
+    rows: 40,
+    cols: 36,
+    s: [1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.3001, 0.3, 0.2999, ...geometric(26, 0.1, 0.01)],
+    tau: 0.05,
+  },
+  {
+    name: 'values just above and just below tau',
+    rows: 32,
+    cols: 32,
+    s: [
+      1,
+      0.6,
+      0.25 * 1.001,
+      0.25 * 1.0001,
+      0.25 * 0.9999,
+      0.25 * 0.999,
+      ...geometric(26, 0.2, 0.01),
+    ],
+    tau: 0.25,
+  },
+  { name: '1 x N', rows: 1, cols: 57, s: [0.8], tau: 0.3 },
+  { name: 'N x 1', rows: 64, cols: 1, s: [0.8], tau: 0.3 },
+  { name: '1 x N below tau', rows: 1, cols: 9, s: [0.2], tau: 0.3 },
+];
+
+describe('exact SVDs', () => {
+  it.each(CASES)(
+    '$name: Jacobi and Gram SVDs recover the planted spectrum',
+    ({ rows, cols, s }) => {
+      const a = plantedMatrix(rows, cols, s, 11);
+      const full = [...s, ...new Array(Math.min(rows, cols) - s.length).fill(0)];
+      for (const d of [jacobiSvd(a, rows, cols), gramSvd(a, rows, cols)] as Svd[]) {
+        expect(d.k).toBe(Math.min(rows, cols));
+        full.forEach((x, i) => expect(Math.abs(d.s[i]! - x)).toBeLessThan(1e-6 * (s[0] ?? 1)));
+        const nz = s.filter((x) => x > 1e-3 * s[0]!).length;
+        expect(orthError(d.u, rows, d.k) < 1e-6 || nz < d.k).toBe(true);
+        // Columns for non-zero values are orthonormal.
+        const sub = (q: Float64Array, n: number) =>
+          Float64Array.from({ length: n * nz }, (_, t) => q[Math.floor(t / nz) * d.k + (t % nz)]!);
+        expect(orthError(sub(d.u, rows), rows, nz)).toBeLessThan(1e-6);
+        expect(orthError(sub(d.v, cols), cols, nz)).toBeLessThan(1e-6);
+      }
+    },
+  );
+});
+
+describe('svt', () => {
+  for (const method of ['jacobi', 'gram', 'auto'] as const) {
+    it.each(CASES)(`$name (${method})`, ({ rows, cols, s, tau }) => {
+      const a = plantedMatrix(rows, cols, s, 5);
+      checkResult(svt(a, rows, cols, tau, { method }), a, s, tau);
+    });
+  }
+
+  it('the zero matrix thresholds to zero with rank 0', () => {
+    for (const method of ['jacobi', 'gram', 'auto'] as const) {
+      const r = svt(new Float32Array(12), 3, 4, 0.1, { method });
+      expect(r.rank).toBe(0);
+      expect(r.matrix.every((x) => x === 0)).toBe(true);
+      expect(r.values!.length).toBe(0);
+    }
+  });
+
+  it('tau = 0 returns the matrix itself', () => {
+    const a = plantedMatrix(20, 12, geometric(12, 1, 0.1), 2);
+    const r = svt(a, 20, 12, 0, { method: 'gram' });
+    expect(r.rank).toBe(12);
+    expect(relErr(r.matrix, a)).toBeLessThan(1e-6);
+  });
+
+  it('balanced factors multiply back to the thresholded matrix', () => {
+    const a = plantedMatrix(24, 18, geometric(10, 1, 0.05), 3);
+    const r = svtMatrix(a, 24, 18, 0.2);
+    const back = new Float64Array(24 * 18);
+    for (let i = 0; i < 24; i++)
+      for (let c = 0; c < 18; c++)
+        for (let j = 0; j < r.rank; j++)
+          back[i * 18 + c] += r.left[i * r.rank + j]! * r.right[j * 18 + c]!;
+    expect(relErr(back, r.matrix)).toBeLessThan(1e-5);
+    expect(r.rank).toBe(geometric(10, 1, 0.05).filter((x) => x > 0.2).length);
+  });
+
+  it('rejects bad arguments by name', () => {
+    const a = new Float32Array(6);
+    expect(() => svt(a, 2, 4, 0.1)).toThrow(/6 values for a 2 x 4/);
+    expect(() => svt(a, 2, 3, -1)).toThrow(/tau/);
+    expect(() => svt(a, 0, 3, 1)).toThrow(/rows and cols/);
+    expect(() => svt(a, 2, 3, 1, { method: 'polar' })).toThrow(/whenLowRank/);
+  });
+});
+
+describe('polar path', () => {
+  it('the Newton-Schulz schedule takes every value in [l, 1] to 1', () => {
+    for (const l of [0.5, 0.1, 1e-2, 1e-3]) {
+      const alphas = newtonSchulzSchedule(l);
+      for (const x0 of [l, 2 * l, 0.3, 0.9, 1].filter((x) => x >= l)) {
+        let x = x0;
+        for (const a of alphas) x = 1.5 * a * x - 0.5 * a ** 3 * x ** 3;
+        expect(Math.abs(x - 1)).toBeLessThan(1e-6);
+      }
+    }
+  });
+
+  it.each([
+    { rows: 120, cols: 100, s: geometric(100, 1, 0.02), tau: 0.01 },
+    { rows: 100, cols: 130, s: geometric(100, 3, 0.5), tau: 0.2 },
+  ])(
+    'thresholds a full-rank $rows x $cols matrix exactly, without leaking tensors',
+    ({ rows, cols, s, tau }) => {
+      const a = plantedMatrix(rows, cols, s, 8);
+      const before = tf.memory().numTensors;
+      const r = svt(a, rows, cols, tau, { method: 'polar', factors: 'whenLowRank' });
+      expect(tf.memory().numTensors).toBe(before);
+      expect(r.method).toBe('polar');
+      expect(r.polarOrthError!).toBeLessThan(1e-4);
+      checkResult(r, a, s, tau);
+    },
+  );
+
+  it.each([
+    { name: 'one value below tau', s: [...geometric(99, 1, 0.05), 0.009], tau: 0.01 },
+    { name: 'one value just below tau', s: [...geometric(99, 1, 0.05), 0.01 * 0.999], tau: 0.01 },
+    {
+      name: 'most values below tau',
+      s: [...geometric(10, 1, 0.3), ...geometric(90, 0.09, 0.001)],
+      tau: 0.1,
+    },
+  ])('falls back to an exact method when not every value exceeds tau ($name)', ({ s, tau }) => {
+    const a = plantedMatrix(110, 100, s, 9);
+    const before = tf.memory().numTensors;
+    const r = svt(a, 110, 100, tau, { method: 'polar', factors: 'whenLowRank' });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(r.method).not.toBe('polar');
+    checkResult(r, a, s, tau);
+    expect(balancedFactors(r).left.length).toBe(110 * r.rank);
+  });
+});

@@ -1,0 +1,335 @@
+/**
+ * Singular-value thresholding (FEDSLR.md step 6): SVT(A) = U max(S - tau, 0) V^T, the proximal map
+ * of tau * ||.||_*.
+ *
+ * Methods (see README.md in this folder for the measurements behind the choice):
+ * - 'polar': when every singular value exceeds tau, SVT(A) = A - tau * polar(A). The polar factor
+ *   comes from scaled Newton-Schulz iterations (matmuls on the tfjs backend). The answer is
+ *   certified: the last iterate must be orthonormal to float32 accuracy and the symmetric factor
+ *   sym(Q^T A) - tau I must pass a float64 Cholesky factorisation (so every singular value is
+ *   above tau). Gives the thresholded matrix and the rank (full), not the factors.
+ * - 'gram': float64 Gram eigensolver (svd.ts), trusted only when its error bound separates every
+ *   singular value from tau and keeps the kept values to 1e-6 relative accuracy.
+ * - 'jacobi': float64 one-sided Jacobi, exact to relative accuracy; the fallback.
+ * - 'auto' (default): polar when factors are not needed and the matrix is big enough, else gram,
+ *   falling back down the list whenever a certificate fails.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { EPS64, gramSvd, jacobiSvd, type Svd } from './svd.js';
+
+export type SvtMethod = 'auto' | 'polar' | 'gram' | 'jacobi';
+/** 'always': factors and values are returned; 'whenLowRank': only when the kept rank is below full. */
+export type FactorPolicy = 'always' | 'whenLowRank';
+
+export interface SvtOptions {
+  method?: SvtMethod;
+  factors?: FactorPolicy;
+  /** What the same matrix looked like last time (from a previous result's `hint`). */
+  hint?: SvtHint;
+}
+
+/** Opaque-ish memory of the previous call on the same matrix, used to pick a method. */
+export interface SvtHint {
+  fullRank: boolean;
+}
+
+export interface SvtResult {
+  rows: number;
+  cols: number;
+  /** Number of singular values above tau. */
+  rank: number;
+  /** min(rows, cols). */
+  fullRank: number;
+  /** Thresholded singular values s - tau (> 0), descending; null when factors were not computed. */
+  values: Float64Array | null;
+  /** rows x rank, row-major, orthonormal columns; null when factors were not computed. */
+  u: Float32Array | null;
+  /** cols x rank, row-major, orthonormal columns; null when factors were not computed. */
+  v: Float32Array | null;
+  /** The thresholded matrix, rows x cols row-major. */
+  matrix: Float32Array;
+  /** The method that produced the answer. */
+  method: Exclude<SvtMethod, 'auto'>;
+  /** Orthogonality error (max |Q^T Q - I|) of the polar factor when method is 'polar'. */
+  polarOrthError?: number;
+  hint: SvtHint;
+}
+
+const EPS32 = 2 ** -23;
+/** Below this many columns (smaller side) the tfjs round trips cost more than they save. */
+const POLAR_MIN_SIDE = 96;
+
+function checkArgs(a: Float32Array, rows: number, cols: number, tau: number): void {
+  if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 1 || cols < 1) {
+    throw new Error(`svt: rows and cols must be positive integers, got ${rows} x ${cols}`);
+  }
+  if (a.length !== rows * cols)
+    throw new Error(`svt: ${a.length} values for a ${rows} x ${cols} matrix`);
+  if (!Number.isFinite(tau) || tau < 0)
+    throw new Error(`svt: tau must be a finite number >= 0, got ${tau}`);
+}
+
+/** Builds the result from an SVD; null when the certificate for a Gram SVD fails. */
+function fromSvd(
+  svd: Svd,
+  tau: number,
+  certify: boolean,
+  policy: FactorPolicy,
+  method: 'gram' | 'jacobi',
+): SvtResult | null {
+  const { rows, cols, k, s } = svd;
+  const smax = s[0] ?? 0;
+  if (certify && smax > 0) {
+    // Absolute error of the Gram eigenvalues is about n * eps64 * smax^2; a margin of 64x.
+    const dl = 64 * k * EPS64 * smax * smax;
+    const t2 = tau * tau;
+    for (let i = 0; i < k; i++) {
+      const l = s[i]! * s[i]!;
+      if (Math.abs(l - t2) <= dl) return null;
+      if (s[i]! > tau && dl / l > 1e-6) return null;
+    }
+  }
+  let rank = 0;
+  while (rank < k && s[rank]! > tau) rank++;
+  const values = new Float64Array(rank);
+  for (let j = 0; j < rank; j++) values[j] = s[j]! - tau;
+  const matrix = new Float32Array(rows * cols);
+  const acc = new Float64Array(cols);
+  for (let i = 0; i < rows; i++) {
+    acc.fill(0);
+    for (let j = 0; j < rank; j++) {
+      const x = svd.u[i * k + j]! * values[j]!;
+      if (x === 0) continue;
+      for (let c = 0; c < cols; c++) acc[c] = acc[c]! + x * svd.v[c * k + j]!;
+    }
+    matrix.set(acc, i * cols);
+  }
+  const full = Math.min(rows, cols);
+  const withFactors = policy === 'always' || rank < full;
+  let u: Float32Array | null = null;
+  let v: Float32Array | null = null;
+  if (withFactors) {
+    u = new Float32Array(rows * rank);
+    v = new Float32Array(cols * rank);
+    for (let i = 0; i < rows; i++)
+      for (let j = 0; j < rank; j++) u[i * rank + j] = svd.u[i * k + j]!;
+    for (let i = 0; i < cols; i++)
+      for (let j = 0; j < rank; j++) v[i * rank + j] = svd.v[i * k + j]!;
+  }
+  return {
+    rows,
+    cols,
+    rank,
+    fullRank: full,
+    values: withFactors ? values : null,
+    u,
+    v,
+    matrix,
+    method,
+    hint: { fullRank: rank === full },
+  };
+}
+
+/** Largest eigenvalue of a symmetric PSD matrix (float64 power iteration, Rayleigh quotient). */
+function topEigen(g: Float32Array, n: number): number {
+  let x = new Float64Array(n);
+  for (let i = 0; i < n; i++) x[i] = 1 + ((i * 7919) % 13) / 13;
+  let lambda = 0;
+  for (let it = 0; it < 30; it++) {
+    const y = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      let t = 0;
+      const o = i * n;
+      for (let j = 0; j < n; j++) t += g[o + j]! * x[j]!;
+      y[i] = t;
+    }
+    let xy = 0;
+    let xx = 0;
+    let yy = 0;
+    for (let i = 0; i < n; i++) {
+      xy += x[i]! * y[i]!;
+      xx += x[i]! * x[i]!;
+      yy += y[i]! * y[i]!;
+    }
+    const next = xx > 0 ? xy / xx : 0;
+    if (yy === 0) return 0;
+    const ny = Math.sqrt(yy);
+    for (let i = 0; i < n; i++) y[i] = y[i]! / ny;
+    x = y;
+    if (it > 4 && Math.abs(next - lambda) <= 1e-4 * next) return next;
+    lambda = next;
+  }
+  return lambda;
+}
+
+/** Whether sym(h) - shift I is positive definite (float64 Cholesky on a copy). */
+export function isPositiveDefinite(h: Float32Array, n: number, shift: number): boolean {
+  const l = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j <= i; j++) l[i * n + j] = 0.5 * (h[i * n + j]! + h[j * n + i]!);
+    l[i * n + i] = l[i * n + i]! - shift;
+  }
+  for (let j = 0; j < n; j++) {
+    const jo = j * n;
+    let d = l[jo + j]!;
+    for (let k = 0; k < j; k++) d -= l[jo + k]! * l[jo + k]!;
+    if (!(d > 0)) return false;
+    const djj = Math.sqrt(d);
+    l[jo + j] = djj;
+    for (let i = j + 1; i < n; i++) {
+      const io = i * n;
+      let t = l[io + j]!;
+      for (let k = 0; k < j; k++) t -= l[io + k]! * l[jo + k]!;
+      l[io + j] = t / djj;
+    }
+  }
+  return true;
+}
+
+/**
+ * The scaled Newton-Schulz schedule for singular values in [l, 1]: step k maps x to
+ * 1.5*a_k*x - 0.5*a_k^3*x^3 with a_k = sqrt(3 / (1 + l_k + l_k^2)), which equioscillates on
+ * [l_k, 1] and maps it into [l_{k+1}, 1]. Stops when 1 - l_k is at float32 rounding level.
+ */
+export function newtonSchulzSchedule(l0: number): number[] {
+  const alphas: number[] = [];
+  let l = Math.max(l0, 1e-12);
+  while (1 - l > 4 * EPS32 && alphas.length < 60) {
+    const a = Math.sqrt(3 / (1 + l + l * l));
+    alphas.push(a);
+    l = 1.5 * a * l - 0.5 * a * a * a * l * l * l;
+  }
+  return alphas;
+}
+
+/** The polar path; null when its certificate fails. */
+function polarSvt(a: Float32Array, rows: number, cols: number, tau: number): SvtResult | null {
+  const tall = rows >= cols;
+  const n = Math.min(rows, cols);
+  const m = Math.max(rows, cols);
+  const [x0, g0] = tf.tidy(() => {
+    const a2 = tf.tensor2d(a, [rows, cols]);
+    const x = tall ? a2 : tf.transpose(a2);
+    return [x, tf.matMul(tf.transpose(x), x)] as [tf.Tensor2D, tf.Tensor2D];
+  });
+  try {
+    const gdata = g0.dataSync() as Float32Array;
+    let fro2 = 0;
+    for (let i = 0; i < n; i++) fro2 += gdata[i * n + i]!;
+    // Power iteration approaches s_max from below: 5% headroom, never above the Frobenius norm.
+    const scale = Math.min(Math.sqrt(topEigen(gdata, n)) * 1.05, Math.sqrt(fro2));
+    if (!(scale > tau)) return null;
+    const alphas = newtonSchulzSchedule((tau / scale) * 0.98);
+    const [orthT, hT, resT] = tf.tidy(() => {
+      let x: tf.Tensor2D = tf.div(x0, scale);
+      let g: tf.Tensor2D = tf.div(g0, scale * scale);
+      const eye = tf.eye(n);
+      for (const al of alphas) {
+        x = tf.matMul(x, tf.sub(tf.mul(eye, 1.5 * al), tf.mul(g, 0.5 * al * al * al)));
+        g = tf.matMul(tf.transpose(x), x);
+      }
+      const res = tf.sub(x0, tf.mul(x, tau));
+      return [
+        tf.max(tf.abs(tf.sub(g, eye))),
+        tf.matMul(tf.transpose(x), x0),
+        tall ? res : tf.transpose(res),
+      ];
+    });
+    const orth = orthT.dataSync()[0]!;
+    const h = hT.dataSync() as Float32Array;
+    const matrix = resT.dataSync() as Float32Array;
+    tf.dispose([orthT, hT, resT]);
+    if (!(orth <= 64 * Math.sqrt(m) * EPS32)) return null;
+    // Eigenvalues of sym(Q^T A) are the singular values up to a relative orth and rounding.
+    const margin = tau * orth + 8 * Math.sqrt(m) * EPS32 * scale;
+    if (!isPositiveDefinite(h, n, tau + margin)) return null;
+    return {
+      rows,
+      cols,
+      rank: n,
+      fullRank: n,
+      values: null,
+      u: null,
+      v: null,
+      matrix,
+      method: 'polar',
+      polarOrthError: orth,
+      hint: { fullRank: true },
+    };
+  } finally {
+    tf.dispose([x0, g0]);
+  }
+}
+
+/** Singular-value thresholding of the row-major `rows x cols` matrix `a` at `tau`. */
+export function svt(
+  a: Float32Array,
+  rows: number,
+  cols: number,
+  tau: number,
+  opts: SvtOptions = {},
+): SvtResult {
+  checkArgs(a, rows, cols, tau);
+  const method = opts.method ?? 'auto';
+  const policy = opts.factors ?? 'always';
+  if (!['auto', 'polar', 'gram', 'jacobi'].includes(method)) {
+    throw new Error(`svt: method must be one of auto, polar, gram, jacobi; got '${method}'`);
+  }
+  if (method === 'jacobi') return fromSvd(jacobiSvd(a, rows, cols), tau, false, policy, 'jacobi')!;
+  const tryPolar =
+    method === 'polar' ||
+    (method === 'auto' &&
+      policy === 'whenLowRank' &&
+      Math.min(rows, cols) >= POLAR_MIN_SIDE &&
+      tau > 0 &&
+      (opts.hint?.fullRank ?? true));
+  if (tryPolar && policy === 'always') {
+    throw new Error("svt: method 'polar' returns no factors; use factors: 'whenLowRank'");
+  }
+  if (tryPolar) {
+    const r = polarSvt(a, rows, cols, tau);
+    if (r) return r;
+  }
+  const g = fromSvd(gramSvd(a, rows, cols), tau, true, policy, 'gram');
+  return g ?? fromSvd(jacobiSvd(a, rows, cols), tau, false, policy, 'jacobi')!;
+}
+
+/** The factors FEDSLR.md's downlink sends: U sqrt(S) (rows x rank) and sqrt(S) V^T (rank x cols). */
+export function balancedFactors(r: SvtResult): { left: Float32Array; right: Float32Array } {
+  if (!r.values || !r.u || !r.v) {
+    throw new Error(
+      'balancedFactors: this SVT result carries no factors (computed with factors: whenLowRank at full rank)',
+    );
+  }
+  const { rows, cols, rank } = r;
+  const left = new Float32Array(rows * rank);
+  const right = new Float32Array(rank * cols);
+  for (let j = 0; j < rank; j++) {
+    const q = Math.sqrt(r.values[j]!);
+    for (let i = 0; i < rows; i++) left[i * rank + j] = r.u[i * rank + j]! * q;
+    for (let c = 0; c < cols; c++) right[j * cols + c] = r.v[c * rank + j]! * q;
+  }
+  return { left, right };
+}
+
+/**
+ * Convenience for callers that always want the balanced factors with the thresholded matrix.
+ * Always computes factors, so it never takes the fast polar path; `svtParams` (or `svt` with
+ * factors: 'whenLowRank') does.
+ */
+export function svtMatrix(
+  a: Float32Array,
+  rows: number,
+  cols: number,
+  tau: number,
+  opts: Omit<SvtOptions, 'factors'> = {},
+): {
+  matrix: Float32Array;
+  rank: number;
+  fullRank: number;
+  left: Float32Array;
+  right: Float32Array;
+} {
+  const r = svt(a, rows, cols, tau, { ...opts, factors: 'always' });
+  return { matrix: r.matrix, rank: r.rank, fullRank: r.fullRank, ...balancedFactors(r) };
+}
