@@ -9,6 +9,10 @@ import type { Command } from './command.js';
 import { UsageError } from './command.js';
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  run: {
+    summary: 'Run a simulated federation from a config file',
+    load: async () => (await import('./commands/run.js')).command,
+  },
   bench: {
     summary: 'Benchmarks: step (one SGD step), svt (server proximal step)',
     load: async () => (await import('./commands/bench.js')).command,
@@ -66,7 +70,10 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`fedslr ${name}: ${err.message}\nRun \`fedslr ${name} --help\` for usage.`);
       return 2;
     }
-    throw err;
+    // Errors about the user's input (config, data files) carry exitCode 2; anything else is a failure.
+    const e = err as Error & { exitCode?: number };
+    console.error(`fedslr ${name}: ${e.exitCode === 2 ? e.message : (e.stack ?? e.message)}`);
+    return e.exitCode ?? 1;
   }
 }
 

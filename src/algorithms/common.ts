@@ -1,0 +1,93 @@
+/** Helpers the algorithms share: wire decoding, the local SGD pass, element-wise means. */
+import type { WireParams } from '../codec/wire.js';
+import { dense, sparseToDense } from '../codec/wire.js';
+import type { ParamArrays, Params } from '../tensor/params.js';
+import { trainLocal } from '../train/loop.js';
+import type { GradTransform, ProxMap } from '../train/transforms.js';
+import type { AlgorithmContext, ClientRun } from './types.js';
+
+/** Decodes dense and sparse wire tensors; low-rank ones are decoded by `decodeLowRank`. */
+export function decodeWire(
+  wire: WireParams,
+  decodeLowRank?: (
+    name: string,
+    t: Extract<WireParams[string], { kind: 'lowrank' }>,
+  ) => ParamArrays[string],
+): ParamArrays {
+  const out: ParamArrays = {};
+  for (const [k, t] of Object.entries(wire)) {
+    if (t.kind === 'dense') out[k] = { shape: [...t.shape], data: t.data };
+    else if (t.kind === 'sparse') out[k] = sparseToDense(t);
+    else {
+      if (!decodeLowRank)
+        throw new Error(`'${k}' arrived as low-rank factors, which this algorithm does not expect`);
+      out[k] = decodeLowRank(k, t);
+    }
+  }
+  return out;
+}
+
+export function denseWire(a: ParamArrays): WireParams {
+  return Object.fromEntries(Object.entries(a).map(([k, v]) => [k, dense(v)]));
+}
+
+/** E epochs of SGD from `start` with the given gradient transform; returns the new tensors. */
+export function sgd(
+  ctx: AlgorithmContext,
+  run: ClientRun,
+  start: Params,
+  epochs: number,
+  opts: { transform?: GradTransform; prox?: ProxMap; compose?: (p: Params) => Params } = {},
+): { params: Params; loss: number; acc: number } {
+  const r = trainLocal(start, {
+    model: ctx.model,
+    data: run.data,
+    epochs,
+    batchSize: ctx.train.batchSize,
+    lr: run.lr,
+    rng: run.rng,
+    ...opts,
+  });
+  const last = r.epochs[r.epochs.length - 1];
+  return { params: r.params, loss: last?.loss ?? Number.NaN, acc: last?.acc ?? Number.NaN };
+}
+
+/** Element-wise map over matching arrays of several sets (plain float32 loops, no tensors). */
+export function combine(
+  sets: readonly ParamArrays[],
+  fn: (values: number[]) => number,
+): ParamArrays {
+  const first = sets[0]!;
+  const out: ParamArrays = {};
+  for (const k of Object.keys(first)) {
+    const data = new Float32Array(first[k]!.data.length);
+    const cols = sets.map((s) => {
+      const a = s[k];
+      if (!a || a.data.length !== data.length)
+        throw new Error(`combine: '${k}' missing or of another size`);
+      return a.data;
+    });
+    const vals = new Array<number>(cols.length);
+    for (let i = 0; i < data.length; i++) {
+      for (let j = 0; j < cols.length; j++) vals[j] = cols[j]![i]!;
+      data[i] = fn(vals);
+    }
+    out[k] = { shape: [...first[k]!.shape], data };
+  }
+  return out;
+}
+
+/** Weighted mean of array sets (weights normalised; float64 accumulation). */
+export function weightedMean(
+  sets: readonly ParamArrays[],
+  weights: readonly number[],
+): ParamArrays {
+  const total = weights.reduce((a, b) => a + b, 0);
+  if (!(total > 0)) throw new Error('weightedMean: weights must sum to a positive number');
+  const w = weights.map((x) => x / total);
+  return combine(sets, (v) => {
+    let s = 0;
+    for (let j = 0; j < v.length; j++) s += w[j]! * v[j]!;
+    return s;
+  });
+}

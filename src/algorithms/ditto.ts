@@ -1,0 +1,56 @@
+/**
+ * Ditto (Li et al. 2021): the global model is trained as in FedAvg; each client also keeps a
+ * personal model v_i, trained every round it is drawn on f_i(v) + (lambda/2)||v - W^t||^2.
+ */
+import { disposeParams, fromArrays, toArrays } from '../tensor/params.js';
+import { addDecayedWeights, chain, proximalPull } from '../train/transforms.js';
+import { decodeWire, denseWire, sgd, weightedMean } from './common.js';
+import type { Algorithm, AlgorithmContext } from './types.js';
+
+export interface DittoOptions {
+  /** Strength of the pull of the personal model towards the global one. */
+  lambda: number;
+  /** Personal epochs per round (default: the global local epochs). */
+  personalEpochs?: number;
+  weighted: boolean;
+}
+
+export const DITTO_DEFAULTS: DittoOptions = { lambda: 0.1, weighted: true };
+
+export function ditto(ctx: AlgorithmContext, opts: DittoOptions = DITTO_DEFAULTS): Algorithm {
+  const wd = ctx.train.weightDecay;
+  return {
+    name: 'ditto',
+    hasGlobal: true,
+    hasPersonal: true,
+    initServer: (init) => ({ global: init, tensors: {} }),
+    download: (server, round) => ({ round, params: denseWire(server.global!) }),
+    aggregate(server, _round, uploads) {
+      const sets = uploads.map((u) => decodeWire(u.upload.params));
+      const weights = uploads.map((u) => (opts.weighted ? u.upload.numSamples : 1));
+      return { server: { ...server, global: weightedMean(sets, weights) }, stats: {} };
+    },
+    initClient: (_client, init) => ({ tensors: { personal: init } }),
+    clientTrain(down, state, run) {
+      const global = fromArrays(decodeWire(down.params));
+      const g = sgd(ctx, run, global, ctx.train.epochs, { transform: addDecayedWeights(wd) });
+      const v0 = fromArrays(state.tensors['personal']!);
+      const v = sgd(ctx, run, v0, opts.personalEpochs ?? ctx.train.epochs, {
+        transform: chain(proximalPull(opts.lambda, global), addDecayedWeights(wd)),
+      });
+      const upload = toArrays(g.params);
+      const personal = toArrays(v.params);
+      disposeParams(global, g.params, v0, v.params);
+      return {
+        upload: {
+          params: denseWire(upload),
+          numSamples: run.data.y.shape[0],
+          trainLoss: g.loss,
+          trainAcc: g.acc,
+        },
+        state: { tensors: { personal } },
+      };
+    },
+    personalModel: (state) => state.tensors['personal']!,
+  };
+}

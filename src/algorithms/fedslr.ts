@@ -1,0 +1,242 @@
+/**
+ * FedSLR (Huang et al., TMLR 2023), exactly as ../shared/FEDSLR.md states it. Client i's model is
+ * W + P_i: W, the global knowledge representation, is pushed to low rank by the server's
+ * singular-value thresholding; P_i, the personal component, is pushed to sparsity by an L1 prox
+ * after every local step and never leaves the client.
+ *
+ * State names: server `global` = W, `tensors.dualSum` = D (sum of ALL clients' duals),
+ * `tensors.factors` = `<name>:left` / `<name>:right` low-rank factors of W's matrices;
+ * client `tensors.dual` = pi_i (absent means zero), `tensors.sparse` = P_i.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { LowRankTensor, WireParams } from '../codec/wire.js';
+import { dense } from '../codec/wire.js';
+import { fromMatrixArray, matrixShape } from '../linalg/matrix_view.js';
+import { lowRankPays } from '../linalg/prox.js';
+import { svt } from '../linalg/svt.js';
+import type { ArrayParam, ParamArrays, ParamSpec } from '../tensor/params.js';
+import { add, disposeParams, fromArrays, sub, toArrays, zerosLike } from '../tensor/params.js';
+import { addDecayedWeights, addLinear, chain, proximalPull, proxL1 } from '../train/transforms.js';
+import { combine, decodeWire, sgd } from './common.js';
+import type { Algorithm, AlgorithmContext, ServerStats } from './types.js';
+
+export interface FedSLROptions {
+  /** Augmented-Lagrangian coefficient alpha. */
+  alpha: number;
+  /** Nuclear-norm weight mu: singular values are thresholded at mu / alpha. */
+  mu: number;
+  /** L1 weight lambda of the personal components. */
+  lambda: number;
+  /** Stage-2 epochs E2. */
+  personalEpochs: number;
+  /** P_i's start: the initial weights (norm scale/offset zero), or zeros everywhere. */
+  personalInit: 'init' | 'zeros';
+}
+
+export const FEDSLR_DEFAULTS: FedSLROptions = {
+  alpha: 0.1,
+  mu: 1e-4,
+  lambda: 1e-3,
+  personalEpochs: 1,
+  personalInit: 'init',
+};
+
+/** Multiplies the factors back into the tensor they encode (row-major matmul in float64). */
+export function decodeLowRank(spec: ParamSpec, name: string, t: LowRankTensor): ArrayParam {
+  const info = spec.find((p) => p.name === name);
+  if (!info) throw new Error(`low-rank tensor '${name}' is not in the model's spec`);
+  const m = new Float32Array(t.rows * t.cols);
+  for (let i = 0; i < t.rows; i++) {
+    for (let k = 0; k < t.rank; k++) {
+      const a = t.left[i * t.rank + k]!;
+      if (a === 0) continue;
+      const row = k * t.cols;
+      const out = i * t.cols;
+      for (let j = 0; j < t.cols; j++) m[out + j] = m[out + j]! + a * t.right[row + j]!;
+    }
+  }
+  return { shape: [...t.shape], data: fromMatrixArray(m, t.shape, info.role) };
+}
+
+/**
+ * The wire factors of a thresholded matrix: left = U sqrt(S) (rows x r), right = sqrt(S) V^T
+ * (r x cols), from U (rows x r) and V (cols x r) as row-major arrays.
+ */
+export function splitFactors(
+  u: Float32Array,
+  v: Float32Array,
+  values: ArrayLike<number>,
+  rows: number,
+  cols: number,
+): { left: Float32Array; right: Float32Array } {
+  const r = values.length;
+  const root = Array.from(values, Math.sqrt);
+  const left = new Float32Array(rows * r);
+  const right = new Float32Array(r * cols);
+  for (let i = 0; i < rows; i++)
+    for (let k = 0; k < r; k++) left[i * r + k] = u[i * r + k]! * root[k]!;
+  for (let k = 0; k < r; k++)
+    for (let j = 0; j < cols; j++) right[k * cols + j] = root[k]! * v[j * r + k]!;
+  return { left, right };
+}
+
+/** P_i's starting value. */
+export function initialSparse(
+  spec: ParamSpec,
+  init: ParamArrays,
+  how: 'init' | 'zeros',
+): ParamArrays {
+  const out: ParamArrays = {};
+  for (const p of spec) {
+    const copy = how === 'init' && (p.role === 'conv' || p.role === 'dense' || p.role === 'bias');
+    out[p.name] = copy
+      ? init[p.name]!
+      : { shape: [...p.shape], data: new Float32Array(init[p.name]!.data.length) };
+  }
+  return out;
+}
+
+function nonZeroShare(set: ParamArrays): number {
+  let nnz = 0;
+  let size = 0;
+  for (const a of Object.values(set)) {
+    size += a.data.length;
+    for (let i = 0; i < a.data.length; i++) if (a.data[i] !== 0) nnz++;
+  }
+  return size ? nnz / size : 0;
+}
+
+export function fedslr(ctx: AlgorithmContext, options: Partial<FedSLROptions> = {}): Algorithm {
+  const opts = { ...FEDSLR_DEFAULTS, ...options };
+  const { spec } = ctx.model;
+  const wd = ctx.train.weightDecay;
+  const N = ctx.numClients;
+  const tau = opts.mu / opts.alpha;
+
+  return {
+    name: 'fedslr',
+    hasGlobal: true,
+    hasPersonal: true,
+
+    initServer: (init) => ({ global: init, tensors: {} }),
+
+    download(server, round) {
+      const factors = server.tensors['factors'] ?? {};
+      const params: WireParams = {};
+      for (const p of spec) {
+        const w = server.global![p.name]!;
+        const left = factors[`${p.name}:left`];
+        const right = factors[`${p.name}:right`];
+        const ms = matrixShape(p.shape, p.role);
+        params[p.name] =
+          ms && left && right
+            ? {
+                kind: 'lowrank',
+                shape: [...p.shape],
+                rows: ms[0],
+                cols: ms[1],
+                rank: left.shape[1]!,
+                left: left.data,
+                right: right.data,
+              }
+            : dense(w);
+      }
+      return { round, params };
+    },
+
+    aggregate(server, _round, uploads) {
+      const W = server.global!;
+      const ws = uploads.map((u) =>
+        decodeWire(u.upload.params, (k, t) => decodeLowRank(spec, k, t)),
+      );
+      const S = ws.length;
+      const a = opts.alpha;
+      // D <- D + alpha * (|S| W^t - sum_i w_i)
+      const dPrev = server.tensors['dualSum'];
+      const dualSum = combine([W, ...(dPrev ? [dPrev] : []), ...ws], (v) => {
+        let s = 0;
+        for (let j = 1 + (dPrev ? 1 : 0); j < v.length; j++) s += v[j]!;
+        return (dPrev ? v[1]! : 0) + a * (S * v[0]! - s);
+      });
+      // V = mean_i w_i - D / (alpha N)
+      const V = combine([dualSum, ...ws], (v) => {
+        let s = 0;
+        for (let j = 1; j < v.length; j++) s += v[j]!;
+        return s / S - v[0]! / (a * N);
+      });
+      const global: ParamArrays = {};
+      const factors: ParamArrays = {};
+      const ranks: NonNullable<ServerStats['ranks']> = {};
+      const hints: Record<string, number> = {};
+      for (const p of spec) {
+        const ms = matrixShape(p.shape, p.role);
+        const v = V[p.name]!;
+        if (!ms) {
+          global[p.name] = v;
+          continue;
+        }
+        const hint = { fullRank: (server.scalars?.[`${p.name}:fullRank`] ?? 1) === 1 };
+        const r = svt(v.data, ms[0], ms[1], tau, { factors: 'whenLowRank', hint });
+        global[p.name] = { shape: [...p.shape], data: fromMatrixArray(r.matrix, p.shape, p.role) };
+        hints[`${p.name}:fullRank`] = r.hint.fullRank ? 1 : 0;
+        ranks[p.name] = { rank: r.rank, full: r.fullRank };
+        if (r.u && r.v && r.values && lowRankPays(ms[0], ms[1], r.rank)) {
+          const f = splitFactors(r.u, r.v, r.values, ms[0], ms[1]);
+          factors[`${p.name}:left`] = { shape: [ms[0], r.rank], data: f.left };
+          factors[`${p.name}:right`] = { shape: [r.rank, ms[1]], data: f.right };
+        }
+      }
+      return {
+        server: { global, tensors: { dualSum, factors }, scalars: hints },
+        stats: { ranks },
+      };
+    },
+
+    initClient: (_client, init) => ({
+      tensors: { sparse: initialSparse(spec, init, opts.personalInit) },
+    }),
+
+    clientTrain(down, state, run) {
+      const W = fromArrays(decodeWire(down.params, (k, t) => decodeLowRank(spec, k, t)));
+      const pi = state.tensors['dual'] ? fromArrays(state.tensors['dual']) : zerosLike(W);
+      // Stage 1: SGD on f_i(w) - <pi_i, w> + (alpha/2)||w - W^t||^2 + (wd/2)||w||^2 from W^t.
+      const s1 = sgd(ctx, run, W, ctx.train.epochs, {
+        transform: chain(addLinear(pi, -1), proximalPull(opts.alpha, W), addDecayedWeights(wd)),
+      });
+      // Dual update: pi_i <- pi_i + alpha (W^t - w_i).
+      const drift = sub(W, s1.params);
+      const piNext = tf.tidy(() =>
+        Object.fromEntries(
+          Object.keys(pi).map((k) => [k, tf.add(pi[k]!, tf.mul(drift[k]!, opts.alpha))]),
+        ),
+      );
+      // Stage 2: proximal SGD on f_i(W^t + P) + (wd/2)||P||^2 over P, W^t frozen.
+      const P = fromArrays(state.tensors['sparse']!);
+      const s2 = sgd(ctx, run, P, opts.personalEpochs, {
+        compose: (p) => add(W, p),
+        transform: addDecayedWeights(wd),
+        prox: proxL1(opts.lambda),
+      });
+      const upload = toArrays(s1.params);
+      const next = { tensors: { dual: toArrays(piNext), sparse: toArrays(s2.params) } };
+      disposeParams(W, pi, s1.params, drift, piNext, P, s2.params);
+      return {
+        upload: {
+          params: Object.fromEntries(Object.entries(upload).map(([k, v]) => [k, dense(v)])),
+          numSamples: run.data.y.shape[0],
+          trainLoss: s1.loss,
+          trainAcc: s1.acc,
+        },
+        state: next,
+      };
+    },
+
+    personalModel(state, global) {
+      if (!global) throw new Error('fedslr: personal model needs the global model');
+      const P = state.tensors['sparse']!;
+      return combine([global, P], (v) => v[0]! + v[1]!);
+    },
+
+    personalDensity: (state) => nonZeroShare(state.tensors['sparse']!),
+  };
+}

@@ -1,0 +1,77 @@
+/** Progress of a run: a bar with ETA on a terminal, plain lines otherwise. */
+import type { RunEvent } from '../sim/events.js';
+
+function fmtDuration(s: number): string {
+  if (!Number.isFinite(s)) return '?';
+  if (s < 60) return `${s.toFixed(0)}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.round((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+const pct = (x: number | undefined) =>
+  x === undefined ? '   -  ' : `${(100 * x).toFixed(2).padStart(6)}`;
+
+export class Progress {
+  private clientsDone = 0;
+  private clientsInRound = 0;
+  private lastEval = '';
+  private readonly startRound: number;
+  private readonly t0 = Date.now();
+
+  constructor(
+    private readonly rounds: number,
+    startRound: number,
+    private readonly out: NodeJS.WriteStream = process.stderr,
+    private readonly tty = Boolean(process.stderr.isTTY),
+  ) {
+    this.startRound = startRound;
+  }
+
+  private eta(roundsDone: number, fraction: number): number {
+    const done = roundsDone - this.startRound + fraction;
+    const elapsed = (Date.now() - this.t0) / 1000;
+    return done > 0 ? (elapsed / done) * (this.rounds - roundsDone - fraction) : Number.NaN;
+  }
+
+  private bar(round: number): void {
+    const frac = this.clientsInRound ? this.clientsDone / this.clientsInRound : 0;
+    const total = this.rounds ? (round + frac) / this.rounds : 1;
+    const width = 24;
+    const filled = Math.round(total * width);
+    const line = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] round ${round + 1}/${this.rounds} client ${this.clientsDone}/${this.clientsInRound} ETA ${fmtDuration(this.eta(round, frac))}${this.lastEval}`;
+    this.out.write(
+      `\r${line.slice(0, (this.out.columns ?? 120) - 1).padEnd(Math.min(this.out.columns ?? 120, 120) - 1)}`,
+    );
+  }
+
+  on(e: RunEvent): void {
+    switch (e.type) {
+      case 'round-start':
+        this.clientsDone = 0;
+        this.clientsInRound = e.clients.length;
+        if (this.tty) this.bar(e.round);
+        break;
+      case 'client-done':
+        this.clientsDone++;
+        if (this.tty) this.bar(e.round);
+        break;
+      case 'round-end':
+        if (!this.tty) {
+          this.out.write(
+            `round ${e.round + 1}/${this.rounds}  train loss ${e.train_loss.toFixed(4)}  ${e.time_s.toFixed(1)}s  ETA ${fmtDuration(this.eta(e.round + 1, 0))}\n`,
+          );
+        }
+        break;
+      case 'eval': {
+        const r = e.record;
+        this.lastEval = `  global ${pct(r.global?.acc)}%  personal ${pct(r.personal?.acc)}%`;
+        if (!this.tty) this.out.write(`eval @ round ${r.round}:${this.lastEval}\n`);
+        break;
+      }
+    }
+  }
+
+  done(): void {
+    if (this.tty) this.out.write('\n');
+  }
+}

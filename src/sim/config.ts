@@ -1,0 +1,231 @@
+/**
+ * The run configuration: one zod schema is the single source for config files, `--set` overrides,
+ * defaults and error messages. Objects are strict, so a misspelled key is an error, not a setting
+ * silently ignored. Defaults are FEDSLR.md's (the authors' defaults).
+ */
+import { z } from 'zod';
+import { DATASET_NAMES } from '../data/load.js';
+import { MODEL_NAMES } from '../models/index.js';
+import { BACKEND_NAMES } from '../tensor/backend.js';
+
+const positiveInt = z.number().int().positive();
+const nonNegative = z.number().nonnegative();
+
+const fedslrSchema = z.strictObject({
+  name: z.literal('fedslr'),
+  /** Augmented-Lagrangian coefficient. */
+  alpha: z.number().positive().default(0.1),
+  /** Nuclear-norm weight; the server thresholds singular values at mu / alpha. */
+  mu: nonNegative.default(1e-4),
+  /** L1 weight of the personal components. */
+  lambda: nonNegative.default(1e-3),
+  /** Epochs of stage 2 (the personal part) per round. */
+  personalEpochs: z.number().int().nonnegative().default(1),
+  /** Start of each P_i: a copy of the initial weights (the authors' choice) or zeros. */
+  personalInit: z.enum(['init', 'zeros']).default('init'),
+});
+
+const fedavgSchema = z.strictObject({
+  name: z.literal('fedavg'),
+  /** Weight client models by sample count (FedAvg) or equally. */
+  weighted: z.boolean().default(true),
+});
+
+const dittoSchema = z.strictObject({
+  name: z.literal('ditto'),
+  lambda: nonNegative.default(0.1),
+  personalEpochs: z.number().int().nonnegative().optional(),
+  weighted: z.boolean().default(true),
+});
+
+const localSchema = z.strictObject({ name: z.literal('local') });
+
+export const algorithmSchema = z.discriminatedUnion('name', [
+  fedslrSchema,
+  fedavgSchema,
+  dittoSchema,
+  localSchema,
+]);
+export const ALGORITHM_NAMES = ['fedslr', 'fedavg', 'ditto', 'local'] as const;
+
+const partitionSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('iid') }),
+  z.strictObject({
+    kind: z.literal('dirichlet'),
+    alpha: z.number().positive().default(0.3),
+    minSize: z.number().int().nonnegative().default(10),
+  }),
+  z.strictObject({ kind: z.literal('pathological'), classesPerClient: positiveInt.default(2) }),
+  z.strictObject({ kind: z.literal('file'), path: z.string().min(1) }),
+]);
+
+const samplingSchema = z.discriminatedUnion('kind', [
+  /** Each client joins independently with probability q; nobody drawn means draw again. */
+  z.strictObject({ kind: z.literal('fraction'), q: z.number().gt(0).lte(1).default(0.1) }),
+  /** Exactly k clients, uniformly without replacement. */
+  z.strictObject({ kind: z.literal('count'), k: positiveInt }),
+]);
+
+export const configSchema = z
+  .strictObject({
+    seed: z.number().int().nonnegative().default(0),
+    rounds: z.number().int().nonnegative().default(100),
+    evalEvery: positiveInt.default(5),
+    clients: z
+      .strictObject({
+        count: positiveInt.default(100),
+        sampling: samplingSchema.default({ kind: 'fraction', q: 0.1 }),
+      })
+      .default({ count: 100, sampling: { kind: 'fraction', q: 0.1 } }),
+    algorithm: algorithmSchema.default({
+      name: 'fedslr',
+      alpha: 0.1,
+      mu: 1e-4,
+      lambda: 1e-3,
+      personalEpochs: 1,
+      personalInit: 'init',
+    }),
+    data: z
+      .strictObject({
+        dataset: z.enum(DATASET_NAMES).default('mnist'),
+        /** Where dataset files are looked up first. */
+        dir: z.string().optional(),
+        partition: partitionSchema.default({ kind: 'dirichlet', alpha: 0.3, minSize: 10 }),
+        /** K of the evaluation protocol: floor(share_c * K) test images of class c per client. */
+        testPerClient: positiveInt.default(100),
+      })
+      .default({
+        dataset: 'mnist',
+        partition: { kind: 'dirichlet', alpha: 0.3, minSize: 10 },
+        testPerClient: 100,
+      }),
+    model: z
+      .strictObject({
+        name: z.enum(MODEL_NAMES).default('cnn'),
+        /** Hidden layer sizes (mlp only). */
+        hidden: z.array(positiveInt).optional(),
+      })
+      .default({ name: 'cnn' }),
+    train: z
+      .strictObject({
+        lr: z.number().positive().default(0.1),
+        lrDecay: z.number().positive().lte(1).default(0.998),
+        weightDecay: nonNegative.default(1e-3),
+        batchSize: positiveInt.default(20),
+        epochs: z.number().int().nonnegative().default(2),
+        backend: z.enum(BACKEND_NAMES).default('auto'),
+      })
+      .default({
+        lr: 0.1,
+        lrDecay: 0.998,
+        weightDecay: 1e-3,
+        batchSize: 20,
+        epochs: 2,
+        backend: 'auto',
+      }),
+  })
+  .superRefine((c, ctx) => {
+    if (c.clients.sampling.kind === 'count' && c.clients.sampling.k > c.clients.count) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['clients', 'sampling', 'k'],
+        message: `cannot draw ${c.clients.sampling.k} clients out of ${c.clients.count}`,
+      });
+    }
+    if (c.model.hidden && c.model.name !== 'mlp') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['model', 'hidden'],
+        message: `only the mlp has hidden sizes, not '${c.model.name}'`,
+      });
+    }
+  });
+
+export type RunConfig = z.output<typeof configSchema>;
+export type AlgorithmConfig = RunConfig['algorithm'];
+export type ConfigInput = z.input<typeof configSchema>;
+
+/** A config error that lists every problem, each with its key path. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  readonly exitCode = 2;
+}
+
+/** Keys the schema allows at `path` of `input` (following discriminated unions by their tag). */
+function allowedKeys(path: readonly PropertyKey[], input: unknown): string[] {
+  let schema: z.ZodType = configSchema;
+  let value = input as Record<PropertyKey, unknown> | undefined;
+  for (let i = 0; ; i++) {
+    let def = schema._zod.def as {
+      type: string;
+      innerType?: z.ZodType;
+      in?: z.ZodType;
+      shape?: Record<string, z.ZodType>;
+      options?: z.ZodType[];
+      discriminator?: string;
+    };
+    while (def.innerType || def.in) {
+      schema = (def.innerType ?? def.in)!;
+      def = schema._zod.def as typeof def;
+    }
+    if (def.type === 'union' && def.options && def.discriminator) {
+      const tag = value?.[def.discriminator];
+      const match = def.options.find((o) => {
+        const lit = (o as z.ZodObject).shape[def.discriminator!] as z.ZodLiteral | undefined;
+        return lit?.def.values.includes(tag as never);
+      });
+      if (!match) return [];
+      schema = match;
+      def = schema._zod.def as typeof def;
+    }
+    if (def.type !== 'object' || !def.shape) return [];
+    if (i === path.length) return Object.keys(def.shape);
+    const key = String(path[i]);
+    schema = def.shape[key] as z.ZodType;
+    if (!schema) return [];
+    value = value?.[key] as typeof value;
+  }
+}
+
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1;
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+function suggest(key: string, allowed: readonly string[]): string {
+  const best = allowed
+    .map((k) => ({ k, d: editDistance(key, k) }))
+    .filter((x) => x.d <= Math.max(2, Math.floor(x.k.length / 3)))
+    .sort((a, b) => a.d - b.d)[0];
+  return best ? ` (did you mean '${best.k}'?)` : '';
+}
+
+function dotPath(path: readonly PropertyKey[]): string {
+  return path
+    .map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`))
+    .join('');
+}
+
+/** Validates a config object; throws ConfigError naming every bad key and what was expected. */
+export function parseConfig(input: unknown, source = 'config'): RunConfig {
+  const r = configSchema.safeParse(input);
+  if (r.success) return r.data;
+  const lines = r.error.issues.map((iss) => {
+    const where = dotPath(iss.path) || '(top level)';
+    let msg = iss.message;
+    if (iss.code === 'unrecognized_keys') {
+      const allowed = allowedKeys(iss.path, input);
+      const keys = iss.keys.map((k) => `'${k}'${suggest(k, allowed)}`).join(', ');
+      msg = `unknown key${iss.keys.length > 1 ? 's' : ''} ${keys}; allowed: ${allowed.join(', ')}`;
+    }
+    return `  ✖ ${where}: ${msg}`;
+  });
+  throw new ConfigError(`${source} is not valid:\n${lines.join('\n')}`);
+}

@@ -1,0 +1,48 @@
+/** What a simulation reports, as one flat stream of plain-data events. */
+import type { Summary } from './stats.js';
+
+/** One evaluation: the objects written to metrics.jsonl. */
+export interface EvalRecord {
+  round: number;
+  time_s: number;
+  global?: Summary;
+  personal?: Summary;
+  /** Kept rank / full rank over all weight matrices (algorithms with low-rank global models). */
+  rank_ratio?: number;
+  /** Kept rank per weight matrix. */
+  ranks?: Record<string, { rank: number; full: number }>;
+  /** Mean over clients of non-zeros / size of the personal component (FedSLR's P_i). */
+  personal_density?: number;
+  /** Totals since the start of the run: numbers sent, and their encoded size. */
+  down_params: number;
+  down_bytes: number;
+  up_params: number;
+  up_bytes: number;
+  /** What the downloads would have carried as dense float32 models. */
+  dense_down_params: number;
+}
+
+/** Per-client accuracies of one evaluation (for reports and later analysis). */
+export interface ClientEval {
+  round: number;
+  /** Test-set sizes, in client order. */
+  n: number[];
+  global?: { acc: number[]; loss: number[] };
+  personal?: { acc: number[]; loss: number[] };
+}
+
+export type RunEvent =
+  | { type: 'round-start'; round: number; clients: number[]; lr: number }
+  | { type: 'client-done'; round: number; client: number; loss: number; acc: number }
+  | {
+      type: 'round-end';
+      round: number;
+      time_s: number;
+      down_params: number;
+      down_bytes: number;
+      up_params: number;
+      up_bytes: number;
+      dense_down_params: number;
+      train_loss: number;
+    }
+  | { type: 'eval'; record: EvalRecord; clients: ClientEval };

@@ -1,0 +1,71 @@
+/** Reading a config file (YAML or JSON) and applying `--set key=value` overrides. */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { ConfigError, parseConfig, type RunConfig } from './config.js';
+
+type Obj = Record<string, unknown>;
+
+export function readConfigFile(path: string): Obj {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file '${path}': ${(err as Error).message}`);
+  }
+  let value: unknown;
+  try {
+    value = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(
+      `config file '${path}' is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`,
+    );
+  }
+  if (value === null || value === undefined) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new ConfigError(`config file '${path}': expected a mapping of keys at the top level`);
+  }
+  return value as Obj;
+}
+
+/**
+ * Applies `key.path=value` to a raw config. The value is read as a YAML scalar or flow collection
+ * (`3`, `0.1`, `true`, `fedavg`, `[64, 64]`), then the schema checks it like any other value.
+ * Changing `algorithm.name` starts that algorithm from its own defaults.
+ */
+export function applySet(raw: Obj, assignment: string): Obj {
+  const eq = assignment.indexOf('=');
+  if (eq <= 0) throw new ConfigError(`--set '${assignment}': expected key.path=value`);
+  const path = assignment.slice(0, eq).split('.');
+  if (path.some((p) => p === ''))
+    throw new ConfigError(`--set '${assignment}': empty key in '${assignment.slice(0, eq)}'`);
+  const text = assignment.slice(eq + 1);
+  let value: unknown;
+  try {
+    value = parseYaml(text);
+  } catch {
+    value = text;
+  }
+  const out: Obj = structuredClone(raw);
+  let node = out;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    if (next === undefined || next === null) node[key] = {};
+    else if (typeof next !== 'object' || Array.isArray(next)) {
+      throw new ConfigError(`--set '${assignment}': '${key}' is not a mapping`);
+    }
+    node = node[key] as Obj;
+  }
+  const last = path[path.length - 1]!;
+  if (path.length === 2 && path[0] === 'algorithm' && last === 'name' && node['name'] !== value) {
+    out['algorithm'] = { name: value };
+    return out;
+  }
+  node[last] = value;
+  return out;
+}
+
+export function loadConfig(path: string, sets: readonly string[] = []): RunConfig {
+  let raw = readConfigFile(path);
+  for (const s of sets) raw = applySet(raw, s);
+  return parseConfig(raw, `config '${path}'${sets.length ? ' with --set' : ''}`);
+}

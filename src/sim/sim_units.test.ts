@@ -1,0 +1,109 @@
+import { describe, expect, it } from 'vitest';
+import { Rng } from '../tensor/rng.js';
+import { ConfigError, parseConfig } from './config.js';
+import { applySet } from './load_config.js';
+import { drawClients } from './sampling.js';
+import { percentile, summarize } from './stats.js';
+
+describe('client sampling', () => {
+  it('fraction: each client joins with probability q, never an empty round', () => {
+    const rng = new Rng(1);
+    let total = 0;
+    for (let t = 0; t < 2000; t++) {
+      const s = drawClients({ kind: 'fraction', q: 0.1 }, 20, rng);
+      expect(s.length).toBeGreaterThan(0);
+      expect(new Set(s).size).toBe(s.length);
+      total += s.length;
+    }
+    // E|S| given non-empty = 2 / (1 - 0.9^20) ~ 2.28
+    expect(total / 2000).toBeGreaterThan(2.1);
+    expect(total / 2000).toBeLessThan(2.45);
+  });
+
+  it('count: exactly k distinct clients, sorted, reproducible', () => {
+    const a = drawClients({ kind: 'count', k: 7 }, 30, new Rng(3));
+    expect(a).toHaveLength(7);
+    expect([...a].sort((x, y) => x - y)).toEqual(a);
+    expect(drawClients({ kind: 'count', k: 7 }, 30, new Rng(3))).toEqual(a);
+    expect(() => drawClients({ kind: 'count', k: 31 }, 30, new Rng(3))).toThrow(
+      /cannot draw 31 clients out of 30/,
+    );
+  });
+});
+
+describe('client summaries', () => {
+  it('match numpy-style percentiles and weighted means', () => {
+    expect(percentile([1, 2, 3, 4], 50)).toBe(2.5);
+    expect(percentile([0, 10], 10)).toBeCloseTo(1);
+    const s = summarize([0.5, 1, 0.75], [1, 0, 0.5], [10, 30, 20]);
+    expect(s.acc).toBeCloseTo(0.75);
+    expect(s.acc_weighted).toBeCloseTo((5 + 30 + 15) / 60);
+    expect(s.acc_std).toBeCloseTo(Math.sqrt((0.0625 + 0.0625) / 3));
+    expect(s.acc_p50).toBe(0.75);
+    expect(s.loss).toBeCloseTo(0.5);
+  });
+});
+
+describe('config', () => {
+  it('fills in FEDSLR.md defaults', () => {
+    const c = parseConfig({});
+    expect(c.algorithm).toEqual({
+      name: 'fedslr',
+      alpha: 0.1,
+      mu: 1e-4,
+      lambda: 1e-3,
+      personalEpochs: 1,
+      personalInit: 'init',
+    });
+    expect(c.train).toMatchObject({
+      lr: 0.1,
+      lrDecay: 0.998,
+      weightDecay: 1e-3,
+      batchSize: 20,
+      epochs: 2,
+    });
+    expect(c.clients.sampling).toEqual({ kind: 'fraction', q: 0.1 });
+    expect(c.evalEvery).toBe(5);
+  });
+
+  it('names every bad key with what was expected, and suggests near misses', () => {
+    let msg = '';
+    try {
+      parseConfig(
+        { rounds: -1, algorithm: { name: 'fedslr', alpah: 0.2 }, train: { backend: 'gpu' } },
+        'x.yaml',
+      );
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      msg = (e as Error).message;
+    }
+    expect(msg).toMatch(/x\.yaml is not valid/);
+    expect(msg).toMatch(/rounds: .*>=0/);
+    expect(msg).toMatch(/algorithm: unknown key 'alpah' \(did you mean 'alpha'\?\)/);
+    expect(msg).toMatch(/train\.backend: .*"wasm"/);
+    expect(() => parseConfig({ algorithm: { name: 'fedsl' } })).toThrow(
+      /algorithm\.name: .*'fedslr' \| 'fedavg'/,
+    );
+    expect(() => parseConfig({ clients: { count: 5, sampling: { kind: 'count', k: 9 } } })).toThrow(
+      /clients\.sampling\.k: cannot draw 9 clients out of 5/,
+    );
+  });
+
+  it('--set writes typed values at dot paths', () => {
+    let raw: Record<string, unknown> = { algorithm: { name: 'fedslr', mu: 0.5 } };
+    raw = applySet(raw, 'rounds=3');
+    raw = applySet(raw, 'data.partition.alpha=0.1');
+    raw = applySet(raw, 'algorithm.mu=0');
+    raw = applySet(raw, 'model.hidden=[32, 16]');
+    expect(raw).toEqual({
+      rounds: 3,
+      data: { partition: { alpha: 0.1 } },
+      algorithm: { name: 'fedslr', mu: 0 },
+      model: { hidden: [32, 16] },
+    });
+    expect(applySet(raw, 'algorithm.name=fedavg')['algorithm']).toEqual({ name: 'fedavg' });
+    expect(() => applySet(raw, 'rounds')).toThrow(/expected key\.path=value/);
+    expect(() => applySet(raw, 'rounds.x=1')).toThrow(/'rounds' is not a mapping/);
+    expect(parseConfig(applySet({}, 'rounds=3')).rounds).toBe(3);
+  });
+});
