@@ -16,7 +16,13 @@ import { lowRankPays } from '../linalg/prox.js';
 import { svt } from '../linalg/svt.js';
 import type { ArrayParam, ParamArrays, ParamSpec } from '../tensor/params.js';
 import { add, disposeParams, fromArrays, sub, toArrays, zerosLike } from '../tensor/params.js';
-import { addDecayedWeights, addLinear, chain, proximalPull, proxL1 } from '../train/transforms.js';
+import {
+  addDecayedWeights,
+  addLinear,
+  chain,
+  l1ProxMap,
+  proximalPull,
+} from '../train/transforms.js';
 import { combine, decodeWire, sgd } from './common.js';
 import type { Algorithm, AlgorithmContext, ServerStats } from './types.js';
 
@@ -215,7 +221,7 @@ export function fedslr(ctx: AlgorithmContext, options: Partial<FedSLROptions> = 
       const s2 = sgd(ctx, run, P, opts.personalEpochs, {
         compose: (p) => add(W, p),
         transform: addDecayedWeights(wd),
-        prox: proxL1(opts.lambda),
+        prox: l1ProxMap(opts.lambda),
       });
       const upload = toArrays(s1.params);
       const next = { tensors: { dual: toArrays(piNext), sparse: toArrays(s2.params) } };

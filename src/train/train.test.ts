@@ -6,7 +6,7 @@ import type { Params } from '../tensor/params.js';
 import { add, disposeParams, toArrays } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
 import { disposeData, evaluate, makeStep, toTensors, trainLocal } from './loop.js';
-import { addDecayedWeights, addLinear, chain, proximalPull, proxL1 } from './transforms.js';
+import { addDecayedWeights, addLinear, chain, l1ProxMap, proximalPull } from './transforms.js';
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -55,7 +55,7 @@ describe('gradient transforms', () => {
 
   it('L1 prox soft-thresholds by lambda * lr', () => {
     const w = p({ a: [0.5, -0.05, 0.08, -0.3] });
-    const out = tf.tidy(() => proxL1(1, ['a']).apply(w, 0.1));
+    const out = tf.tidy(() => l1ProxMap(1, ['a']).apply(w, 0.1));
     expect(vals(out['a']!)).toEqual([0.4, 0, 0, -0.2].map((v) => expect.closeTo(v, 6)));
     disposeParams(w, out);
   });
@@ -70,7 +70,7 @@ describe('local training', () => {
     const { x, y } = blobs(8, 3, 3);
     const d = toTensors(x, y, [4, 4, 1]);
     const lr = 0.05;
-    const step = makeStep({ model, transform: proximalPull(0.3, anchor), prox: proxL1(0.2) });
+    const step = makeStep({ model, transform: proximalPull(0.3, anchor), prox: l1ProxMap(0.2) });
     const r = step(w, d.x, d.y, lr);
     const expected = tf.tidy(() => {
       const names = Object.keys(w);

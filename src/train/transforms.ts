@@ -8,7 +8,7 @@
  * trainable set leaves the others alone), so the same pieces serve full models and head/body splits.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { softThreshold } from '../linalg/prox.js';
+import { proxL1 } from '../linalg/prox.js';
 import type { Params } from '../tensor/params.js';
 
 export interface GradTransform {
@@ -69,13 +69,6 @@ export function chain(...transforms: GradTransform[]): GradTransform {
 }
 
 /** The L1 proximal map with threshold `lambda * lr` on the named tensors (all when omitted). */
-export function proxL1(lambda: number, names?: readonly string[]): ProxMap {
-  return {
-    name: 'proxL1',
-    apply(params, lr) {
-      const out: Params = { ...params };
-      for (const k of names ?? Object.keys(params)) out[k] = softThreshold(params[k]!, lambda * lr);
-      return out;
-    },
-  };
+export function l1ProxMap(lambda: number, names?: readonly string[]): ProxMap {
+  return { name: 'l1ProxMap', apply: (params, lr) => proxL1(params, lambda * lr, names) };
 }

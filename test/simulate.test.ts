@@ -1,0 +1,94 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../src/sim/config.js';
+import { runExperiment } from '../src/sim/experiment.js';
+import { setup } from '../src/sim/setup.js';
+import { initialState, simulate } from '../src/sim/simulate.js';
+
+const small = (algorithm: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
+  parseConfig({
+    seed: 3,
+    rounds: 3,
+    evalEvery: 1,
+    clients: { count: 4, sampling: { kind: 'count', k: 2 } },
+    algorithm,
+    data: {
+      dataset: 'mnist',
+      partition: { kind: 'dirichlet', alpha: 0.5, minSize: 10 },
+      testPerClient: 50,
+    },
+    model: { name: 'mlp', hidden: [16] },
+    train: { backend: 'wasm', epochs: 1, batchSize: 50 },
+    ...extra,
+  });
+
+const readLines = (f: string) =>
+  readFileSync(f, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+
+describe('simulation', () => {
+  it('gives identical metrics for the same seed and different ones for another seed', async () => {
+    const dirs = [0, 1, 2].map(() => mkdtempSync(join(tmpdir(), 'fedslr-sim-')));
+    await runExperiment(small({ name: 'fedslr' }), { outDir: dirs[0]! });
+    await runExperiment(small({ name: 'fedslr' }), { outDir: dirs[1]! });
+    await runExperiment(small({ name: 'fedslr' }, { seed: 4 }), { outDir: dirs[2]! });
+    // biome-ignore lint/suspicious/noExplicitAny: JSON read back from the run directory
+    const strip = (r: any) => ({ ...r, time_s: 0 });
+    const [a, b, c] = dirs.map((d) => readLines(join(d, 'metrics.jsonl')).map(strip));
+    expect(a).toHaveLength(3);
+    expect(b).toEqual(a);
+    expect(c).not.toEqual(a);
+    const rec = a[2];
+    for (const key of ['acc', 'acc_weighted', 'acc_std', 'acc_p10', 'acc_p50', 'acc_p90', 'loss']) {
+      expect(typeof rec.global[key]).toBe('number');
+      expect(typeof rec.personal[key]).toBe('number');
+    }
+    expect(rec.rank_ratio).toBeGreaterThan(0);
+    expect(rec.rank_ratio).toBeLessThanOrEqual(1);
+    expect(rec.personal_density).toBeGreaterThan(0);
+    expect(rec.personal_density).toBeLessThanOrEqual(1);
+    // 3 rounds x 2 clients, dense uploads of the whole model (784*16+16 + 16*10+10 = 12730).
+    expect(rec.up_params).toBe(6 * 12730);
+    expect(rec.down_params).toBeLessThanOrEqual(rec.dense_down_params);
+    const config = JSON.parse(readFileSync(join(dirs[0]!, 'config.json'), 'utf8'));
+    expect(config.seed).toBe(3);
+    expect(config.algorithm.mu).toBe(1e-4);
+    expect(config.fedslr.version).toMatch(/^\d+\.\d+\.\d+/);
+    const summary = JSON.parse(readFileSync(join(dirs[0]!, 'summary.json'), 'utf8'));
+    expect(summary.final.round).toBe(3);
+    expect(summary.best.personal_acc.value).toBeGreaterThanOrEqual(summary.final.personal.acc);
+    const clients = readLines(join(dirs[0]!, 'clients.jsonl'));
+    expect(clients[0].n).toHaveLength(4);
+    expect(clients[0].personal.acc).toHaveLength(4);
+  });
+
+  it('runs every algorithm without leaking tensors across rounds', async () => {
+    for (const name of ['fedslr', 'fedavg', 'ditto', 'local']) {
+      const { sim } = await setup(small({ name }, { rounds: 4 }));
+      const st = initialState(sim);
+      const counts: number[] = [];
+      const evals: { global?: unknown; personal?: unknown }[] = [];
+      for await (const e of simulate(sim, st, () => 0)) {
+        if (e.type === 'round-end') counts.push(tf.memory().numTensors);
+        if (e.type === 'eval') evals.push(e.record);
+      }
+      expect(new Set(counts).size, `${name}: live tensors per round ${counts}`).toBe(1);
+      expect(evals).toHaveLength(4);
+      expect(Boolean(evals[0]!.global), name).toBe(name !== 'local');
+      expect(Boolean(evals[0]!.personal), name).toBe(name !== 'fedavg');
+    }
+  });
+
+  it('refuses a non-empty output directory', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedslr-sim-'));
+    await runExperiment(small({ name: 'fedavg' }, { rounds: 1 }), { outDir: dir });
+    await expect(
+      runExperiment(small({ name: 'fedavg' }, { rounds: 1 }), { outDir: dir }),
+    ).rejects.toThrow(/is not empty/);
+  });
+});
