@@ -28,24 +28,45 @@ export function randomOrthonormal(m: number, k: number, rng: Rng): Float64Array 
   return q;
 }
 
-/** A rows x cols float32 matrix (row-major) whose singular values are `s` (padded with zeros). */
-export function plantedMatrix(
+export interface Planted {
+  /** rows x cols, row-major, float32. */
+  a: Float32Array;
+  /** The planted factors in float64, column-major: rows x s.length and cols x s.length. */
+  u: Float64Array;
+  v: Float64Array;
+}
+
+/** A rows x cols matrix whose singular values are `s` (padded with zeros), with its factors. */
+export function plantedSvd(
   rows: number,
   cols: number,
   s: readonly number[],
   seed: number,
-): Float32Array {
+): Planted {
   const k = Math.min(rows, cols);
-  if (s.length > k)
+  if (s.length > k) {
     throw new Error(`plantedMatrix: ${s.length} singular values for a ${rows} x ${cols} matrix`);
+  }
   const rng = Rng.derive(seed, rows, cols);
   const r = s.length;
   const u = randomOrthonormal(rows, r, rng);
   const v = randomOrthonormal(cols, r, rng);
+  return { a: Float32Array.from(lowRankProduct(u, v, s, rows, cols)), u, v };
+}
+
+/** U diag(w) V^T in float64 (row-major) from column-major factors. */
+export function lowRankProduct(
+  u: Float64Array,
+  v: Float64Array,
+  w: readonly number[] | Float64Array,
+  rows: number,
+  cols: number,
+): Float64Array {
+  const r = w.length;
   const a = new Float64Array(rows * cols);
   const row = new Float64Array(r);
   for (let i = 0; i < rows; i++) {
-    for (let j = 0; j < r; j++) row[j] = u[j * rows + i]! * s[j]!;
+    for (let j = 0; j < r; j++) row[j] = u[j * rows + i]! * w[j]!;
     const o = i * cols;
     for (let j = 0; j < r; j++) {
       const x = row[j]!;
@@ -54,5 +75,15 @@ export function plantedMatrix(
       for (let c = 0; c < cols; c++) a[o + c] = a[o + c]! + x * v[vo + c]!;
     }
   }
-  return Float32Array.from(a);
+  return a;
+}
+
+/** A rows x cols float32 matrix (row-major) whose singular values are `s` (padded with zeros). */
+export function plantedMatrix(
+  rows: number,
+  cols: number,
+  s: readonly number[],
+  seed: number,
+): Float32Array {
+  return plantedSvd(rows, cols, s, seed).a;
 }

@@ -15,9 +15,10 @@
  *   falling back down the list whenever a certificate fails.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { EPS64, gramSvd, jacobiSvd, type Svd } from './svd.js';
+import { Rng } from '../tensor/rng.js';
+import { EPS64, gramSvd, jacobiSvd, type Svd, symmetricEigen } from './svd.js';
 
-export type SvtMethod = 'auto' | 'polar' | 'gram' | 'jacobi';
+export type SvtMethod = 'auto' | 'polar' | 'subspace' | 'gram' | 'jacobi';
 /** 'always': factors and values are returned; 'whenLowRank': only when the kept rank is below full. */
 export type FactorPolicy = 'always' | 'whenLowRank';
 
@@ -28,9 +29,15 @@ export interface SvtOptions {
   hint?: SvtHint;
 }
 
-/** Opaque-ish memory of the previous call on the same matrix, used to pick a method. */
+/**
+ * Memory of the previous call on the same matrix (keep it and pass it back): whether it was full
+ * rank, and for low-rank answers the kept rank and right singular vectors (tall orientation,
+ * column-major n x rank), which warm-start the subspace path.
+ */
 export interface SvtHint {
   fullRank: boolean;
+  rank?: number;
+  basis?: Float32Array;
 }
 
 export interface SvtResult {
@@ -58,6 +65,8 @@ export interface SvtResult {
 const EPS32 = 2 ** -23;
 /** Below this many columns (smaller side) the tfjs round trips cost more than they save. */
 const POLAR_MIN_SIDE = 96;
+/** Same for the subspace path. */
+const SUBSPACE_MIN_SIDE = 96;
 
 function checkArgs(a: Float32Array, rows: number, cols: number, tau: number): void {
   if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 1 || cols < 1) {
@@ -126,7 +135,7 @@ function fromSvd(
     v,
     matrix,
     method,
-    hint: { fullRank: rank === full },
+    hint: { fullRank: rank === full, rank },
   };
 }
 
@@ -261,6 +270,164 @@ function polarSvt(a: Float32Array, rows: number, cols: number, tau: number): Svt
   }
 }
 
+/** Orthonormalises the k columns of the column-major n x k `q` in place (Gram-Schmidt, twice). */
+function orthonormalize(q: Float64Array, n: number, k: number): void {
+  for (let j = 0; j < k; j++) {
+    const c = j * n;
+    for (let pass = 0; pass < 2; pass++) {
+      for (let p = 0; p < j; p++) {
+        const po = p * n;
+        let d = 0;
+        for (let i = 0; i < n; i++) d += q[po + i]! * q[c + i]!;
+        for (let i = 0; i < n; i++) q[c + i] = q[c + i]! - d * q[po + i]!;
+      }
+    }
+    let nrm = 0;
+    for (let i = 0; i < n; i++) nrm += q[c + i]! * q[c + i]!;
+    nrm = Math.sqrt(nrm);
+    // A column that vanished is replaced by a coordinate vector and orthonormalised again.
+    if (!(nrm > 1e-300)) {
+      q.fill(0, c, c + n);
+      q[c + (j % n)] = 1;
+      j--;
+      continue;
+    }
+    for (let i = 0; i < n; i++) q[c + i] = q[c + i]! / nrm;
+  }
+}
+
+/** Column-major n x k float64 -> row-major n x k float32 (tfjs layout). */
+function toRowMajor(q: Float64Array, n: number, k: number): Float32Array {
+  const out = new Float32Array(n * k);
+  for (let j = 0; j < k; j++) for (let i = 0; i < n; i++) out[i * k + j] = q[j * n + i]!;
+  return out;
+}
+
+/**
+ * The subspace path for low rank: block power iteration on the Gram matrix G = X^T X (tfjs
+ * matmuls), Rayleigh-Ritz on X itself in float64, then two certificates: every kept triplet has a
+ * residual ||X^T u - s v|| below 1e-6 s, and (tau^2 - margin) I - (G - V_r S_r^2 V_r^T) passes a
+ * Cholesky factorisation, which by Weyl's inequality proves that no singular value beyond the r
+ * kept ones exceeds tau. Null when a certificate fails.
+ */
+function subspaceSvt(
+  a: Float32Array,
+  rows: number,
+  cols: number,
+  tau: number,
+  policy: FactorPolicy,
+  hint: SvtHint | undefined,
+): SvtResult | null {
+  const tall = rows >= cols;
+  const n = Math.min(rows, cols);
+  const m = Math.max(rows, cols);
+  const warm = hint?.basis && hint.rank !== undefined && hint.basis.length === n * hint.rank;
+  const r0 = warm ? hint!.rank! : Math.ceil(n / 8);
+  const k = Math.min(n, Math.max(8, 2 * r0 + 8));
+  const iters = warm ? 2 : 5;
+  const rng = new Rng(0x5eed ^ (rows * 65599 + cols));
+  const q = new Float64Array(n * k);
+  const start = warm ? hint!.basis!.length : 0;
+  if (warm) q.set(hint!.basis!);
+  for (let i = start; i < n * k; i++) q[i] = rng.normal();
+  const [x, g] = tf.tidy(() => {
+    const a2 = tf.tensor2d(a, [rows, cols]);
+    const xx = tall ? a2 : tf.transpose(a2);
+    return [xx, tf.matMul(tf.transpose(xx), xx)] as [tf.Tensor2D, tf.Tensor2D];
+  });
+  try {
+    orthonormalize(q, n, k);
+    for (let it = 0; it < iters; it++) {
+      const y = tf.tidy(() => tf.matMul(g, tf.tensor2d(toRowMajor(q, n, k), [n, k])));
+      const yd = y.dataSync();
+      y.dispose();
+      for (let j = 0; j < k; j++) for (let i = 0; i < n; i++) q[j * n + i] = yd[i * k + j]!;
+      orthonormalize(q, n, k);
+    }
+    // Rayleigh-Ritz on X: the SVD of Y = X Q (m x k) in float64 via its Gram matrix.
+    const qt = tf.tensor2d(toRowMajor(q, n, k), [n, k]);
+    const yT = tf.matMul(x, qt);
+    const yd = yT.dataSync();
+    yT.dispose();
+    const gy = new Float64Array(k * k);
+    for (let i = 0; i < m; i++) {
+      const o = i * k;
+      for (let p = 0; p < k; p++) {
+        const yp = yd[o + p]!;
+        if (yp === 0) continue;
+        for (let c = p; c < k; c++) gy[p * k + c] = gy[p * k + c]! + yp * yd[o + c]!;
+      }
+    }
+    for (let p = 0; p < k; p++) for (let c = 0; c < p; c++) gy[p * k + c] = gy[c * k + p]!;
+    const { values, vt } = symmetricEigen(gy, k);
+    const order = Array.from({ length: k }, (_, i) => i).sort((i, j) => values[j]! - values[i]!);
+    const s = order.map((i) => Math.sqrt(Math.max(values[i]!, 0)));
+    let r = 0;
+    while (r < k && s[r]! > tau) r++;
+    if (r === k) {
+      qt.dispose();
+      return null;
+    }
+    // Right vectors V_r = Q W_r (n x r), left vectors U_r = Y W_r / s (m x r), row-major.
+    const w = new Float32Array(k * r);
+    for (let j = 0; j < r; j++) for (let p = 0; p < k; p++) w[p * r + j] = vt[order[j]! * k + p]!;
+    const [vT, uT, resT, dT] = tf.tidy(() => {
+      const wt = tf.tensor2d(w, [k, r]);
+      const sInv = tf.tensor1d(s.slice(0, r).map((x) => 1 / x));
+      const sv = tf.tensor1d(s.slice(0, r));
+      const vv = tf.matMul(qt, wt);
+      const uu = tf.mul(tf.matMul(tf.tensor2d(yd, [m, k]), wt), sInv);
+      const res = tf.sqrt(
+        tf.sum(tf.square(tf.sub(tf.matMul(tf.transpose(x), uu), tf.mul(vv, sv))), 0),
+      );
+      const vs = tf.mul(vv, sv);
+      return [vv, uu, res, tf.sub(g, tf.matMul(vs, tf.transpose(vs)))];
+    });
+    qt.dispose();
+    const vd = vT.dataSync() as Float32Array;
+    const ud = uT.dataSync() as Float32Array;
+    const res = resT.dataSync();
+    const dd = dT.dataSync() as Float32Array;
+    tf.dispose([vT, uT, resT, dT]);
+    for (let j = 0; j < r; j++)
+      if (!(res[j]! <= 1e-6 * s[j]! + 4 * Math.sqrt(m) * EPS32 * s[0]!)) return null;
+    const margin = 8 * Math.sqrt(m) * EPS32 * s[0]! * s[0]!;
+    for (let i = 0; i < n * n; i++) dd[i] = -dd[i]!;
+    if (!isPositiveDefinite(dd, n, margin - tau * tau)) return null;
+    const values32 = new Float64Array(r);
+    for (let j = 0; j < r; j++) values32[j] = s[j]! - tau;
+    const uRows = tall ? ud : vd;
+    const vRows = tall ? vd : ud;
+    const matrix = new Float32Array(rows * cols);
+    for (let i = 0; i < rows; i++) {
+      const o = i * cols;
+      for (let j = 0; j < r; j++) {
+        const x0 = uRows[i * r + j]! * values32[j]!;
+        if (x0 === 0) continue;
+        for (let c = 0; c < cols; c++) matrix[o + c] = matrix[o + c]! + x0 * vRows[c * r + j]!;
+      }
+    }
+    const basis = new Float32Array(n * r);
+    for (let j = 0; j < r; j++) for (let i = 0; i < n; i++) basis[j * n + i] = vd[i * r + j]!;
+    const full = n;
+    const withFactors = policy === 'always' || r < full;
+    return {
+      rows,
+      cols,
+      rank: r,
+      fullRank: full,
+      values: withFactors ? values32 : null,
+      u: withFactors ? uRows : null,
+      v: withFactors ? vRows : null,
+      matrix,
+      method: 'subspace',
+      hint: { fullRank: r === full, rank: r, basis },
+    };
+  } finally {
+    tf.dispose([x, g]);
+  }
+}
+
 /** Singular-value thresholding of the row-major `rows x cols` matrix `a` at `tau`. */
 export function svt(
   a: Float32Array,
@@ -272,22 +439,33 @@ export function svt(
   checkArgs(a, rows, cols, tau);
   const method = opts.method ?? 'auto';
   const policy = opts.factors ?? 'always';
-  if (!['auto', 'polar', 'gram', 'jacobi'].includes(method)) {
-    throw new Error(`svt: method must be one of auto, polar, gram, jacobi; got '${method}'`);
+  if (!['auto', 'polar', 'subspace', 'gram', 'jacobi'].includes(method)) {
+    throw new Error(
+      `svt: method must be one of auto, polar, subspace, gram, jacobi; got '${method}'`,
+    );
   }
   if (method === 'jacobi') return fromSvd(jacobiSvd(a, rows, cols), tau, false, policy, 'jacobi')!;
+  const side = Math.min(rows, cols);
+  if (method === 'polar' && policy === 'always') {
+    throw new Error("svt: method 'polar' returns no factors; use factors: 'whenLowRank'");
+  }
+  const lastFull = opts.hint?.fullRank ?? true;
   const tryPolar =
     method === 'polar' ||
     (method === 'auto' &&
       policy === 'whenLowRank' &&
-      Math.min(rows, cols) >= POLAR_MIN_SIDE &&
+      side >= POLAR_MIN_SIDE &&
       tau > 0 &&
-      (opts.hint?.fullRank ?? true));
-  if (tryPolar && policy === 'always') {
-    throw new Error("svt: method 'polar' returns no factors; use factors: 'whenLowRank'");
-  }
+      lastFull);
   if (tryPolar) {
     const r = polarSvt(a, rows, cols, tau);
+    if (r) return r;
+  }
+  const trySubspace =
+    method === 'subspace' ||
+    (method === 'auto' && side >= SUBSPACE_MIN_SIDE && (tryPolar || !lastFull));
+  if (trySubspace) {
+    const r = subspaceSvt(a, rows, cols, tau, policy, opts.hint);
     if (r) return r;
   }
   const g = fromSvd(gramSvd(a, rows, cols), tau, true, policy, 'gram');

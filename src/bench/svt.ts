@@ -1,0 +1,270 @@
+/**
+ * `fedslr bench svt`: singular-value thresholding on the weight-matrix shapes of the paper's
+ * models, in two regimes, against LAPACK (numpy) on the same matrices when python3 has numpy.
+ *
+ * Matrices have planted spectra (planted.ts), so the exact answer is known in float64:
+ * - full: singular values geometric from 1 down to 0.02, tau = 0.01 (every value kept);
+ * - low:  10% of the values geometric in [0.3, 1], the rest in [0.001, 0.09], tau = 0.1.
+ * Each case is called once untimed (a first round, no hint), then `--reps` times with the hint
+ * the previous call returned, as the FedSLR server does round after round.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { lowRankProduct, plantedSvd } from '../linalg/planted.js';
+import { gramSvd } from '../linalg/svd.js';
+import { type SvtHint, type SvtResult, svt } from '../linalg/svt.js';
+import { type BackendName, initBackend } from '../tensor/backend.js';
+
+export const help = [
+  'Usage: fedslr bench svt [--shapes cnn|resnet18gn|all|RxC,...] [--regime full|low|both]',
+  '                        [--reps N] [--backend wasm|cpu|auto] [--no-numpy] [--json]',
+  '',
+  'Times the SVT operator (linalg/svt.ts) per shape and regime; with python3 + numpy, also',
+  "LAPACK's SVD + threshold on the same matrices (bench/svt_numpy.py) and the ratio ours/LAPACK.",
+].join('\n');
+
+const MODEL_SHAPES: Record<string, [number, number][]> = {
+  cnn: [
+    [320, 160],
+    [512, 3136],
+    [10, 512],
+  ],
+  resnet18gn: [
+    [192, 9],
+    [192, 192],
+    [384, 384],
+    [768, 768],
+    [1536, 1536],
+    [128, 64],
+    [256, 128],
+    [512, 256],
+    [100, 512],
+  ],
+};
+
+type Regime = 'full' | 'low';
+
+function spectrum(k: number, regime: Regime): { s: number[]; tau: number } {
+  const geo = (n: number, hi: number, lo: number) =>
+    Array.from({ length: n }, (_, i) => hi * (lo / hi) ** (n <= 1 ? 0 : i / (n - 1)));
+  if (regime === 'full') return { s: geo(k, 1, 0.02), tau: 0.01 };
+  const kept = Math.max(1, Math.round(0.1 * k));
+  return { s: [...geo(kept, 1, 0.3), ...geo(k - kept, 0.09, 0.001)], tau: 0.1 };
+}
+
+function parseShapes(spec: string): [number, number][] {
+  if (spec === 'all') return [...MODEL_SHAPES.cnn!, ...MODEL_SHAPES.resnet18gn!];
+  if (MODEL_SHAPES[spec]) return MODEL_SHAPES[spec]!;
+  return spec.split(',').map((t) => {
+    const m = /^(\d+)x(\d+)$/.exec(t.trim());
+    if (!m) throw new Error(`--shapes: expected cnn, resnet18gn, all or RxC,...; got '${t}'`);
+    return [Number(m[1]), Number(m[2])];
+  });
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+function orthErr(q: Float32Array, n: number, k: number): number {
+  let e = 0;
+  for (let a = 0; a < k; a++) {
+    for (let b = a; b < k; b++) {
+      let d = 0;
+      for (let i = 0; i < n; i++) d += q[i * k + a]! * q[i * k + b]!;
+      e = Math.max(e, Math.abs(d - (a === b ? 1 : 0)));
+    }
+  }
+  return e;
+}
+
+interface Row {
+  shape: [number, number];
+  regime: Regime;
+  ms: number;
+  /** The first call, without a hint from a previous round. */
+  cold_ms: number;
+  sv_rel_err: number | null;
+  orth_err: number | null;
+  recon_rel_err: number;
+  rank: number;
+  expected_rank: number;
+  method: string;
+  lapack_ms?: number;
+  lapack_svd_ms?: number;
+  ratio?: number;
+}
+
+/** Largest relative error of the kept singular values (relative to the value before thresholding). */
+function svErr(got: ArrayLike<number>, s: readonly number[], tau: number): number {
+  let e = 0;
+  const kept = s.filter((x) => x > tau);
+  kept.forEach((x, i) => {
+    e = Math.max(e, Math.abs((got[i] ?? 0) - (x - tau)) / x);
+  });
+  return e;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      shapes: { type: 'string', default: 'all' },
+      regime: { type: 'string', default: 'both' },
+      reps: { type: 'string', default: '3' },
+      backend: { type: 'string', default: 'wasm' },
+      'no-numpy': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const shapes = parseShapes(values.shapes!);
+  if (!['full', 'low', 'both'].includes(values.regime!)) {
+    throw new Error(`--regime: expected full, low or both; got '${values.regime}'`);
+  }
+  const regimes: Regime[] = values.regime === 'both' ? ['full', 'low'] : [values.regime as Regime];
+  const reps = Number(values.reps);
+  if (!Number.isInteger(reps) || reps < 1)
+    throw new Error(`--reps: expected a positive integer, got '${values.reps}'`);
+  const backend = await initBackend(values.backend as BackendName);
+  const dir = mkdtempSync(join(tmpdir(), 'fedslr-svt-'));
+  const rows: Row[] = [];
+  const manifest: {
+    id: number;
+    rows: number;
+    cols: number;
+    tau: number;
+    reps: number;
+    a: string;
+    ours: string | null;
+  }[] = [];
+  try {
+    for (const [r, c] of shapes) {
+      for (const regime of regimes) {
+        const k = Math.min(r, c);
+        const { s, tau } = spectrum(k, regime);
+        const p = plantedSvd(r, c, s, 2024);
+        let hint: SvtHint | undefined;
+        let res: SvtResult | undefined;
+        const times: number[] = [];
+        let cold = 0;
+        for (let i = 0; i <= reps; i++) {
+          const t0 = performance.now();
+          res = svt(p.a, r, c, tau, { factors: 'whenLowRank', hint });
+          const dt = performance.now() - t0;
+          if (i > 0) times.push(dt);
+          else cold = dt;
+          hint = res.hint;
+        }
+        const out = res!;
+        const ref = lowRankProduct(
+          p.u,
+          p.v,
+          s.map((x) => Math.max(x - tau, 0)),
+          r,
+          c,
+        );
+        let num = 0;
+        let den = 0;
+        for (let i = 0; i < ref.length; i++) {
+          num += (out.matrix[i]! - ref[i]!) ** 2;
+          den += ref[i]! ** 2;
+        }
+        const id = rows.length;
+        let sv: number | null = null;
+        if (out.values) sv = svErr(out.values, s, tau);
+        else if (values['no-numpy'] && k <= 800) sv = svErr(gramSvd(out.matrix, r, c).s, s, tau);
+        const orth = out.u
+          ? Math.max(orthErr(out.u, r, out.rank), orthErr(out.v!, c, out.rank))
+          : (out.polarOrthError ?? null);
+        rows.push({
+          shape: [r, c],
+          regime,
+          ms: median(times),
+          cold_ms: cold,
+          sv_rel_err: sv,
+          orth_err: orth,
+          recon_rel_err: den === 0 ? Math.sqrt(num) : Math.sqrt(num / den),
+          rank: out.rank,
+          expected_rank: s.filter((x) => x > tau).length,
+          method: out.method,
+        });
+        const aPath = join(dir, `a${id}.bin`);
+        writeFileSync(aPath, p.a);
+        let oursPath: string | null = null;
+        if (!out.values) {
+          oursPath = join(dir, `x${id}.bin`);
+          writeFileSync(oursPath, out.matrix);
+        }
+        manifest.push({ id, rows: r, cols: c, tau, reps, a: aPath, ours: oursPath });
+        if (!values.json) process.stderr.write(`done ${r}x${c} ${regime}\n`);
+      }
+    }
+    let numpyVersion: string | null = null;
+    if (!values['no-numpy']) {
+      const script = resolve(dirname(fileURLToPath(import.meta.url)), '../../bench/svt_numpy.py');
+      writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ cases: manifest }));
+      const outPath = join(dir, 'numpy.json');
+      const py = spawnSync('python3', [script, join(dir, 'manifest.json'), outPath], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        encoding: 'utf8',
+      });
+      if (py.status === 0) {
+        const got = JSON.parse(readFileSync(outPath, 'utf8')) as {
+          numpy: string;
+          cases: { id: number; svd_ms: number; svt_ms: number; ours_sv?: number[] }[];
+        };
+        numpyVersion = got.numpy;
+        for (const g of got.cases) {
+          const row = rows[g.id]!;
+          row.lapack_ms = g.svt_ms;
+          row.lapack_svd_ms = g.svd_ms;
+          row.ratio = row.ms / g.svt_ms;
+          if (g.ours_sv) {
+            const k = Math.min(...row.shape);
+            const { s, tau } = spectrum(k, row.regime);
+            row.sv_rel_err = svErr(g.ours_sv, s, tau);
+          }
+        }
+      } else if (!values.json) {
+        process.stderr.write(
+          `numpy comparison skipped: ${py.error?.message ?? py.stderr.trim().split('\n').pop()}\n`,
+        );
+      }
+    }
+    if (values.json) {
+      for (const row of rows) console.log(JSON.stringify({ backend, numpy: numpyVersion, ...row }));
+    } else {
+      const fmt = (x: number | null | undefined, d = 1) => (x == null ? '-' : x.toFixed(d));
+      const sci = (x: number | null | undefined) => (x == null ? '-' : x.toExponential(1));
+      console.log(`backend ${backend}; numpy ${numpyVersion ?? 'unavailable'}`);
+      console.log(
+        'shape       regime  method    rank/exp     ms      cold_ms  lapack_ms  ratio  sv_err   orth     recon',
+      );
+      for (const x of rows) {
+        console.log(
+          [
+            `${x.shape[0]}x${x.shape[1]}`.padEnd(11),
+            x.regime.padEnd(7),
+            x.method.padEnd(9),
+            `${x.rank}/${x.expected_rank}`.padEnd(12),
+            fmt(x.ms).padStart(8),
+            fmt(x.cold_ms).padStart(8),
+            fmt(x.lapack_ms).padStart(10),
+            fmt(x.ratio, 2).padStart(6),
+            sci(x.sv_rel_err).padStart(8),
+            sci(x.orth_err).padStart(8),
+            sci(x.recon_rel_err).padStart(8),
+          ].join(' '),
+        );
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return 0;
+}
