@@ -5,7 +5,9 @@ import { UsageError } from '../command.js';
 const BENCHES: Record<
   string,
   () => Promise<{ run(argv: string[]): Promise<number>; help: string }>
-> = {};
+> = {
+  svt: () => import('../../bench/svt.js'),
+};
 
 export const command: Command = {
   name: 'bench',
