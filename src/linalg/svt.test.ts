@@ -217,3 +217,41 @@ describe('polar path', () => {
     expect(balancedFactors(r).left.length).toBe(110 * r.rank);
   });
 });
+
+describe('subspace path', () => {
+  const s = [...geometric(10, 1, 0.3), ...geometric(110, 0.09, 0.001)];
+  it.each([
+    { rows: 150, cols: 120 },
+    { rows: 120, cols: 170 },
+  ])(
+    'finds every value above tau in a low-rank $rows x $cols matrix, cold and warm',
+    ({ rows, cols }) => {
+      const a = plantedMatrix(rows, cols, s, 21);
+      const before = tf.memory().numTensors;
+      const cold = svt(a, rows, cols, 0.1, { method: 'subspace' });
+      expect(cold.method).toBe('subspace');
+      checkResult(cold, a, s, 0.1);
+      const warm = svt(a, rows, cols, 0.1, { method: 'subspace', hint: cold.hint });
+      expect(warm.method).toBe('subspace');
+      checkResult(warm, a, s, 0.1);
+      expect(tf.memory().numTensors).toBe(before);
+    },
+  );
+
+  it('falls back when the kept rank exceeds its block (full rank)', () => {
+    const full = geometric(100, 1, 0.2);
+    const a = plantedMatrix(110, 100, full, 4);
+    const r = svt(a, 110, 100, 0.1, { method: 'subspace' });
+    expect(r.method).not.toBe('subspace');
+    checkResult(r, a, full, 0.1);
+  });
+
+  it('a stale warm start still gives the exact answer', () => {
+    const a = plantedMatrix(130, 100, s.slice(0, 100), 30);
+    const other = svt(plantedMatrix(130, 100, s.slice(0, 100), 31), 130, 100, 0.1, {
+      method: 'subspace',
+    });
+    const r = svt(a, 130, 100, 0.1, { method: 'subspace', hint: other.hint });
+    checkResult(r, a, s.slice(0, 100), 0.1);
+  });
+});
