@@ -13,7 +13,7 @@ import type { LowRankTensor, WireParams } from '../codec/wire.js';
 import { dense } from '../codec/wire.js';
 import { fromMatrixArray, matrixShape } from '../linalg/matrix_view.js';
 import { lowRankPays } from '../linalg/prox.js';
-import { svt } from '../linalg/svt.js';
+import { type SvtHint, svt } from '../linalg/svt.js';
 import type { ArrayParam, ParamArrays, ParamSpec } from '../tensor/params.js';
 import { add, disposeParams, fromArrays, sub, toArrays, zerosLike } from '../tensor/params.js';
 import {
@@ -24,7 +24,7 @@ import {
   proximalPull,
 } from '../train/transforms.js';
 import { combine, decodeWire, sgd } from './common.js';
-import type { Algorithm, AlgorithmContext, ServerStats } from './types.js';
+import type { Algorithm, AlgorithmContext, ServerState, ServerStats } from './types.js';
 
 export interface FedSLROptions {
   /** Augmented-Lagrangian coefficient alpha. */
@@ -102,6 +102,30 @@ export function initialSparse(
   return out;
 }
 
+/**
+ * The SVT warm start of each matrix is part of the server state (scalars and `svtBasis`), so a
+ * resumed run repeats an uninterrupted one bit for bit.
+ */
+function readHint(server: ServerState, name: string): SvtHint {
+  const sc = server.scalars ?? {};
+  const hint: SvtHint = { fullRank: (sc[`${name}:fullRank`] ?? 1) === 1 };
+  if (sc[`${name}:rank`] !== undefined) hint.rank = sc[`${name}:rank`];
+  const basis = server.tensors['svtBasis']?.[name];
+  if (basis) hint.basis = basis.data;
+  return hint;
+}
+
+function writeHint(
+  hint: SvtHint,
+  name: string,
+  scalars: Record<string, number>,
+  bases: ParamArrays,
+): void {
+  scalars[`${name}:fullRank`] = hint.fullRank ? 1 : 0;
+  if (hint.rank !== undefined) scalars[`${name}:rank`] = hint.rank;
+  if (hint.basis) bases[name] = { shape: [hint.basis.length], data: hint.basis };
+}
+
 function nonZeroShare(set: ParamArrays): number {
   let nnz = 0;
   let size = 0;
@@ -174,6 +198,7 @@ export function fedslr(ctx: AlgorithmContext, options: Partial<FedSLROptions> = 
       const factors: ParamArrays = {};
       const ranks: NonNullable<ServerStats['ranks']> = {};
       const hints: Record<string, number> = {};
+      const bases: ParamArrays = {};
       for (const p of spec) {
         const ms = matrixShape(p.shape, p.role);
         const v = V[p.name]!;
@@ -181,10 +206,10 @@ export function fedslr(ctx: AlgorithmContext, options: Partial<FedSLROptions> = 
           global[p.name] = v;
           continue;
         }
-        const hint = { fullRank: (server.scalars?.[`${p.name}:fullRank`] ?? 1) === 1 };
+        const hint = readHint(server, p.name);
         const r = svt(v.data, ms[0], ms[1], tau, { factors: 'whenLowRank', hint });
         global[p.name] = { shape: [...p.shape], data: fromMatrixArray(r.matrix, p.shape, p.role) };
-        hints[`${p.name}:fullRank`] = r.hint.fullRank ? 1 : 0;
+        writeHint(r.hint, p.name, hints, bases);
         ranks[p.name] = { rank: r.rank, full: r.fullRank };
         if (r.u && r.v && r.values && lowRankPays(ms[0], ms[1], r.rank)) {
           const f = splitFactors(r.u, r.v, r.values, ms[0], ms[1]);
