@@ -13,6 +13,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     summary: 'Run a simulated federation from a config file',
     load: async () => (await import('./commands/run.js')).command,
   },
+  report: {
+    summary: 'HTML report with charts (and --csv series) of run directories',
+    load: async () => (await import('./commands/report.js')).command,
+  },
   bench: {
     summary: 'Benchmarks: step (one SGD step), svt (server proximal step)',
     load: async () => (await import('./commands/bench.js')).command,

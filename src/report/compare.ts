@@ -1,0 +1,78 @@
+/** Reading the table `fedslr compare` leaves beside its runs: compare.csv, else compare.md. */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { CompareTable } from './html.js';
+
+/** RFC 4180 CSV: quoted fields may hold commas, quotes ("") and newlines. */
+export function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (ch === '"') {
+        quoted = false;
+      } else {
+        field += ch;
+      }
+    } else if (ch === '"') {
+      quoted = true;
+    } else if (ch === ',') {
+      row.push(field);
+      field = '';
+    } else if (ch === '\n' || ch === '\r') {
+      if (ch === '\r' && text[i + 1] === '\n') i++;
+      row.push(field);
+      rows.push(row);
+      row = [];
+      field = '';
+    } else {
+      field += ch;
+    }
+  }
+  if (field !== '' || row.length > 0) {
+    row.push(field);
+    rows.push(row);
+  }
+  return rows.filter((r) => r.some((c) => c !== ''));
+}
+
+/** The first pipe table of a Markdown text (header row, `---` separator, body rows). */
+export function parseMarkdownTable(text: string): string[][] {
+  const lines = text.split(/\r?\n/).map((l) => l.trim());
+  const start = lines.findIndex(
+    (l, i) => l.startsWith('|') && /^\|?\s*:?-+:?\s*(\||$)/.test(lines[i + 1] ?? ''),
+  );
+  if (start < 0) return [];
+  const cells = (l: string) =>
+    l
+      .replace(/^\|/, '')
+      .replace(/\|$/, '')
+      .split(/(?<!\\)\|/)
+      .map((c) => c.trim().replaceAll('\\|', '|'));
+  const out = [cells(lines[start]!)];
+  for (let i = start + 2; i < lines.length && lines[i]!.startsWith('|'); i++)
+    out.push(cells(lines[i]!));
+  return out;
+}
+
+/** The compare table found in the first of `dirs` that has one, or null. */
+export function findCompareTable(dirs: readonly string[]): CompareTable | null {
+  for (const dir of dirs) {
+    for (const [file, parser] of [
+      ['compare.csv', parseCsv],
+      ['compare.md', parseMarkdownTable],
+    ] as const) {
+      const path = join(dir, file);
+      if (!existsSync(path)) continue;
+      const [header, ...rows] = parser(readFileSync(path, 'utf8'));
+      if (header) return { source: path, header, rows };
+    }
+  }
+  return null;
+}

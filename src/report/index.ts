@@ -1,0 +1,66 @@
+/**
+ * Reports on run directories: one self-contained HTML file with charts (`writeReport`), and the
+ * same series as CSV files (`writeReportCsv`).
+ */
+import { dirname, resolve } from 'node:path';
+import { writeFileAtomic } from '../util/fs.js';
+import { buildCharts, renderSvg } from './charts.js';
+import { findCompareTable } from './compare.js';
+import { writeCsv } from './csv.js';
+import { renderPage } from './html.js';
+import { commonParent, loadRuns, type RunData } from './load.js';
+import { buildSeries } from './series.js';
+
+export { ReportInputError, type RunData } from './load.js';
+
+/** Why a chart is missing, so the page says so instead of silently leaving it out. */
+function missingNotes(chartIds: readonly string[], runs: readonly RunData[]): string[] {
+  const notes: string[] = [];
+  const has = (id: string) => chartIds.includes(id);
+  if (!has('client-distribution')) {
+    notes.push('No per-client accuracies (clients.jsonl) in these runs: no distribution chart.');
+  }
+  if (!has('ranks')) {
+    const algs = [...new Set(runs.map((r) => r.algorithm))].join(', ');
+    notes.push(`No kept ranks recorded (${algs} keeps no low-rank global model): no rank chart.`);
+  }
+  if (!has('density')) notes.push('No personal-part density recorded: no density chart.');
+  return notes;
+}
+
+/** The report page for already loaded runs, as an HTML string. */
+export async function renderReport(runs: readonly RunData[], outFile?: string): Promise<string> {
+  const series = buildSeries(runs);
+  const charts = buildCharts(series);
+  const rendered = [];
+  for (const c of charts) rendered.push({ ...c, svg: await renderSvg(c.spec) });
+  const lookIn = outFile ? [dirname(resolve(outFile))] : [];
+  if (runs.length > 1) lookIn.push(commonParent(runs.map((r) => r.dir)));
+  return renderPage({
+    runs,
+    summary: series.summary,
+    charts: rendered,
+    compare: runs.length > 1 ? findCompareTable(lookIn) : null,
+    notes: missingNotes(
+      charts.map((c) => c.id),
+      runs,
+    ),
+    generated: new Date(),
+  });
+}
+
+/**
+ * Writes the HTML report of `runDirs` (run directories, or directories holding them) to
+ * `outFile`. With several runs it also shows the `compare` table found beside `outFile` or in the
+ * runs' common parent. Throws ReportInputError (exitCode 2) naming a path that is not a run or a
+ * run without evaluations.
+ */
+export async function writeReport(runDirs: readonly string[], outFile: string): Promise<void> {
+  const runs = loadRuns(runDirs);
+  writeFileAtomic(outFile, await renderReport(runs, outFile));
+}
+
+/** Writes the report's series as CSV files into `dir`; returns the files written. */
+export function writeReportCsv(runDirs: readonly string[], dir: string): string[] {
+  return writeCsv(buildSeries(loadRuns(runDirs)), dir);
+}

@@ -1,0 +1,221 @@
+/**
+ * Reading run directories back for reports: config.json, metrics.jsonl, clients.jsonl and
+ * summary.json (see src/sim/rundir.ts). Every record is checked, and a bad file is named with its
+ * line and the field that is wrong. A directory that holds run directories (what `fedslr compare`
+ * writes) stands for all of them.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
+import { z } from 'zod';
+import type { ClientEval, EvalRecord } from '../sim/events.js';
+import type { RunSummary } from '../sim/rundir.js';
+
+/** Bad input (a path that is not a run, a file that does not parse): exit code 2 in the CLI. */
+export class ReportInputError extends Error {
+  override name = 'ReportInputError';
+  readonly exitCode = 2;
+}
+
+const FILES = {
+  config: 'config.json',
+  metrics: 'metrics.jsonl',
+  clients: 'clients.jsonl',
+  summary: 'summary.json',
+} as const;
+
+const num = z.number();
+const summarySchema = z.looseObject({
+  acc: num,
+  acc_weighted: num,
+  acc_std: num,
+  acc_p10: num,
+  acc_p50: num,
+  acc_p90: num,
+  loss: num,
+});
+const evalSchema = z.looseObject({
+  round: z.number().int().nonnegative(),
+  time_s: num,
+  global: summarySchema.optional(),
+  personal: summarySchema.optional(),
+  rank_ratio: num.optional(),
+  ranks: z.record(z.string(), z.looseObject({ rank: num, full: num })).optional(),
+  personal_density: num.optional(),
+  down_params: num,
+  down_bytes: num,
+  up_params: num,
+  up_bytes: num,
+  dense_down_params: num,
+});
+const perClient = z.looseObject({ acc: z.array(num), loss: z.array(num) });
+const clientSchema = z.looseObject({
+  round: z.number().int().nonnegative(),
+  n: z.array(num),
+  global: perClient.optional(),
+  personal: perClient.optional(),
+});
+const best = z.looseObject({ value: num, round: num });
+const runSummarySchema = z.looseObject({
+  algorithm: z.string(),
+  rounds: num,
+  time_s: num,
+  seconds_per_round: num,
+  final: evalSchema.nullable(),
+  best: z.looseObject({ global_acc: best.optional(), personal_acc: best.optional() }),
+});
+const configSchema = z.looseObject({
+  algorithm: z.looseObject({ name: z.string() }),
+});
+
+/** One run directory, read and checked. */
+export interface RunData {
+  dir: string;
+  /** Short label: the directory name, or its path below the runs' common parent when names clash. */
+  name: string;
+  algorithm: string;
+  /** config.json as written (the resolved config plus `fedslr: {version, backend, ...}`). */
+  config: Record<string, unknown>;
+  records: EvalRecord[];
+  clients: ClientEval[];
+  /** Absent while a run is still going or when it stopped early. */
+  summary: RunSummary | null;
+}
+
+function issueText(err: z.ZodError): string {
+  const iss = err.issues[0]!;
+  const where = iss.path.map(String).join('.') || '(top level)';
+  return `${where}: ${iss.message}`;
+}
+
+function parseJson<T>(path: string, text: string, schema: z.ZodType<T>, where = ''): T {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new ReportInputError(`${path}${where}: not valid JSON (${(err as Error).message})`);
+  }
+  const r = schema.safeParse(value);
+  if (!r.success) throw new ReportInputError(`${path}${where}: ${issueText(r.error)}`);
+  return r.data;
+}
+
+function readJsonl<T>(path: string, schema: z.ZodType<T>): T[] {
+  const lines = readFileSync(path, 'utf8').split('\n');
+  const out: T[] = [];
+  lines.forEach((line, i) => {
+    if (line.trim()) out.push(parseJson(path, line, schema, ` line ${i + 1}`));
+  });
+  return out;
+}
+
+const isRunDir = (dir: string): boolean =>
+  existsSync(join(dir, FILES.config)) || existsSync(join(dir, FILES.metrics));
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The run directories `paths` stand for: each path is a run directory, or a directory whose
+ * subdirectories are run directories (in name order). Throws naming the first path that is neither.
+ */
+export function resolveRunDirs(paths: readonly string[]): string[] {
+  if (paths.length === 0) throw new ReportInputError('no run directory given');
+  const out: string[] = [];
+  for (const p of paths) {
+    if (!existsSync(p)) throw new ReportInputError(`'${p}' does not exist`);
+    if (!isDirectory(p)) {
+      throw new ReportInputError(`'${p}' is not a run directory (it is a file, not a directory)`);
+    }
+    if (isRunDir(p)) {
+      out.push(p);
+      continue;
+    }
+    const children = readdirSync(p)
+      .sort()
+      .map((c) => join(p, c))
+      .filter((c) => isDirectory(c) && isRunDir(c));
+    if (children.length === 0) {
+      throw new ReportInputError(
+        `'${p}' is not a run directory: it has no ${FILES.config} or ${FILES.metrics} ` +
+          '(written by `fedslr run`), and no subdirectory that has them',
+      );
+    }
+    out.push(...children);
+  }
+  return [...new Map(out.map((d) => [resolve(d), d])).values()];
+}
+
+/** Reads one run directory; `name` labels it in charts and tables. */
+export function loadRun(dir: string, name = basename(resolve(dir))): RunData {
+  if (!isDirectory(dir)) throw new ReportInputError(`'${dir}' is not a directory`);
+  for (const f of [FILES.config, FILES.metrics] as const) {
+    if (!existsSync(join(dir, f))) {
+      throw new ReportInputError(
+        `'${dir}' is not a complete run directory: ${f} is missing (a run directory holds ` +
+          `${Object.values(FILES).join(', ')})`,
+      );
+    }
+  }
+  const configPath = join(dir, FILES.config);
+  const config = parseJson(configPath, readFileSync(configPath, 'utf8'), configSchema);
+  const records: EvalRecord[] = readJsonl(join(dir, FILES.metrics), evalSchema);
+  if (records.length === 0) {
+    throw new ReportInputError(
+      `run '${dir}' has no evaluations yet (${FILES.metrics} is empty); a run records one every ` +
+        `evalEvery rounds (${JSON.stringify(config['evalEvery'] ?? '?')}) and at its last round`,
+    );
+  }
+  const clientsPath = join(dir, FILES.clients);
+  const clients: ClientEval[] = existsSync(clientsPath) ? readJsonl(clientsPath, clientSchema) : [];
+  for (const [i, c] of clients.entries()) {
+    for (const model of ['global', 'personal'] as const) {
+      const m = c[model];
+      if (m && (m.acc.length !== c.n.length || m.loss.length !== c.n.length)) {
+        throw new ReportInputError(
+          `${clientsPath} line ${i + 1}: ${model} has ${m.acc.length} accuracies and ` +
+            `${m.loss.length} losses for ${c.n.length} clients`,
+        );
+      }
+    }
+  }
+  const summaryPath = join(dir, FILES.summary);
+  const summary: RunSummary | null = existsSync(summaryPath)
+    ? parseJson(summaryPath, readFileSync(summaryPath, 'utf8'), runSummarySchema)
+    : null;
+  return {
+    dir,
+    name,
+    algorithm: summary?.algorithm ?? config.algorithm.name,
+    config,
+    records,
+    clients,
+    summary,
+  };
+}
+
+/** The deepest directory that contains all of `dirs`. */
+export function commonParent(dirs: readonly string[]): string {
+  const parts = dirs.map((d) => dirname(resolve(d)).split(sep));
+  const first = parts[0]!;
+  let n = first.length;
+  for (const p of parts) {
+    let i = 0;
+    while (i < n && i < p.length && p[i] === first[i]) i++;
+    n = i;
+  }
+  return first.slice(0, n).join(sep) || sep;
+}
+
+/** Loads several runs, labelling each by its directory name (its relative path when names clash). */
+export function loadRuns(paths: readonly string[]): RunData[] {
+  const dirs = resolveRunDirs(paths);
+  const names = dirs.map((d) => basename(resolve(d)));
+  const clash = new Set(names).size !== names.length;
+  const parent = commonParent(dirs);
+  return dirs.map((d, i) => loadRun(d, clash ? relative(parent, resolve(d)) : names[i]));
+}

@@ -1,0 +1,385 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Browser, chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../cli/main.js';
+import type { ClientEval, EvalRecord } from '../sim/events.js';
+import { summarize } from '../sim/stats.js';
+import { Rng } from '../tensor/rng.js';
+import { buildCharts } from './charts.js';
+import { parseCsv, parseMarkdownTable } from './compare.js';
+import { seriesCsv } from './csv.js';
+import { writeReport } from './index.js';
+import { loadRuns } from './load.js';
+import { buildSeries } from './series.js';
+
+interface FixtureOptions {
+  algorithm: 'fedslr' | 'fedavg';
+  seed: number;
+  clients?: number;
+  rounds?: number;
+  evalEvery?: number;
+}
+
+/** A run directory as the simulator writes it, with made-up but consistent numbers. */
+function writeRun(
+  dir: string,
+  o: FixtureOptions,
+): { records: EvalRecord[]; clients: ClientEval[] } {
+  const clients = o.clients ?? 12;
+  const rounds = o.rounds ?? 20;
+  const evalEvery = o.evalEvery ?? 5;
+  const rng = new Rng(o.seed);
+  const n = Array.from({ length: clients }, () => 40 + rng.int(60));
+  const skill = Array.from({ length: clients }, () => rng.uniform());
+  const records: EvalRecord[] = [];
+  const evals: ClientEval[] = [];
+  const fedslr = o.algorithm === 'fedslr';
+  for (let round = 0; round <= rounds; round += evalEvery) {
+    const t = round / rounds;
+    const acc = (base: number) =>
+      skill.map((s) => Math.min(1, base + 0.5 * t + 0.15 * s + 0.03 * rng.normal()));
+    const gAcc = acc(0.2);
+    const gLoss = gAcc.map((a) => 2.3 * (1 - a));
+    const ce: ClientEval = { round, n, global: { acc: gAcc, loss: gLoss } };
+    const r: EvalRecord = {
+      round,
+      time_s: round * 0.8,
+      global: summarize(gAcc, gLoss, n),
+      down_params: round * 4 * (fedslr ? 30_000 : 100_000),
+      down_bytes: round * 4 * (fedslr ? 120_400 : 400_200),
+      up_params: round * 4 * 100_000,
+      up_bytes: round * 4 * 400_200,
+      dense_down_params: round * 4 * 100_000,
+    };
+    if (fedslr) {
+      const pAcc = acc(0.35);
+      const pLoss = pAcc.map((a) => 2.3 * (1 - a));
+      ce.personal = { acc: pAcc, loss: pLoss };
+      r.personal = summarize(pAcc, pLoss, n);
+      r.ranks = {
+        'conv1.kernel': { rank: Math.max(3, 25 - round), full: 25 },
+        'fc1.kernel': { rank: Math.max(20, 512 - 25 * round), full: 512 },
+        'fc2.kernel': { rank: 10, full: 10 },
+      };
+      r.rank_ratio = Object.values(r.ranks).reduce((s, v) => s + v.rank, 0) / 547;
+      r.personal_density = 1 - 0.8 * t;
+    }
+    records.push(r);
+    evals.push(ce);
+  }
+  mkdirSync(dir, { recursive: true });
+  const config = {
+    seed: o.seed,
+    rounds,
+    evalEvery,
+    clients: { count: clients, sampling: { kind: 'fraction', q: 0.3 } },
+    algorithm: fedslr
+      ? {
+          name: 'fedslr',
+          alpha: 0.1,
+          mu: 1e-4,
+          lambda: 1e-3,
+          personalEpochs: 1,
+          personalInit: 'init',
+        }
+      : { name: 'fedavg', weighted: true },
+    data: {
+      dataset: 'mnist',
+      partition: { kind: 'dirichlet', alpha: 0.3, minSize: 10 },
+      testPerClient: 100,
+    },
+    model: { name: 'cnn' },
+    train: {
+      lr: 0.1,
+      lrDecay: 0.998,
+      weightDecay: 1e-3,
+      batchSize: 20,
+      epochs: 2,
+      backend: 'wasm',
+    },
+    fedslr: { version: '0.1.0', backend: 'wasm', trainSamples: 8000, testSamples: 2000 },
+  };
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2));
+  writeFileSync(join(dir, 'metrics.jsonl'), records.map((r) => `${JSON.stringify(r)}\n`).join(''));
+  writeFileSync(join(dir, 'clients.jsonl'), evals.map((r) => `${JSON.stringify(r)}\n`).join(''));
+  const best = (m: 'global' | 'personal') =>
+    records.reduce<{ value: number; round: number } | undefined>((b, r) => {
+      const v = r[m]?.acc;
+      return v !== undefined && (!b || v > b.value) ? { value: v, round: r.round } : b;
+    }, undefined);
+  const summary = {
+    algorithm: o.algorithm,
+    rounds,
+    time_s: rounds * 0.8,
+    seconds_per_round: 0.8,
+    final: records[records.length - 1],
+    best: { global_acc: best('global'), ...(fedslr ? { personal_acc: best('personal') } : {}) },
+  };
+  writeFileSync(join(dir, 'summary.json'), JSON.stringify(summary, null, 2));
+  return { records, clients: evals };
+}
+
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+let tmp: string;
+let browser: Browser;
+
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'fedslr-report-'));
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+interface PageCheck {
+  errors: string[];
+  requests: string[];
+  charts: { id: string; svgs: number; marks: number; width: number }[];
+}
+
+/** Opens `file` in Chromium offline; collects console errors, network requests and chart marks. */
+async function openReport(file: string, screenshot: string): Promise<PageCheck> {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const errors: string[] = [];
+  const requests: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('request', (r) => {
+    if (!r.url().startsWith('file:')) requests.push(r.url());
+  });
+  await page.goto(`file://${file}`);
+  const charts = await page.$$eval('figure.chart', (figs) =>
+    figs.map((f) => {
+      const svgs = f.querySelectorAll('svg');
+      // Vega's SVG renderer wraps each mark in <g class="mark-... role-mark">; count drawn items.
+      const marks = f.querySelectorAll(
+        'g.role-mark > path, g.role-mark > line, g.role-mark > rect, g.role-mark > g',
+      );
+      const box = svgs[0]?.getBoundingClientRect();
+      return {
+        id: f.getAttribute('data-chart') ?? '',
+        svgs: svgs.length,
+        marks: marks.length,
+        width: box ? box.width : 0,
+      };
+    }),
+  );
+  await page.screenshot({ path: screenshot, fullPage: true });
+  await page.close();
+  return { errors, requests, charts };
+}
+
+describe('fedslr report', () => {
+  it('renders every chart of a FedSLR run as inline SVG with marks, offline and without errors', async () => {
+    const run = join(tmp, 'fedslr-run');
+    writeRun(run, { algorithm: 'fedslr', seed: 1 });
+    const out = join(tmp, 'single.html');
+    await writeReport([run], out);
+    const html = readFileSync(out, 'utf8');
+    expect(html).not.toMatch(/<script|<link |src="http|href="http/);
+    const check = await openReport(out, join(tmp, 'single.png'));
+    expect(check.errors).toEqual([]);
+    expect(check.requests).toEqual([]);
+    expect(check.charts.map((c) => c.id)).toEqual([
+      'accuracy',
+      'client-distribution',
+      'ranks',
+      'density',
+      'communication',
+    ]);
+    for (const c of check.charts) {
+      expect(c.svgs, c.id).toBe(1);
+      expect(c.marks, c.id).toBeGreaterThan(0);
+      expect(c.width, c.id).toBeGreaterThan(100);
+    }
+    // The tables carry the run's own numbers.
+    const summary = JSON.parse(readFileSync(join(run, 'summary.json'), 'utf8'));
+    expect(html).toContain(`${(summary.final.personal.acc * 100).toFixed(2)}%`);
+    expect(html).toContain('<td>algorithm.lambda</td><td>0.001</td>');
+  });
+
+  it('overlays several runs and shows the compare table beside them', async () => {
+    const parent = join(tmp, 'compare-out');
+    writeRun(join(parent, 'a-fedslr'), { algorithm: 'fedslr', seed: 2 });
+    writeRun(join(parent, 'b-fedavg'), { algorithm: 'fedavg', seed: 3 });
+    writeFileSync(
+      join(parent, 'compare.md'),
+      '# Comparison\n\n| run | personal acc |\n|---|---|\n| a-fedslr | 91.2% |\n| b-fedavg | – |\n',
+    );
+    const out = join(tmp, 'multi.html');
+    // The directory that holds the runs stands for all of them.
+    await writeReport([parent], out);
+    const html = readFileSync(out, 'utf8');
+    expect(html).toContain('<h2>Comparison</h2>');
+    expect(html).toContain('<td>a-fedslr</td><td>91.2%</td>');
+    expect(html).toMatch(
+      /<tr class="differs"><td>algorithm.name<\/td><td>fedslr<\/td><td>fedavg<\/td>/,
+    );
+    const check = await openReport(out, join(tmp, 'multi.png'));
+    expect(check.errors).toEqual([]);
+    expect(check.charts.length).toBe(5);
+    for (const c of check.charts) expect(c.marks, c.id).toBeGreaterThan(0);
+    // Both runs appear in the legend of the overlaid accuracy chart.
+    const accuracy = html.slice(
+      html.indexOf('data-chart="accuracy"'),
+      html.indexOf('data-chart="client'),
+    );
+    expect(accuracy).toContain('>a-fedslr</text>');
+    expect(accuracy).toContain('>b-fedavg</text>');
+  });
+
+  it('leaves out the charts a FedAvg run has no data for, and says why', async () => {
+    const run = join(tmp, 'fedavg-only');
+    writeRun(run, { algorithm: 'fedavg', seed: 4 });
+    const out = join(tmp, 'fedavg.html');
+    await writeReport([run], out);
+    const html = readFileSync(out, 'utf8');
+    const ids = [...html.matchAll(/data-chart="([^"]+)"/g)].map((m) => m[1]);
+    expect(ids).toEqual(['accuracy', 'client-distribution', 'communication']);
+    expect(html).toContain('fedavg keeps no low-rank global model');
+  });
+});
+
+describe('report series and CSV', () => {
+  it('holds every evaluation, client and matrix of the runs, and round-trips through CSV', () => {
+    const dir = join(tmp, 'csv-run');
+    const { records, clients } = writeRun(dir, {
+      algorithm: 'fedslr',
+      seed: 5,
+      clients: 7,
+      rounds: 10,
+    });
+    const s = buildSeries(loadRuns([dir]));
+    expect(s.accuracy.length).toBe(records.length * 2);
+    expect(s.clients.length).toBe(clients.length * 2 * 7);
+    expect(s.ranks.length).toBe(records.length * 3);
+    const csv = seriesCsv(s);
+    const acc = parseCsv(csv['accuracy.csv']!);
+    const col = (name: string) => acc[0]!.indexOf(name);
+    const last = records[records.length - 1]!;
+    const row = acc.find(
+      (r) => r[col('round')] === String(last.round) && r[col('model')] === 'personal',
+    )!;
+    expect(Number(row[col('acc_p90')])).toBe(last.personal!.acc_p90);
+    const comm = parseCsv(csv['communication.csv']!);
+    expect(comm.length).toBe(records.length + 1);
+    expect(Number(comm.at(-1)![comm[0]!.indexOf('dense_down_bytes')])).toBe(
+      last.dense_down_params * 4,
+    );
+    const cl = parseCsv(csv['client_accuracy.csv']!);
+    const c3 = cl.find((r) => r[1] === String(last.round) && r[2] === 'global' && r[3] === '3')!;
+    expect(Number(c3[5])).toBe(clients.at(-1)!.global!.acc[3]);
+  });
+
+  it('writes CSV files from the CLI next to the report', async () => {
+    const dir = join(tmp, 'cli-run');
+    writeRun(dir, { algorithm: 'fedslr', seed: 6 });
+    const csvDir = join(tmp, 'cli-csv');
+    expect(await main(['report', dir, '--csv', csvDir])).toBe(0);
+    expect(readFileSync(join(dir, 'report.html'), 'utf8')).toContain('data-chart="ranks"');
+    for (const f of [
+      'accuracy',
+      'client_accuracy',
+      'ranks',
+      'density',
+      'communication',
+      'summary',
+    ]) {
+      expect(parseCsv(readFileSync(join(csvDir, `${f}.csv`), 'utf8')).length, f).toBeGreaterThan(1);
+    }
+  });
+
+  it('quotes CSV cells that hold commas, quotes or newlines', () => {
+    const s = buildSeries([]);
+    s.density.push({ run: 'a,"b"\nc', round: 1, personal_density: 0.5 });
+    expect(parseCsv(seriesCsv(s)['density.csv']!)).toEqual([
+      ['run', 'round', 'personal_density'],
+      ['a,"b"\nc', '1', '0.5'],
+    ]);
+  });
+
+  it('reads the first pipe table of a Markdown file', () => {
+    expect(parseMarkdownTable('text\n\n| a | b \\| c |\n|:--|--:|\n| 1 | 2 |\n\nmore')).toEqual([
+      ['a', 'b | c'],
+      ['1', '2'],
+    ]);
+  });
+
+  it('draws no chart for a series without data', () => {
+    expect(buildCharts(buildSeries([]))).toEqual([]);
+  });
+});
+
+describe('report input errors', () => {
+  const run = async (...args: string[]) => {
+    const errs: string[] = [];
+    const orig = console.error;
+    console.error = (...a: unknown[]) => errs.push(a.join(' '));
+    try {
+      return { code: await main(['report', ...args]), err: errs.join('\n') };
+    } finally {
+      console.error = orig;
+    }
+  };
+
+  it('names a path that does not exist', async () => {
+    const p = join(tmp, 'nowhere');
+    const r = await run(p);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`'${p}' does not exist`);
+  });
+
+  it('names a directory that is not a run directory', async () => {
+    const p = join(tmp, 'empty-dir');
+    mkdirSync(p);
+    writeFileSync(join(p, 'notes.txt'), 'hi');
+    const r = await run(p);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`'${p}' is not a run directory`);
+    expect(r.err).toContain('config.json');
+  });
+
+  it('names a run without evaluations', async () => {
+    const p = join(tmp, 'no-evals');
+    writeRun(p, { algorithm: 'fedslr', seed: 7 });
+    writeFileSync(join(p, 'metrics.jsonl'), '');
+    const r = await run(p);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`run '${p}' has no evaluations yet`);
+  });
+
+  it('names the file, line and field of a malformed record', async () => {
+    const p = join(tmp, 'bad-line');
+    writeRun(p, { algorithm: 'fedslr', seed: 8 });
+    const lines = readFileSync(join(p, 'metrics.jsonl'), 'utf8').split('\n');
+    const bad = JSON.parse(lines[1]!);
+    bad.global.acc = 'high';
+    lines[1] = JSON.stringify(bad);
+    writeFileSync(join(p, 'metrics.jsonl'), lines.join('\n'));
+    const r = await run(p);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`${join(p, 'metrics.jsonl')} line 2: global.acc:`);
+  });
+
+  it('asks for a run directory when given none', async () => {
+    const r = await run('--out', join(tmp, 'x.html'));
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('expected at least one run directory');
+  });
+});
