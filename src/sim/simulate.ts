@@ -77,8 +77,10 @@ export function evaluateAll(
   ranks?: EvalRecord['ranks'],
 ): { record: EvalRecord; clients: ClientEval } {
   const { algorithm, model } = sim;
-  const global = algorithm.hasGlobal ? st.server.global : undefined;
-  const gTensors = global ? fromArrays(global) : undefined;
+  // Personal models may build on the shared part even when it is no model to evaluate on its
+  // own (FedRep's body, LG-FedAvg's head).
+  const global = st.server.global;
+  const gTensors = algorithm.hasGlobal && global ? fromArrays(global) : undefined;
   const ce: ClientEval = { round, n: [] };
   const g = { acc: [] as number[], loss: [] as number[] };
   const p = { acc: [] as number[], loss: [] as number[] };
