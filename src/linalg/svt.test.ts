@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../tensor/backend.js';
+import { isPositiveDefinite } from './cholesky.js';
 import { plantedMatrix } from './planted.js';
 import { gramSvd, jacobiSvd, type Svd } from './svd.js';
 import { balancedFactors, newtonSchulzSchedule, type SvtResult, svt, svtMatrix } from './svt.js';
@@ -253,5 +254,33 @@ describe('subspace path', () => {
     });
     const r = svt(a, 130, 100, 0.1, { method: 'subspace', hint: other.hint });
     checkResult(r, a, s.slice(0, 100), 0.1);
+  });
+});
+
+describe('certificates', () => {
+  it('the Cholesky test separates definite from indefinite, small and blocked', () => {
+    for (const n of [40, 300]) {
+      const a = plantedMatrix(n, n, geometric(n, 2, 0.5), 7);
+      // h = A^T A has eigenvalues s^2 in [0.25, 4].
+      const h = new Float32Array(n * n);
+      for (let i = 0; i < n; i++)
+        for (let j = 0; j < n; j++) {
+          let t = 0;
+          for (let k = 0; k < n; k++) t += a[k * n + i]! * a[k * n + j]!;
+          h[i * n + j] = t;
+        }
+      expect(isPositiveDefinite(h, n, 0.24)).toBe(true);
+      expect(isPositiveDefinite(h, n, 0.26)).toBe(false);
+      expect(isPositiveDefinite(h, n, 4.1)).toBe(false);
+    }
+  });
+
+  it('the subspace path certifies a matrix with nothing above tau', () => {
+    const s = geometric(100, 0.05, 0.001);
+    const a = plantedMatrix(120, 100, s, 12);
+    const r = svt(a, 120, 100, 0.1, { method: 'subspace' });
+    expect(r.method).toBe('subspace');
+    expect(r.rank).toBe(0);
+    expect(r.matrix.every((x) => x === 0)).toBe(true);
   });
 });

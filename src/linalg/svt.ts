@@ -16,6 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../tensor/rng.js';
+import { isPositiveDefinite } from './cholesky.js';
 import { EPS64, gramSvd, jacobiSvd, type Svd, symmetricEigen } from './svd.js';
 
 export type SvtMethod = 'auto' | 'polar' | 'subspace' | 'gram' | 'jacobi';
@@ -171,30 +172,6 @@ function topEigen(g: Float32Array, n: number): number {
   return lambda;
 }
 
-/** Whether sym(h) - shift I is positive definite (float64 Cholesky on a copy). */
-export function isPositiveDefinite(h: Float32Array, n: number, shift: number): boolean {
-  const l = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j <= i; j++) l[i * n + j] = 0.5 * (h[i * n + j]! + h[j * n + i]!);
-    l[i * n + i] = l[i * n + i]! - shift;
-  }
-  for (let j = 0; j < n; j++) {
-    const jo = j * n;
-    let d = l[jo + j]!;
-    for (let k = 0; k < j; k++) d -= l[jo + k]! * l[jo + k]!;
-    if (!(d > 0)) return false;
-    const djj = Math.sqrt(d);
-    l[jo + j] = djj;
-    for (let i = j + 1; i < n; i++) {
-      const io = i * n;
-      let t = l[io + j]!;
-      for (let k = 0; k < j; k++) t -= l[io + k]! * l[jo + k]!;
-      l[io + j] = t / djj;
-    }
-  }
-  return true;
-}
-
 /**
  * The scaled Newton-Schulz schedule for singular values in [l, 1]: step k maps x to
  * 1.5*a_k*x - 0.5*a_k^3*x^3 with a_k = sqrt(3 / (1 + l_k + l_k^2)), which equioscillates on
@@ -323,7 +300,7 @@ function subspaceSvt(
   const m = Math.max(rows, cols);
   const warm = hint?.basis && hint.rank !== undefined && hint.basis.length === n * hint.rank;
   const r0 = warm ? hint!.rank! : Math.ceil(n / 8);
-  const k = Math.min(n, Math.max(8, 2 * r0 + 8));
+  const k = Math.min(n, warm ? r0 + 10 + Math.ceil(r0 / 10) : Math.max(8, 2 * r0 + 8));
   const iters = warm ? 2 : 5;
   const rng = new Rng(0x5eed ^ (rows * 65599 + cols));
   const q = new Float64Array(n * k);
@@ -371,7 +348,11 @@ function subspaceSvt(
     // Right vectors V_r = Q W_r (n x r), left vectors U_r = Y W_r / s (m x r), row-major.
     const w = new Float32Array(k * r);
     for (let j = 0; j < r; j++) for (let p = 0; p < k; p++) w[p * r + j] = vt[order[j]! * k + p]!;
-    const [vT, uT, resT, dT] = tf.tidy(() => {
+    const [vT, uT, resT, dT, xT] = tf.tidy(() => {
+      if (r === 0) {
+        const z = tf.zeros([0]);
+        return [z, z.clone(), z.clone(), g.clone(), tf.zeros([rows, cols])];
+      }
       const wt = tf.tensor2d(w, [k, r]);
       const sInv = tf.tensor1d(s.slice(0, r).map((x) => 1 / x));
       const sv = tf.tensor1d(s.slice(0, r));
@@ -381,14 +362,22 @@ function subspaceSvt(
         tf.sum(tf.square(tf.sub(tf.matMul(tf.transpose(x), uu), tf.mul(vv, sv))), 0),
       );
       const vs = tf.mul(vv, sv);
-      return [vv, uu, res, tf.sub(g, tf.matMul(vs, tf.transpose(vs)))];
+      const recon = tf.matMul(tf.mul(uu, tf.sub(sv, tau)), tf.transpose(vv));
+      return [
+        vv,
+        uu,
+        res,
+        tf.sub(g, tf.matMul(vs, tf.transpose(vs))),
+        tall ? recon : tf.transpose(recon),
+      ];
     });
     qt.dispose();
     const vd = vT.dataSync() as Float32Array;
     const ud = uT.dataSync() as Float32Array;
     const res = resT.dataSync();
     const dd = dT.dataSync() as Float32Array;
-    tf.dispose([vT, uT, resT, dT]);
+    const matrix = xT.dataSync() as Float32Array;
+    tf.dispose([vT, uT, resT, dT, xT]);
     for (let j = 0; j < r; j++)
       if (!(res[j]! <= 1e-6 * s[j]! + 4 * Math.sqrt(m) * EPS32 * s[0]!)) return null;
     const margin = 8 * Math.sqrt(m) * EPS32 * s[0]! * s[0]!;
@@ -398,15 +387,6 @@ function subspaceSvt(
     for (let j = 0; j < r; j++) values32[j] = s[j]! - tau;
     const uRows = tall ? ud : vd;
     const vRows = tall ? vd : ud;
-    const matrix = new Float32Array(rows * cols);
-    for (let i = 0; i < rows; i++) {
-      const o = i * cols;
-      for (let j = 0; j < r; j++) {
-        const x0 = uRows[i * r + j]! * values32[j]!;
-        if (x0 === 0) continue;
-        for (let c = 0; c < cols; c++) matrix[o + c] = matrix[o + c]! + x0 * vRows[c * r + j]!;
-      }
-    }
     const basis = new Float32Array(n * r);
     for (let j = 0; j < r; j++) for (let i = 0; i < n; i++) basis[j * n + i] = vd[i * r + j]!;
     const full = n;
