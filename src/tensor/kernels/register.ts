@@ -4,6 +4,7 @@ import { getKernel, registerKernel, unregisterKernel } from '@tensorflow/tfjs-co
 import { batchMatMulConfig } from './batch_mat_mul.js';
 import { conv2dBackpropFilterConfig } from './conv2d_backprop_filter.js';
 import { conv2dBackpropInputConfig } from './conv2d_backprop_input.js';
+import { castConfig, identityConfig } from './identity.js';
 import { maxPoolGradConfig } from './max_pool_grad.js';
 import { builtinKernels } from './wasm.js';
 
@@ -13,6 +14,8 @@ export const WASM_KERNELS: readonly KernelConfig[] = [
   conv2dBackpropInputConfig,
   batchMatMulConfig,
   maxPoolGradConfig,
+  identityConfig,
+  castConfig,
 ];
 
 const registered = new Set<string>();
