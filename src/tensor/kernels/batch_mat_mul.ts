@@ -37,7 +37,7 @@ export function productOrder(
   return swapped < direct ? 'swapped' : 'direct';
 }
 
-const batchMatMul: KernelFunc = (args) => {
+export const batchMatMul: KernelFunc = (args) => {
   const wasm = args.backend as BackendWasm;
   const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
   const { transposeA, transposeB } = args.attrs as unknown as BatchMatMulAttrs;

@@ -4,7 +4,8 @@
  * dW[i, j, c, o] = sum over (n, p, q) of x[n, p*sh - top + i, q*sw - left + j, c] * dy[n, p, q, o].
  * With x seen as [c, h, w, n] (channels as the batch, the batch as channels) and dy as a filter
  * [p, q, n, o], this is a convolution with dilation = stride whose output is [c, kh, kw, o]:
- * XNNPACK does it at forward-convolution speed.
+ * XNNPACK does it at forward-convolution speed. A 1x1 filter is a plain product instead:
+ * dW = x_s^T dy, with x_s the input rows and columns the strided filter reads.
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type {
@@ -14,9 +15,77 @@ import type {
   TensorInfo,
 } from '@tensorflow/tfjs-core';
 import { backend_util } from '@tensorflow/tfjs-core';
-import { assertFloat32, conv2d, free, run, transpose } from './wasm.js';
+import { batchMatMul } from './batch_mat_mul.js';
+import { assertFloat32, conv2d, free, reshape, run, transpose } from './wasm.js';
 
 type Shape4 = [number, number, number, number];
+
+/** First and last output index whose (1x1) filter tap lands inside the input. */
+function validRange(
+  outSize: number,
+  inSize: number,
+  stride: number,
+  pad: number,
+): [number, number] {
+  return [Math.ceil(pad / stride), Math.min(outSize - 1, Math.floor((inSize - 1 + pad) / stride))];
+}
+
+/** The 1x1 case: dW[0, 0] = x_s^T dy over the output positions that read the input. */
+function pointwise(
+  wasm: BackendWasm,
+  x: TensorInfo,
+  dy: TensorInfo,
+  info: backend_util.Conv2DInfo,
+): TensorInfo {
+  const { batchSize: n, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
+  const { strideHeight: sh, strideWidth: sw, padInfo } = info;
+  const [p0, p1] = validRange(outHeight, inHeight, sh, padInfo.top);
+  const [q0, q1] = validRange(outWidth, inWidth, sw, padInfo.left);
+  const rows = p1 - p0 + 1;
+  const cols = q1 - q0 + 1;
+  const temps: TensorInfo[] = [];
+  let xs = x;
+  if (rows !== inHeight || cols !== inWidth) {
+    const top = p0 * sh - padInfo.top;
+    const left = q0 * sw - padInfo.left;
+    xs = run(
+      wasm,
+      'StridedSlice',
+      { x },
+      {
+        begin: [0, top, left, 0],
+        end: [n, top + (rows - 1) * sh + 1, left + (cols - 1) * sw + 1, inChannels],
+        strides: [1, sh, sw, 1],
+        beginMask: 0,
+        endMask: 0,
+        ellipsisMask: 0,
+        newAxisMask: 0,
+        shrinkAxisMask: 0,
+      },
+    );
+    temps.push(xs);
+  }
+  let dys = dy;
+  if (rows !== outHeight || cols !== outWidth) {
+    dys = run(
+      wasm,
+      'Slice',
+      { x: dy },
+      { begin: [0, p0, q0, 0], size: [n, rows, cols, outChannels] },
+    );
+    temps.push(dys);
+  }
+  const a = reshape(wasm, xs, [n * rows * cols, inChannels]);
+  const b = reshape(wasm, dys, [n * rows * cols, outChannels]);
+  const dw = batchMatMul({
+    inputs: { a, b },
+    backend: wasm,
+    attrs: { transposeA: true, transposeB: false },
+  }) as TensorInfo;
+  const out = reshape(wasm, dw, [1, 1, inChannels, outChannels]);
+  free(wasm, ...temps, a, b, dw);
+  return out;
+}
 
 const conv2dBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
   const wasm = backend as BackendWasm;
@@ -37,6 +106,7 @@ const conv2dBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
   );
   const { inHeight, inWidth, outHeight, outWidth, strideHeight, strideWidth } = info;
   const { filterHeight, filterWidth, padInfo } = info;
+  if (filterHeight === 1 && filterWidth === 1) return pointwise(wasm, x, dy, info);
   // Rows (columns) past the input that the last output row (column) reads; negative means the
   // input's last rows are never read, so they are cropped (a convolution cannot pad negatively).
   const bottom = (outHeight - 1) * strideHeight + filterHeight - padInfo.top - inHeight;
