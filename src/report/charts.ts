@@ -28,15 +28,27 @@ const CONFIG = {
 
 const MB = 1e6;
 
+/** Rounds are integers: no 2.5 ticks. */
+const ROUND = {
+  field: 'round',
+  type: 'quantitative',
+  title: 'round',
+  axis: { format: 'd', tickMinStep: 1 },
+} as const;
+
+/** Legend swatches as solid lines (the default takes the first layer's pale band). */
+const LINE_LEGEND = { symbolType: 'stroke', symbolStrokeWidth: 3, symbolOpacity: 1 } as const;
+
 function accuracyChart(s: Series, multi: boolean): Chart | null {
   if (s.accuracy.length === 0) return null;
   const color = multi
-    ? { field: 'run', type: 'nominal', title: 'run' }
+    ? { field: 'run', type: 'nominal', title: 'run', legend: LINE_LEGEND }
     : {
         field: 'model',
         type: 'nominal',
         title: 'model',
         scale: { domain: ['global', 'personal'] },
+        legend: LINE_LEGEND,
       };
   const y = {
     field: 'acc',
@@ -47,9 +59,9 @@ function accuracyChart(s: Series, multi: boolean): Chart | null {
   } as const;
   const layer = [
     {
-      mark: { type: 'area', opacity: 0.18 },
+      mark: { type: 'area', opacity: 0.15 },
       encoding: {
-        x: { field: 'round', type: 'quantitative', title: 'round' },
+        x: ROUND,
         y: { ...y, field: 'acc_p10' },
         y2: { field: 'acc_p90' },
         color,
@@ -58,7 +70,7 @@ function accuracyChart(s: Series, multi: boolean): Chart | null {
     {
       mark: { type: 'line', point: { size: 30 }, strokeWidth: 2 },
       encoding: {
-        x: { field: 'round', type: 'quantitative', title: 'round' },
+        x: ROUND,
         y,
         color,
       },
@@ -143,7 +155,7 @@ function rankChart(s: Series, multi: boolean): Chart | null {
     label: `${r.matrix} (full ${r.full})`,
     end: r.round === last.get(r.run) ? `${r.rank}` : '',
   }));
-  const x = { field: 'round', type: 'quantitative', title: 'round' } as const;
+  const x = ROUND;
   const y = {
     field: 'kept',
     type: 'quantitative',
@@ -198,7 +210,7 @@ function densityChart(s: Series): Chart | null {
     ...WIDE,
     mark: { type: 'line', point: { size: 30 }, strokeWidth: 2 },
     encoding: {
-      x: { field: 'round', type: 'quantitative', title: 'round' },
+      x: ROUND,
       y: {
         field: 'personal_density',
         type: 'quantitative',
@@ -235,7 +247,7 @@ function communicationChart(s: Series, multi: boolean): Chart | null {
     ...WIDE,
     mark: { type: 'line', strokeWidth: 2 },
     encoding: {
-      x: { field: 'round', type: 'quantitative', title: 'round' },
+      x: ROUND,
       y: { field: 'MB', type: 'quantitative', title: 'cumulative MB (all clients)' },
       color: multi ? { field: 'run', type: 'nominal', title: 'run' } : traffic,
       ...(multi ? { strokeDash: traffic } : {}),
