@@ -24,7 +24,13 @@ import {
   proximalPull,
 } from '../train/transforms.js';
 import { combine, decodeWire, sgd } from './common.js';
-import type { Algorithm, AlgorithmContext, ServerState, ServerStats } from './types.js';
+import type {
+  Algorithm,
+  AlgorithmContext,
+  ClientState,
+  ServerState,
+  ServerStats,
+} from './types.js';
 
 export interface FedSLROptions {
   /** Augmented-Lagrangian coefficient alpha. */
@@ -37,7 +43,14 @@ export interface FedSLROptions {
   personalEpochs: number;
   /** P_i's start: the initial weights (norm scale/offset zero), or zeros everywhere. */
   personalInit: 'init' | 'zeros';
+  /**
+   * Which of the two parts to keep: both (FedSLR), low-rank only (no stage 2: the personal model
+   * is the global one), sparse only (no SVT: FedDyn's global model + sparse personal parts).
+   */
+  ablation: FedSLRAblation;
 }
+
+export type FedSLRAblation = 'both' | 'low-rank-only' | 'sparse-only';
 
 export const FEDSLR_DEFAULTS: FedSLROptions = {
   alpha: 0.1,
@@ -45,6 +58,24 @@ export const FEDSLR_DEFAULTS: FedSLROptions = {
   lambda: 1e-3,
   personalEpochs: 1,
   personalInit: 'init',
+  ablation: 'both',
+};
+
+/**
+ * The stages one member of the FedSLR family runs: SVT on the server or not; what the personal
+ * model is (W + P_i with stage 2, W itself, or none). FedSLR's ablations and FedDyn (no SVT, no
+ * personal part) are all members.
+ */
+export interface DynamicParts {
+  name: string;
+  svt: boolean;
+  personal: 'sparse' | 'global' | 'none';
+}
+
+const ABLATION_PARTS: Record<FedSLRAblation, Omit<DynamicParts, 'name'>> = {
+  both: { svt: true, personal: 'sparse' },
+  'low-rank-only': { svt: true, personal: 'global' },
+  'sparse-only': { svt: false, personal: 'sparse' },
 };
 
 /** Multiplies the factors back into the tensor they encode (row-major matmul in float64). */
@@ -138,15 +169,26 @@ function nonZeroShare(set: ParamArrays): number {
 
 export function fedslr(ctx: AlgorithmContext, options: Partial<FedSLROptions> = {}): Algorithm {
   const opts = { ...FEDSLR_DEFAULTS, ...options };
+  return dynamicFamily(ctx, opts, { name: 'fedslr', ...ABLATION_PARTS[opts.ablation] });
+}
+
+/** The FedDyn-style round of FEDSLR.md with the stages `parts` names (see DynamicParts). */
+export function dynamicFamily(
+  ctx: AlgorithmContext,
+  opts: FedSLROptions,
+  parts: DynamicParts,
+): Algorithm {
   const { spec } = ctx.model;
   const wd = ctx.train.weightDecay;
   const N = ctx.numClients;
   const tau = opts.mu / opts.alpha;
 
-  return {
-    name: 'fedslr',
+  const sparse = parts.personal === 'sparse';
+  const algorithm: Algorithm = {
+    name: parts.name,
     hasGlobal: true,
-    hasPersonal: true,
+    hasPersonal: parts.personal !== 'none',
+    clientStateSets: sparse ? 2 : 1,
 
     initServer: (init) => ({ global: init, tensors: {} }),
 
@@ -202,7 +244,7 @@ export function fedslr(ctx: AlgorithmContext, options: Partial<FedSLROptions> = 
       for (const p of spec) {
         const ms = matrixShape(p.shape, p.role);
         const v = V[p.name]!;
-        if (!ms) {
+        if (!ms || !parts.svt) {
           global[p.name] = v;
           continue;
         }
@@ -219,13 +261,14 @@ export function fedslr(ctx: AlgorithmContext, options: Partial<FedSLROptions> = 
       }
       return {
         server: { global, tensors: { dualSum, factors }, scalars: hints },
-        stats: { ranks },
+        stats: parts.svt ? { ranks } : {},
       };
     },
 
-    initClient: (_client, init) => ({
-      tensors: { sparse: initialSparse(spec, init, opts.personalInit) },
-    }),
+    initClient: (_client, init): ClientState =>
+      sparse
+        ? { tensors: { sparse: initialSparse(spec, init, opts.personalInit) } }
+        : { tensors: {} },
 
     clientTrain(down, state, run) {
       const W = fromArrays(decodeWire(down.params, (k, t) => decodeLowRank(spec, k, t)));
@@ -241,16 +284,21 @@ export function fedslr(ctx: AlgorithmContext, options: Partial<FedSLROptions> = 
           Object.keys(pi).map((k) => [k, tf.add(pi[k]!, tf.mul(drift[k]!, opts.alpha))]),
         ),
       );
-      // Stage 2: proximal SGD on f_i(W^t + P) + (wd/2)||P||^2 over P, W^t frozen.
-      const P = fromArrays(state.tensors['sparse']!);
-      const s2 = sgd(ctx, run, P, opts.personalEpochs, {
-        compose: (p) => add(W, p),
-        transform: addDecayedWeights(wd),
-        prox: l1ProxMap(opts.lambda),
-      });
       const upload = toArrays(s1.params);
-      const next = { tensors: { dual: toArrays(piNext), sparse: toArrays(s2.params) } };
-      disposeParams(W, pi, s1.params, drift, piNext, P, s2.params);
+      const next: ClientState = { tensors: { dual: toArrays(piNext) } };
+      disposeParams(pi, s1.params, drift, piNext);
+      if (sparse) {
+        // Stage 2: proximal SGD on f_i(W^t + P) + (wd/2)||P||^2 over P, W^t frozen.
+        const P = fromArrays(state.tensors['sparse']!);
+        const s2 = sgd(ctx, run, P, opts.personalEpochs, {
+          compose: (p) => add(W, p),
+          transform: addDecayedWeights(wd),
+          prox: l1ProxMap(opts.lambda),
+        });
+        next.tensors['sparse'] = toArrays(s2.params);
+        disposeParams(P, s2.params);
+      }
+      disposeParams(W);
       return {
         upload: {
           params: Object.fromEntries(Object.entries(upload).map(([k, v]) => [k, dense(v)])),
@@ -263,11 +311,13 @@ export function fedslr(ctx: AlgorithmContext, options: Partial<FedSLROptions> = 
     },
 
     personalModel(state, global) {
-      if (!global) throw new Error('fedslr: personal model needs the global model');
+      if (parts.personal === 'none') return null;
+      if (!global) throw new Error(`${parts.name}: personal model needs the global model`);
+      if (parts.personal === 'global') return global;
       const P = state.tensors['sparse']!;
       return combine([global, P], (v) => v[0]! + v[1]!);
     },
-
-    personalDensity: (state) => nonZeroShare(state.tensors['sparse']!),
   };
+  if (sparse) algorithm.personalDensity = (state) => nonZeroShare(state.tensors['sparse']!);
+  return algorithm;
 }

@@ -90,6 +90,11 @@ export interface Algorithm {
   readonly hasGlobal: boolean;
   /** True when clients have personal models to evaluate. */
   readonly hasPersonal: boolean;
+  /**
+   * How many model-sized tensor sets each client keeps between rounds (for memory estimates;
+   * default 1 when the algorithm has personal models, else 0).
+   */
+  readonly clientStateSets?: number;
 
   initServer(init: ParamArrays): ServerState;
   download(server: ServerState, round: number, client: number): Download;

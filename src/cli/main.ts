@@ -1,10 +1,8 @@
-#!/usr/bin/env node
 /**
  * The `fedslr` command. Subcommands are imported lazily, so `--help` never loads tfjs.
  * Exit codes: 0 success, 1 failure while running, 2 bad usage or bad input (config, data files).
  */
-import { readFileSync, realpathSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 import type { Command } from './command.js';
 import { UsageError } from './command.js';
 
@@ -79,27 +77,4 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`fedslr ${name}: ${e.exitCode === 2 ? e.message : (e.stack ?? e.message)}`);
     return e.exitCode ?? 1;
   }
-}
-
-function isEntryPoint(): boolean {
-  const script = process.argv[1];
-  if (!script) return false;
-  try {
-    return realpathSync(script) === fileURLToPath(import.meta.url);
-  } catch {
-    return false;
-  }
-}
-
-if (isEntryPoint()) {
-  main(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (err: unknown) => {
-      const e = err as Error & { exitCode?: number };
-      console.error(`fedslr: ${e?.message ?? String(err)}`);
-      process.exitCode = e?.exitCode ?? 1;
-    },
-  );
 }

@@ -92,7 +92,8 @@ function asFloat32(v: unknown, where: string): Float32Array {
   if (!(v instanceof Uint8Array) || v.byteLength % 4 !== 0) {
     throw new Error(`${where}: expected float32 bytes`);
   }
-  return new Float32Array(v.slice().buffer);
+  // Copy (also aligns); a Node Buffer's slice() would share its pool instead.
+  return new Float32Array(new Uint8Array(v).buffer);
 }
 
 /** Restores a wire tensor's typed arrays after `unpack`, checking sizes against the shape. */
@@ -108,7 +109,7 @@ export function reviveTensor(raw: unknown, where: string): WireTensor {
     const b = r['indices'];
     if (!(b instanceof Uint8Array) || b.byteLength % 4 !== 0)
       throw new Error(`${where}.indices: expected uint32 bytes`);
-    out['indices'] = new Uint32Array(b.slice().buffer);
+    out['indices'] = new Uint32Array(new Uint8Array(b).buffer);
   }
   const t = out as unknown as WireTensor;
   const size = sizeOf(shape);

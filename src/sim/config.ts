@@ -23,6 +23,8 @@ const fedslrSchema = z.strictObject({
   personalEpochs: z.number().int().nonnegative().default(1),
   /** Start of each P_i: a copy of the initial weights (the authors' choice) or zeros. */
   personalInit: z.enum(['init', 'zeros']).default('init'),
+  /** Ablation: both parts, low-rank only (no stage 2) or sparse only (no SVT). */
+  ablation: z.enum(['both', 'low-rank-only', 'sparse-only']).default('both'),
 });
 
 const fedavgSchema = z.strictObject({
@@ -40,13 +42,96 @@ const dittoSchema = z.strictObject({
 
 const localSchema = z.strictObject({ name: z.literal('local') });
 
+const weighted = z.boolean().default(true);
+/** How many of the model's last dense layers form the head (FedRep, FedPer, LG-FedAvg). */
+const headLayers = positiveInt.default(1);
+
+const scaffoldSchema = z.strictObject({
+  name: z.literal('scaffold'),
+  /** Global step size eta_g. */
+  serverLr: z.number().positive().default(1),
+});
+
+const fedproxSchema = z.strictObject({
+  name: z.literal('fedprox'),
+  /** Weight of the proximal term (mu/2)||w - W^t||^2. */
+  mu: nonNegative.default(0.01),
+  weighted,
+});
+
+const feddynSchema = z.strictObject({
+  name: z.literal('feddyn'),
+  /** Coefficient of the dynamic regulariser. */
+  alpha: z.number().positive().default(0.1),
+});
+
+const apflSchema = z.strictObject({
+  name: z.literal('apfl'),
+  /** Initial (or, with adaptive false, fixed) mixing weight of the personal model. */
+  alpha: z.number().min(0).max(1).default(0.25),
+  adaptive: z.boolean().default(true),
+  weighted,
+});
+
+const fedrepSchema = z.strictObject({
+  name: z.literal('fedrep'),
+  headLayers,
+  /** Epochs over the head (body frozen) before the body epochs. */
+  headEpochs: z.number().int().nonnegative().default(1),
+  /** Epochs over the body (head frozen); default: train.epochs. */
+  bodyEpochs: z.number().int().nonnegative().optional(),
+  weighted,
+});
+
+const fedperSchema = z.strictObject({ name: z.literal('fedper'), headLayers, weighted });
+const lgfedavgSchema = z.strictObject({ name: z.literal('lgfedavg'), headLayers, weighted });
+
+const perfedavgSchema = z.strictObject({
+  name: z.literal('perfedavg'),
+  /** Inner (adaptation) step size; default: the round's lr. */
+  alpha: z.number().positive().optional(),
+  /** Adaptation steps (one mini-batch each) that make the personal model at evaluation. */
+  adaptSteps: z.number().int().nonnegative().default(1),
+  weighted,
+});
+
+const fedavgftSchema = z.strictObject({
+  name: z.literal('fedavg-ft'),
+  /** Local fine-tuning epochs before each evaluation. */
+  ftEpochs: z.number().int().nonnegative().default(1),
+  weighted,
+});
+
 export const algorithmSchema = z.discriminatedUnion('name', [
   fedslrSchema,
   fedavgSchema,
   dittoSchema,
   localSchema,
+  scaffoldSchema,
+  fedproxSchema,
+  feddynSchema,
+  apflSchema,
+  fedrepSchema,
+  fedperSchema,
+  lgfedavgSchema,
+  perfedavgSchema,
+  fedavgftSchema,
 ]);
-export const ALGORITHM_NAMES = ['fedslr', 'fedavg', 'ditto', 'local'] as const;
+export const ALGORITHM_NAMES = [
+  'fedslr',
+  'fedavg',
+  'ditto',
+  'local',
+  'scaffold',
+  'fedprox',
+  'feddyn',
+  'apfl',
+  'fedrep',
+  'fedper',
+  'lgfedavg',
+  'perfedavg',
+  'fedavg-ft',
+] as const;
 
 const partitionSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('iid') }),
@@ -84,6 +169,7 @@ export const configSchema = z
       lambda: 1e-3,
       personalEpochs: 1,
       personalInit: 'init',
+      ablation: 'both',
     }),
     data: z
       .strictObject({
@@ -123,6 +209,18 @@ export const configSchema = z
         epochs: 2,
         backend: 'auto',
       }),
+    runtime: z
+      .strictObject({
+        /** Where client state lives: memory, disk, or auto (memory when it fits memoryBudget). */
+        store: z.enum(['auto', 'memory', 'disk']).default('auto'),
+        /** Bytes of client state to keep in memory before `auto` chooses the disk store. */
+        memoryBudget: z.number().positive().default(4e9),
+        /** Also checkpoint every this many rounds (0: only at evaluations and at the end). */
+        checkpointEvery: z.number().int().nonnegative().default(0),
+        /** Checkpoints kept (the newest); older ones are deleted. */
+        keepCheckpoints: positiveInt.default(2),
+      })
+      .default({ store: 'auto', memoryBudget: 4e9, checkpointEvery: 0, keepCheckpoints: 2 }),
   })
   .superRefine((c, ctx) => {
     if (c.clients.sampling.kind === 'count' && c.clients.sampling.k > c.clients.count) {

@@ -1,13 +1,92 @@
-/** One experiment end to end: set up, simulate, write the run directory. */
-import type { RunConfig } from './config.js';
+/**
+ * One experiment end to end: set up, simulate, write the run directory, checkpoint at every
+ * evaluation (and every `runtime.checkpointEvery` rounds, and at the end); and resuming one from
+ * its newest good checkpoint.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { paramCount } from '../tensor/params.js';
+import { type CheckpointMeta, latestCheckpoint, writeCheckpoint } from './checkpoint.js';
+import { ConfigError, parseConfig, type RunConfig } from './config.js';
 import type { RunEvent } from './events.js';
-import { checkFreshDir, RunDir, type RunSummary, summarizeRun } from './rundir.js';
+import { applySet } from './load_config.js';
+import { checkFreshDir, FILES, RunDir, type RunSummary, summarizeRun } from './rundir.js';
 import { setup } from './setup.js';
-import { initialState, simulate } from './simulate.js';
+import { initialState, type SimState, type Simulation, simulate } from './simulate.js';
+import { decodeClientState } from './state_codec.js';
+import { type ClientStore, chooseStore, DiskStore, MemoryStore } from './store.js';
+
+/** Extra events the experiment driver adds to the simulator's. */
+export type ExperimentEvent =
+  | RunEvent
+  | { type: 'checkpoint'; round: number; dir: string }
+  | { type: 'resumed'; round: number; rounds: number; from: string; skipped: string[] }
+  | { type: 'store'; kind: 'memory' | 'disk'; estimatedBytes: number };
 
 export interface ExperimentOptions {
   outDir: string;
-  onEvent?: (e: RunEvent) => void;
+  onEvent?: (e: ExperimentEvent) => void;
+}
+
+export const STORE_DIR = 'client-store';
+
+function makeStore(
+  sim: Simulation,
+  outDir: string,
+  onEvent?: (e: ExperimentEvent) => void,
+): ClientStore {
+  const a = sim.algorithm;
+  const sets = a.clientStateSets ?? (a.hasPersonal ? 1 : 0);
+  const estimatedBytes = sim.config.clients.count * sets * paramCount(sim.model.spec) * 4;
+  const rt = sim.config.runtime;
+  const kind = chooseStore(rt.store, estimatedBytes, rt.memoryBudget);
+  onEvent?.({ type: 'store', kind, estimatedBytes });
+  return kind === 'memory' ? new MemoryStore() : new DiskStore(join(outDir, STORE_DIR));
+}
+
+async function drive(
+  sim: Simulation,
+  st: SimState,
+  dir: RunDir,
+  t0: number,
+  previous: { dir: string; meta: CheckpointMeta } | undefined,
+  onEvent?: (e: ExperimentEvent) => void,
+): Promise<RunSummary> {
+  const start = performance.now();
+  const now = () => t0 + (performance.now() - start) / 1000;
+  const { config } = sim;
+  let prev = previous;
+  const checkpoint = () => {
+    prev = writeCheckpoint(
+      dir.dir,
+      {
+        round: st.round,
+        time_s: now(),
+        totals: st.totals,
+        config,
+        server: st.server,
+        store: st.clients,
+        dirty: st.dirty,
+        records: dir.records,
+        clientEvals: dir.clientEvals,
+      },
+      config.runtime.keepCheckpoints,
+      prev,
+    );
+    st.dirty.clear();
+    onEvent?.({ type: 'checkpoint', round: st.round, dir: prev.dir });
+  };
+  for await (const e of simulate(sim, st, now)) {
+    if (e.type === 'eval') dir.addEval(e.record, e.clients);
+    onEvent?.(e);
+    const every = config.runtime.checkpointEvery;
+    if (e.type === 'eval' || (e.type === 'round-end' && every > 0 && st.round % every === 0))
+      checkpoint();
+  }
+  if (!prev || prev.meta.round !== st.round) checkpoint();
+  const summary = summarizeRun(sim.algorithm.name, dir.records, st.round, now());
+  dir.writeSummary(summary);
+  return summary;
 }
 
 export async function runExperiment(
@@ -15,8 +94,6 @@ export async function runExperiment(
   opts: ExperimentOptions,
 ): Promise<RunSummary> {
   checkFreshDir(opts.outDir);
-  const t0 = performance.now();
-  const now = () => (performance.now() - t0) / 1000;
   const { sim, info } = await setup(config);
   const dir = new RunDir(opts.outDir);
   dir.writeConfig(config, {
@@ -24,12 +101,86 @@ export async function runExperiment(
     trainSamples: info.trainSamples,
     testSamples: info.testSamples,
   });
-  const st = initialState(sim);
-  for await (const e of simulate(sim, st, now)) {
-    if (e.type === 'eval') dir.addEval(e.record, e.clients);
-    opts.onEvent?.(e);
+  const st = initialState(sim, makeStore(sim, opts.outDir, opts.onEvent));
+  return drive(sim, st, dir, 0, undefined, opts.onEvent);
+}
+
+/** Keys (dot paths) where two plain values differ. */
+export function diffKeys(a: unknown, b: unknown, path = ''): string[] {
+  const isObj = (x: unknown) => typeof x === 'object' && x !== null && !Array.isArray(x);
+  if (isObj(a) && isObj(b)) {
+    const keys = new Set([...Object.keys(a as object), ...Object.keys(b as object)]);
+    return [...keys].flatMap((k) =>
+      diffKeys(
+        (a as Record<string, unknown>)[k],
+        (b as Record<string, unknown>)[k],
+        path ? `${path}.${k}` : k,
+      ),
+    );
   }
-  const summary = summarizeRun(sim.algorithm.name, dir.records, st.round, now());
-  dir.writeSummary(summary);
-  return summary;
+  return JSON.stringify(a) === JSON.stringify(b) ? [] : [path || '(root)'];
+}
+
+/** Reads a run directory's config (as written by runExperiment), without fedslr's own notes. */
+export function readRunConfig(runDir: string): Record<string, unknown> {
+  const path = join(runDir, FILES.config);
+  if (!existsSync(path)) {
+    throw Object.assign(new Error(`'${runDir}' is not a run directory (no ${FILES.config})`), {
+      exitCode: 2,
+    });
+  }
+  const { fedslr: _notes, ...raw } = JSON.parse(readFileSync(path, 'utf8'));
+  return raw;
+}
+
+/**
+ * Continues a run from its newest good checkpoint. Only `rounds` and `runtime` may differ from the
+ * original config (`sets` are `--set` overrides); the result is bitwise the same as an uninterrupted run.
+ */
+export async function resumeExperiment(
+  runDir: string,
+  sets: readonly string[],
+  onEvent?: (e: ExperimentEvent) => void,
+): Promise<RunSummary> {
+  let raw = readRunConfig(runDir);
+  for (const s of sets) raw = applySet(raw, s);
+  const config = parseConfig(raw, `config of '${runDir}'${sets.length ? ' with --set' : ''}`);
+  const ck = latestCheckpoint(runDir);
+  // Rounds may grow; runtime settings (store, checkpoints) do not change results.
+  const comparable = (c: RunConfig) => ({ ...c, rounds: 0, runtime: null });
+  const changed = diffKeys(comparable(ck.meta.config), comparable(config));
+  if (changed.length) {
+    throw new ConfigError(
+      `cannot resume '${runDir}' with a different config (only rounds and runtime may change); differing keys: ${changed.join(', ')}`,
+    );
+  }
+  if (config.rounds < ck.meta.round) {
+    throw new ConfigError(
+      `cannot resume '${runDir}': rounds ${config.rounds} is below the checkpoint's round ${ck.meta.round}`,
+    );
+  }
+  const { sim } = await setup(config);
+  const store = makeStore(sim, runDir, onEvent);
+  for (const c of ck.meta.clients) {
+    const bytes = ck.clientBytes(c);
+    if (store instanceof DiskStore) store.setEncoded(c, bytes);
+    else store.set(c, decodeClientState(bytes, `${ck.dir} client ${c}`));
+  }
+  const st: SimState = {
+    round: ck.meta.round,
+    server: ck.server,
+    clients: store,
+    dirty: new Set(),
+    totals: { ...ck.meta.totals },
+  };
+  const dir = new RunDir(runDir);
+  dir.restore(ck.records, ck.clientEvals);
+  onEvent?.({
+    type: 'resumed',
+    round: ck.meta.round,
+    rounds: config.rounds,
+    from: ck.dir,
+    skipped: ck.skipped,
+  });
+  return drive(sim, st, dir, ck.meta.time_s, { dir: ck.dir, meta: ck.meta }, onEvent);
 }

@@ -95,6 +95,17 @@ export class RunDir {
   addEval(record: EvalRecord, clients: ClientEval): void {
     this.records.push(record);
     this.clientEvals.push(clients);
+    this.writeMetrics();
+  }
+
+  /** Replaces the evaluations with a checkpoint's (dropping any written after it). */
+  restore(records: readonly EvalRecord[], clients: readonly ClientEval[]): void {
+    this.records.splice(0, this.records.length, ...records);
+    this.clientEvals.splice(0, this.clientEvals.length, ...clients);
+    this.writeMetrics();
+  }
+
+  private writeMetrics(): void {
     writeFileAtomic(
       join(this.dir, FILES.metrics),
       this.records.map((r) => `${JSON.stringify(r)}\n`).join(''),

@@ -1,6 +1,20 @@
 /** Turns a validated config into a ready simulation: backend, data, model, algorithm, init. */
 import type { Algorithm, AlgorithmContext } from '../algorithms/index.js';
-import { ditto, fedavg, fedslr, local } from '../algorithms/index.js';
+import {
+  apfl,
+  ditto,
+  fedavg,
+  fedavgft,
+  feddyn,
+  fedper,
+  fedprox,
+  fedrep,
+  fedslr,
+  lgfedavg,
+  local,
+  perfedavg,
+  scaffold,
+} from '../algorithms/index.js';
 import { federate } from '../data/clients.js';
 import { loadDataset } from '../data/load.js';
 import { createModel } from '../models/index.js';
@@ -23,6 +37,24 @@ export function createAlgorithm(cfg: AlgorithmConfig, ctx: AlgorithmContext): Al
       return ditto(ctx, cfg);
     case 'local':
       return local(ctx);
+    case 'scaffold':
+      return scaffold(ctx, cfg);
+    case 'fedprox':
+      return fedprox(ctx, cfg);
+    case 'feddyn':
+      return feddyn(ctx, cfg);
+    case 'apfl':
+      return apfl(ctx, cfg);
+    case 'fedrep':
+      return fedrep(ctx, cfg);
+    case 'fedper':
+      return fedper(ctx, cfg);
+    case 'lgfedavg':
+      return lgfedavg(ctx, cfg);
+    case 'perfedavg':
+      return perfedavg(ctx, cfg);
+    case 'fedavg-ft':
+      return fedavgft(ctx, cfg);
   }
 }
 

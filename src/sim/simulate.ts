@@ -18,6 +18,7 @@ import type { RunConfig } from './config.js';
 import type { ClientEval, EvalRecord, RunEvent } from './events.js';
 import { drawClients } from './sampling.js';
 import { summarize } from './stats.js';
+import { type ClientStore, MemoryStore } from './store.js';
 
 /** Keys of the random streams: Rng.derive(seed, STREAM, round[, client]). */
 export const SAMPLING_STREAM = 0x73616d70;
@@ -46,15 +47,18 @@ export interface Totals {
 export interface SimState {
   round: number;
   server: ServerState;
-  clients: Map<number, ClientState>;
+  clients: ClientStore;
+  /** Clients whose state changed since the last checkpoint. */
+  dirty: Set<number>;
   totals: Totals;
 }
 
-export function initialState(sim: Simulation): SimState {
+export function initialState(sim: Simulation, clients: ClientStore = new MemoryStore()): SimState {
   return {
     round: 0,
     server: sim.algorithm.initServer(sim.init),
-    clients: new Map(),
+    clients,
+    dirty: new Set(),
     totals: { down_params: 0, down_bytes: 0, up_params: 0, up_bytes: 0, dense_down_params: 0 },
   };
 }
@@ -193,6 +197,7 @@ export async function* simulate(
       const r = algorithm.clientTrain(down, clientState(sim, st, client), run);
       disposeData(data);
       st.clients.set(client, r.state);
+      st.dirty.add(client);
       round.up_params += wireParamsCount(r.upload.params) + extraCount(r.upload.extra);
       round.up_bytes += pack(r.upload).byteLength;
       uploads.push({ client, upload: r.upload });

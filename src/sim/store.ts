@@ -1,0 +1,126 @@
+/**
+ * Where clients' personal state lives between rounds. Two implementations behind one interface:
+ * in memory (a Map), and on disk (one file per client, atomic writes, sparse encoding when that is
+ * smaller, a small in-memory cache). The simulator, checkpoints and the network client use it.
+ */
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ClientState } from '../algorithms/types.js';
+import { writeFileAtomic } from '../util/fs.js';
+import { decodeClientState, encodeClientState } from './state_codec.js';
+
+export interface ClientStore {
+  readonly kind: 'memory' | 'disk';
+  get(client: number): ClientState | undefined;
+  set(client: number, state: ClientState): void;
+  /** Clients that have a state, ascending. */
+  ids(): number[];
+  /** The client's state as stored bytes (for checkpoints). */
+  encoded(client: number): Uint8Array;
+  /** A file holding exactly `encoded(client)` that will never be rewritten in place, if any. */
+  file(client: number): string | undefined;
+}
+
+export class MemoryStore implements ClientStore {
+  readonly kind = 'memory';
+  private readonly states = new Map<number, ClientState>();
+
+  get(client: number): ClientState | undefined {
+    return this.states.get(client);
+  }
+
+  set(client: number, state: ClientState): void {
+    this.states.set(client, state);
+  }
+
+  ids(): number[] {
+    return [...this.states.keys()].sort((a, b) => a - b);
+  }
+
+  encoded(client: number): Uint8Array {
+    const s = this.states.get(client);
+    if (!s) throw new Error(`client store: no state for client ${client}`);
+    return encodeClientState(s);
+  }
+
+  file(): undefined {
+    return undefined;
+  }
+}
+
+const clientFile = (client: number) => `${String(client).padStart(6, '0')}.msgpack`;
+
+export class DiskStore implements ClientStore {
+  readonly kind = 'disk';
+  private readonly cache = new Map<number, ClientState>();
+  private readonly known = new Set<number>();
+
+  /** Starts empty: any files already in `dir` are removed. */
+  constructor(
+    readonly dir: string,
+    private readonly cacheSize = 16,
+  ) {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+  }
+
+  private touch(client: number, state: ClientState): void {
+    this.cache.delete(client);
+    this.cache.set(client, state);
+    while (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
+  }
+
+  get(client: number): ClientState | undefined {
+    const hit = this.cache.get(client);
+    if (hit) {
+      this.touch(client, hit);
+      return hit;
+    }
+    if (!this.known.has(client)) return undefined;
+    const path = join(this.dir, clientFile(client));
+    const state = decodeClientState(readFileSync(path), path);
+    this.touch(client, state);
+    return state;
+  }
+
+  set(client: number, state: ClientState): void {
+    writeFileAtomic(join(this.dir, clientFile(client)), encodeClientState(state));
+    this.known.add(client);
+    this.touch(client, state);
+  }
+
+  /** Adopts an encoded state as is (used when restoring a checkpoint). */
+  setEncoded(client: number, bytes: Uint8Array): void {
+    writeFileAtomic(join(this.dir, clientFile(client)), bytes);
+    this.known.add(client);
+    this.cache.delete(client);
+  }
+
+  ids(): number[] {
+    return [...this.known].sort((a, b) => a - b);
+  }
+
+  encoded(client: number): Uint8Array {
+    return readFileSync(this.file(client));
+  }
+
+  file(client: number): string {
+    if (!this.known.has(client)) throw new Error(`client store: no state for client ${client}`);
+    return join(this.dir, clientFile(client));
+  }
+}
+
+export type StoreKind = 'auto' | 'memory' | 'disk';
+
+/**
+ * Chooses the store: `auto` keeps states in memory when their estimated total size fits in
+ * `memoryBudget` bytes, on disk otherwise.
+ */
+export function chooseStore(
+  kind: StoreKind,
+  estimatedBytes: number,
+  memoryBudget: number,
+): 'memory' | 'disk' {
+  if (kind !== 'auto') return kind;
+  return estimatedBytes <= memoryBudget ? 'memory' : 'disk';
+}

@@ -1,0 +1,133 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CHECKPOINT_DIR, listCheckpoints } from '../src/sim/checkpoint.js';
+import { parseConfig } from '../src/sim/config.js';
+import { resumeExperiment, runExperiment } from '../src/sim/experiment.js';
+
+const base = {
+  seed: 5,
+  rounds: 6,
+  evalEvery: 2,
+  clients: { count: 6, sampling: { kind: 'count', k: 3 } },
+  algorithm: { name: 'fedslr' },
+  data: {
+    dataset: 'mnist',
+    partition: { kind: 'dirichlet', alpha: 0.5, minSize: 10 },
+    testPerClient: 40,
+  },
+  model: { name: 'mlp', hidden: [16] },
+  train: { backend: 'wasm', epochs: 1, batchSize: 50 },
+};
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'fedslr-ck-'));
+const metrics = (dir: string) =>
+  readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => ({ ...JSON.parse(l), time_s: 0 }));
+/** The final checkpoint's server and client files, byte for byte. */
+function finalState(dir: string): Record<string, string> {
+  const last = listCheckpoints(dir).at(-1)!;
+  const root = join(dir, CHECKPOINT_DIR, last);
+  const files = [
+    'server.msgpack',
+    ...readdirSync(join(root, 'clients')).map((f) => `clients/${f}`),
+  ];
+  return Object.fromEntries(files.map((f) => [f, readFileSync(join(root, f)).toString('base64')]));
+}
+
+describe('checkpoints', () => {
+  it('a run resumed from a middle checkpoint ends identical to an uninterrupted one (memory and disk store)', async () => {
+    const full = tmp();
+    await runExperiment(parseConfig(base), { outDir: full });
+    expect(listCheckpoints(full)).toEqual(['round-000004', 'round-000006']);
+
+    for (const store of ['memory', 'disk']) {
+      const part = tmp();
+      await runExperiment(parseConfig({ ...base, rounds: 4, runtime: { store } }), {
+        outDir: part,
+      });
+      const summary = await resumeExperiment(part, ['rounds=6']);
+      expect(summary.rounds).toBe(6);
+      expect(metrics(part)).toEqual(metrics(full));
+      expect(finalState(part)).toEqual(finalState(full));
+    }
+  });
+
+  it('falls back to the previous checkpoint when the newest is corrupt, and says when none is usable', async () => {
+    const dir = tmp();
+    await runExperiment(parseConfig({ ...base, rounds: 4 }), { outDir: dir });
+    const [older, newest] = listCheckpoints(dir);
+    const server = join(dir, CHECKPOINT_DIR, newest!, 'server.msgpack');
+    writeFileSync(server, readFileSync(server).subarray(0, 100));
+    const skipped: string[] = [];
+    await resumeExperiment(dir, ['rounds=6'], (e) => {
+      if (e.type === 'resumed') {
+        expect(e.round).toBe(2);
+        expect(e.from).toContain(older);
+        skipped.push(...e.skipped);
+      }
+    });
+    expect(skipped.join()).toMatch(/server\.msgpack: checksum mismatch/);
+    const full = tmp();
+    await runExperiment(parseConfig(base), { outDir: full });
+    expect(metrics(dir)).toEqual(metrics(full));
+
+    for (const n of listCheckpoints(dir)) rmSync(join(dir, CHECKPOINT_DIR, n, 'metrics.json'));
+    await expect(resumeExperiment(dir, [])).rejects.toThrow(
+      /no usable checkpoint.*\n.*metrics\.json: missing/,
+    );
+  });
+
+  it('refuses a different config, listing the keys, and a directory that is not a run', async () => {
+    const dir = tmp();
+    await runExperiment(parseConfig({ ...base, rounds: 2 }), { outDir: dir });
+    await expect(resumeExperiment(dir, ['algorithm.mu=0.5', 'train.lr=0.2'])).rejects.toThrow(
+      /only rounds and runtime may change\); differing keys: algorithm\.mu, train\.lr/,
+    );
+    await expect(resumeExperiment(tmp(), [])).rejects.toThrow(
+      /is not a run directory \(no config\.json\)/,
+    );
+  });
+
+  it('survives SIGKILL in the middle of a round: the resumed run matches an uninterrupted one', async () => {
+    const config = join(tmp(), 'config.json');
+    const cfg = { ...base, rounds: 6, evalEvery: 1 };
+    writeFileSync(config, JSON.stringify(cfg));
+    const cli = ['node_modules/vite-node/vite-node.mjs', 'src/cli/bin.ts', '--'];
+    const run = (args: string[]) =>
+      spawn(process.execPath, [...cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    /** Exit code (-1 for a signal) and standard error of a child. */
+    const done = (p: ReturnType<typeof run>) =>
+      new Promise<string>((resolve) => {
+        let err = '';
+        p.stderr.on('data', (d) => {
+          err += d;
+        });
+        p.on('exit', (code, signal) => resolve(`exit ${code ?? (signal ? -1 : 0)} ${err}`.trim()));
+      });
+
+    const killed = tmp();
+    const child = run(['run', config, '--out', killed, '--quiet']);
+    const childDone = done(child);
+    // Wait (bounded) for the checkpoint of round 2, then kill while round 3 is under way.
+    const deadline = Date.now() + 90_000;
+    while (!existsSync(join(killed, CHECKPOINT_DIR, 'round-000002'))) {
+      if (Date.now() > deadline || child.exitCode !== null)
+        throw new Error(`no checkpoint in time: ${await childDone}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    child.kill('SIGKILL');
+    expect(await childDone).toMatch(/^exit -1/);
+    expect(listCheckpoints(killed).at(-1)! < 'round-000006').toBe(true);
+    expect(await done(run(['run', '--resume', killed, '--quiet']))).toBe('exit 0');
+
+    const full = tmp();
+    await runExperiment(parseConfig(cfg), { outDir: full });
+    expect(metrics(killed)).toEqual(metrics(full));
+    expect(finalState(killed)).toEqual(finalState(full));
+  });
+});
