@@ -1,0 +1,124 @@
+/**
+ * APFL (Deng et al. 2020, "Adaptive Personalized Federated Learning"). Each client keeps a
+ * personal model v_i and a mixing weight alpha_i; its personalised model is
+ * vbar = alpha_i v_i + (1 - alpha_i) w. On every mini-batch a drawn client takes, from the same
+ * batch and the current iterates: w <- w - lr grad f(w); v <- v - lr alpha grad f(vbar);
+ * alpha <- clip(alpha - lr <v - w, grad f(vbar)>, 0, 1) (adaptive, the paper's eq. 8), and
+ * uploads w, which the server averages as FedAvg does. With `adaptive: false` alpha stays fixed.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { Params } from '../tensor/params.js';
+import { disposeParams, fromArrays, toArrays, zerosLike } from '../tensor/params.js';
+import { makeStep } from '../train/loop.js';
+import { addDecayedWeights, type ProxMap, proximalPull } from '../train/transforms.js';
+import { batchIndices, EpochStats, gatherBatch } from './batches.js';
+import { combine, decodeWire, denseWire, weightedMean } from './common.js';
+import type { Algorithm, AlgorithmContext } from './types.js';
+
+export interface ApflOptions {
+  /** Initial (or, with adaptive false, fixed) mixing weight of the personal model. */
+  alpha: number;
+  /** Learn alpha per client by gradient descent (the paper's adaptive APFL). */
+  adaptive: boolean;
+  weighted: boolean;
+}
+
+export const APFL_DEFAULTS: ApflOptions = { alpha: 0.25, adaptive: true, weighted: true };
+
+/** Name of the mixing weight among the trainable tensors (never a model parameter name). */
+const ALPHA = '#alpha';
+
+const clipAlpha: ProxMap = {
+  name: 'clipAlpha',
+  apply: (p) => ({ ...p, [ALPHA]: tf.clipByValue(p[ALPHA]!, 0, 1) }),
+};
+
+export function apfl(ctx: AlgorithmContext, opts: ApflOptions = APFL_DEFAULTS): Algorithm {
+  if (!(opts.alpha >= 0 && opts.alpha <= 1))
+    throw new Error(`apfl alpha: expected a number in [0, 1], got ${opts.alpha}`);
+  const { model } = ctx;
+  const wd = ctx.train.weightDecay;
+  const names = model.spec.map((p) => p.name);
+  return {
+    name: 'apfl',
+    hasGlobal: true,
+    hasPersonal: true,
+    initServer: (init) => ({ global: init, tensors: {} }),
+    download: (server, round) => ({ round, params: denseWire(server.global!) }),
+    aggregate(server, _round, uploads) {
+      const sets = uploads.map((u) => decodeWire(u.upload.params));
+      const weights = uploads.map((u) => (opts.weighted ? u.upload.numSamples : 1));
+      return { server: { ...server, global: weightedMean(sets, weights) }, stats: {} };
+    },
+    initClient: (_client, init) => ({
+      tensors: { personal: init },
+      scalars: { alpha: opts.alpha },
+    }),
+    clientTrain(down, state, run) {
+      const w0 = fromArrays(decodeWire(down.params));
+      const v0 = fromArrays(state.tensors['personal']!);
+      const zeros = zerosLike(v0);
+      let w = w0;
+      let v = v0;
+      let alpha = tf.scalar(opts.adaptive ? (state.scalars?.['alpha'] ?? opts.alpha) : opts.alpha);
+      const stepW = makeStep({ model, transform: addDecayedWeights(wd) });
+      // vbar from the trainable v (and alpha, when adaptive) and the current w, held constant.
+      const stepV = makeStep({
+        model,
+        compose: (p) => {
+          const a = opts.adaptive ? p[ALPHA]! : alpha;
+          const out: Params = {};
+          for (const k of names) out[k] = tf.add(tf.mul(p[k]!, a), tf.mul(w[k]!, tf.sub(1, a)));
+          return out;
+        },
+        // Weight decay on v only (zero anchor), not on alpha.
+        transform: proximalPull(wd, zeros),
+        prox: opts.adaptive ? clipAlpha : undefined,
+      });
+      let stats = new EpochStats();
+      const n = run.data.y.shape[0];
+      for (const epoch of batchIndices(n, ctx.train.batchSize, ctx.train.epochs, run.rng)) {
+        stats = new EpochStats();
+        for (const idx of epoch) {
+          const b = gatherBatch(run.data, idx);
+          const rv = stepV(opts.adaptive ? { ...v, [ALPHA]: alpha } : v, b.x, b.y, run.lr);
+          tf.dispose([rv.lossSum, rv.correct]);
+          const rw = stepW(w, b.x, b.y, run.lr);
+          stats.add(rw.lossSum, rw.correct, idx.length);
+          tf.dispose([b.x, b.y]);
+          if (v !== v0) disposeParams(v);
+          if (w !== w0) disposeParams(w);
+          if (opts.adaptive) {
+            alpha.dispose();
+            const { [ALPHA]: a, ...rest } = rv.params;
+            alpha = a as tf.Scalar;
+            v = rest;
+          } else {
+            v = rv.params;
+          }
+          w = rw.params;
+        }
+      }
+      const upload = toArrays(w);
+      const personal = toArrays(v);
+      const alphaNext = opts.adaptive ? alpha.dataSync()[0]! : opts.alpha;
+      disposeParams(w0, v0, zeros, w === w0 ? undefined : w, v === v0 ? undefined : v);
+      alpha.dispose();
+      const { loss, acc } = stats.result();
+      return {
+        upload: {
+          params: denseWire(upload),
+          numSamples: n,
+          trainLoss: loss,
+          trainAcc: acc,
+        },
+        state: { tensors: { personal }, scalars: { alpha: alphaNext } },
+      };
+    },
+    personalModel(state, global) {
+      if (!global) throw new Error('apfl: the personal model needs the global model');
+      const a = state.scalars?.['alpha'] ?? opts.alpha;
+      return combine([state.tensors['personal']!, global], (x) => a * x[0]! + (1 - a) * x[1]!);
+    },
+  };
+}

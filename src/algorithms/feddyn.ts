@@ -1,0 +1,23 @@
+/**
+ * FedDyn (Acar et al. 2021): clients minimise f_i(w) - <grad L_i, w> + (alpha/2)||w - W^t||^2 and
+ * update their linear term; the server corrects the mean of the uploads by the sum of all
+ * clients' terms. This is exactly FedSLR's stage 1 and server step without the SVT (the dual
+ * pi_i of FEDSLR.md is -grad L_i), so it runs FedSLR's code with those stages off.
+ */
+import { dynamicFamily, FEDSLR_DEFAULTS } from './fedslr.js';
+import type { Algorithm, AlgorithmContext } from './types.js';
+
+export interface FedDynOptions {
+  /** Coefficient of the dynamic regulariser. */
+  alpha: number;
+}
+
+export const FEDDYN_DEFAULTS: FedDynOptions = { alpha: 0.1 };
+
+export function feddyn(ctx: AlgorithmContext, opts: FedDynOptions = FEDDYN_DEFAULTS): Algorithm {
+  return dynamicFamily(
+    ctx,
+    { ...FEDSLR_DEFAULTS, alpha: opts.alpha, mu: 0 },
+    { name: 'feddyn', svt: false, personal: 'none' },
+  );
+}

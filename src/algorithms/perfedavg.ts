@@ -1,0 +1,104 @@
+/**
+ * Per-FedAvg, first-order variant (Fallah et al. 2020). Clients train the meta-model w for the
+ * personalised objective F_i(w) = f_i(w - alpha grad f_i(w)): on mini-batch D take the inner step
+ * w~ = w - alpha grad f(w; D), then update w <- w - beta grad f(w~; D') with the next mini-batch
+ * D' (the first-order approximation drops the Hessian term); beta is the round's lr. The server
+ * averages w as FedAvg does. A client's personal model is w after `adaptSteps` inner steps
+ * (alpha, one mini-batch each) on its own training data, taken at evaluation.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { ParamArrays, Params } from '../tensor/params.js';
+import { add, disposeParams, fromArrays, sub, toArrays } from '../tensor/params.js';
+import { makeStep } from '../train/loop.js';
+import { addDecayedWeights } from '../train/transforms.js';
+import { batchIndices, EpochStats, gatherBatch } from './batches.js';
+import { decodeWire, denseWire, weightedMean } from './common.js';
+import type { Algorithm, AlgorithmContext, ClientRun } from './types.js';
+
+export interface PerFedAvgOptions {
+  /** Inner (adaptation) step size; default: the round's lr. */
+  alpha?: number;
+  /** Adaptation steps that make the personal model at evaluation. */
+  adaptSteps: number;
+  weighted: boolean;
+}
+
+export const PERFEDAVG_DEFAULTS: PerFedAvgOptions = { adaptSteps: 1, weighted: true };
+
+export function perfedavg(
+  ctx: AlgorithmContext,
+  opts: PerFedAvgOptions = PERFEDAVG_DEFAULTS,
+): Algorithm {
+  const { model } = ctx;
+  const inner = makeStep({ model });
+  const alphaOf = (run: ClientRun) => opts.alpha ?? run.lr;
+
+  /** One inner step from w on the batch at idx; returns w~ (new tensors). */
+  const adapt = (w: Params, run: ClientRun, idx: Int32Array): Params => {
+    const b = gatherBatch(run.data, idx);
+    const r = inner(w, b.x, b.y, alphaOf(run));
+    tf.dispose([b.x, b.y, r.lossSum, r.correct]);
+    return r.params;
+  };
+
+  return {
+    name: 'perfedavg',
+    hasGlobal: true,
+    hasPersonal: true,
+    initServer: (init) => ({ global: init, tensors: {} }),
+    download: (server, round) => ({ round, params: denseWire(server.global!) }),
+    aggregate(server, _round, uploads) {
+      const sets = uploads.map((u) => decodeWire(u.upload.params));
+      const weights = uploads.map((u) => (opts.weighted ? u.upload.numSamples : 1));
+      return { server: { ...server, global: weightedMean(sets, weights) }, stats: {} };
+    },
+    initClient: () => ({ tensors: {} }),
+    clientTrain(down, state, run) {
+      const w0 = fromArrays(decodeWire(down.params));
+      let w = w0;
+      let stats = new EpochStats();
+      const transform = addDecayedWeights(ctx.train.weightDecay);
+      const n = run.data.y.shape[0];
+      for (const epoch of batchIndices(n, ctx.train.batchSize, ctx.train.epochs, run.rng)) {
+        stats = new EpochStats();
+        epoch.forEach((idx, j) => {
+          const tilde = adapt(w, run, idx);
+          const delta = sub(tilde, w);
+          disposeParams(tilde);
+          // grad of f(p + delta) at p = w is grad f(w~): the first-order meta-gradient.
+          const outer = makeStep({ model, compose: (p) => add(p, delta), transform });
+          const next = epoch[(j + 1) % epoch.length]!;
+          const b = gatherBatch(run.data, next);
+          const r = outer(w, b.x, b.y, run.lr);
+          stats.add(r.lossSum, r.correct, next.length);
+          tf.dispose([b.x, b.y]);
+          disposeParams(delta);
+          if (w !== w0) disposeParams(w);
+          w = r.params;
+        });
+      }
+      const upload = toArrays(w);
+      disposeParams(w0, w === w0 ? undefined : w);
+      const { loss, acc } = stats.result();
+      return {
+        upload: { params: denseWire(upload), numSamples: n, trainLoss: loss, trainAcc: acc },
+        state,
+      };
+    },
+    personalModel(_state, global, run): ParamArrays {
+      if (!global) throw new Error('perfedavg: the personal model needs the global model');
+      const n = run.data.y.shape[0];
+      const batches = batchIndices(n, ctx.train.batchSize, 1, run.rng)[0] ?? [];
+      const w0 = fromArrays(global);
+      let w = w0;
+      for (let s = 0; s < opts.adaptSteps && batches.length; s++) {
+        const next = adapt(w, run, batches[s % batches.length]!);
+        if (w !== w0) disposeParams(w);
+        w = next;
+      }
+      const out = toArrays(w);
+      disposeParams(w0, w === w0 ? undefined : w);
+      return out;
+    },
+  };
+}

@@ -1,0 +1,93 @@
+/**
+ * SCAFFOLD (Karimireddy et al. 2020). The server keeps the model x and the control variate c,
+ * each client its own c_i (zero until first drawn). A drawn client gets x and c, runs K local
+ * steps y <- y - lr (grad f_i(y) - c_i + c), takes option II's c_i+ = c_i - c + (x - y)/(K lr),
+ * and uploads y and Delta c_i = c_i+ - c_i (the control variates travel in `extra`). The server
+ * moves x <- x + lr_g * mean_S (y_i - x) and c <- c + (1/N) sum_S Delta c_i.
+ */
+import { disposeParams, fromArrays, type ParamArrays, toArrays } from '../tensor/params.js';
+import { addDecayedWeights, addLinear, chain } from '../train/transforms.js';
+import { combine, decodeWire, denseWire, sgd } from './common.js';
+import type { Algorithm, AlgorithmContext } from './types.js';
+
+export interface ScaffoldOptions {
+  /** Global step size eta_g (1: the new model is the mean of the uploads). */
+  serverLr: number;
+}
+
+export const SCAFFOLD_DEFAULTS: ScaffoldOptions = { serverLr: 1 };
+
+const zeros = (a: ParamArrays): ParamArrays => combine([a], () => 0);
+
+export function scaffold(
+  ctx: AlgorithmContext,
+  opts: ScaffoldOptions = SCAFFOLD_DEFAULTS,
+): Algorithm {
+  const N = ctx.numClients;
+  return {
+    name: 'scaffold',
+    hasGlobal: true,
+    hasPersonal: false,
+    initServer: (init) => ({ global: init, tensors: { control: zeros(init) } }),
+    download: (server, round) => ({
+      round,
+      params: denseWire(server.global!),
+      extra: { control: server.tensors['control']! },
+    }),
+    aggregate(server, _round, uploads) {
+      const x = server.global!;
+      const ys = uploads.map((u) => decodeWire(u.upload.params));
+      const dcs = uploads.map((u) => {
+        const dc = u.upload.extra?.['controlDelta'];
+        if (!dc) throw new Error(`scaffold: client ${u.client}'s upload lacks 'controlDelta'`);
+        return dc;
+      });
+      const S = ys.length;
+      const g = opts.serverLr;
+      const global = combine([x, ...ys], (v) => {
+        let s = 0;
+        for (let j = 1; j < v.length; j++) s += v[j]! - v[0]!;
+        return v[0]! + (g * s) / S;
+      });
+      const control = combine([server.tensors['control']!, ...dcs], (v) => {
+        let s = 0;
+        for (let j = 1; j < v.length; j++) s += v[j]!;
+        return v[0]! + s / N;
+      });
+      return { server: { ...server, global, tensors: { control } }, stats: {} };
+    },
+    initClient: () => ({ tensors: {} }),
+    clientTrain(down, state, run) {
+      const xArr = decodeWire(down.params);
+      const c = down.extra?.['control'];
+      if (!c) throw new Error("scaffold: the download lacks the server control variate 'control'");
+      const ci = state.tensors['control'] ?? zeros(xArr);
+      // The correction c - c_i enters the gradient as a linear term.
+      const corr = fromArrays(combine([c, ci], (v) => v[0]! - v[1]!));
+      const x = fromArrays(xArr);
+      const r = sgd(ctx, run, x, ctx.train.epochs, {
+        transform: chain(addLinear(corr, 1), addDecayedWeights(ctx.train.weightDecay)),
+      });
+      const y = toArrays(r.params);
+      disposeParams(corr, x, r.params);
+      const n = run.data.y.shape[0];
+      const K = ctx.train.epochs * Math.ceil(n / ctx.train.batchSize);
+      // Option II: c_i+ = c_i - c + (x - y) / (K lr); no step taken leaves c_i as it was.
+      const ciNext = K
+        ? combine([ci, c, xArr, y], ([a, b, xv, yv]) => a! - b! + (xv! - yv!) / (K * run.lr))
+        : ci;
+      const controlDelta = combine([ciNext, ci], (v) => v[0]! - v[1]!);
+      return {
+        upload: {
+          params: denseWire(y),
+          extra: { controlDelta },
+          numSamples: n,
+          trainLoss: r.loss,
+          trainAcc: r.acc,
+        },
+        state: { tensors: { control: ciNext } },
+      };
+    },
+    personalModel: () => null,
+  };
+}
