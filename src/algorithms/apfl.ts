@@ -43,6 +43,7 @@ export function apfl(ctx: AlgorithmContext, opts: ApflOptions = APFL_DEFAULTS): 
     name: 'apfl',
     hasGlobal: true,
     hasPersonal: true,
+    clientStateSets: 1,
     initServer: (init) => ({ global: init, tensors: {} }),
     download: (server, round) => ({ round, params: denseWire(server.global!) }),
     aggregate(server, _round, uploads) {

@@ -28,6 +28,7 @@ export function scaffold(
     name: 'scaffold',
     hasGlobal: true,
     hasPersonal: false,
+    clientStateSets: 1,
     initServer: (init) => ({ global: init, tensors: { control: zeros(init) } }),
     download: (server, round) => ({
       round,

@@ -72,6 +72,7 @@ export function splitAlgorithm(ctx: AlgorithmContext, s: SplitSpec): Algorithm {
     name: s.name,
     hasGlobal: false,
     hasPersonal: true,
+    clientStateSets: 1,
     initServer: (init) => ({ global: sharedOf(init).shared, tensors: {} }),
     download: (server, round) => ({ round, params: denseWire(server.global!) }),
     aggregate(server, _round, uploads) {
