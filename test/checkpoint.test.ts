@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { CHECKPOINT_DIR, listCheckpoints } from '../src/sim/checkpoint.js';
 import { parseConfig } from '../src/sim/config.js';
 import { resumeExperiment, runExperiment } from '../src/sim/experiment.js';
+import { readFinal } from '../src/sim/final.js';
 
 const base = {
   seed: 5,
@@ -90,6 +91,47 @@ describe('checkpoints', () => {
     );
     await expect(resumeExperiment(tmp(), [])).rejects.toThrow(
       /is not a run directory \(no config\.json\)/,
+    );
+  });
+
+  it('reads back the final global model, its factors and personal models (W + P_i)', async () => {
+    const dir = tmp();
+    await runExperiment(
+      parseConfig({ ...base, rounds: 2, algorithm: { name: 'fedslr', mu: 0.05, alpha: 0.1 } }),
+      { outDir: dir },
+    );
+    const fin = await readFinal(dir);
+    expect(fin.round).toBe(2);
+    expect(fin.modelName).toBe('mlp');
+    const g = fin.global!;
+    // mu/alpha = 0.5 keeps only a few singular values of fc1 (784 x 16): sent as factors.
+    const f = fin.factors['fc1.kernel']!;
+    expect(f.rank).toBeLessThan(16);
+    const w = g['fc1.kernel']!.data;
+    let maxErr = 0;
+    for (let i = 0; i < f.rows; i += 37) {
+      for (let j = 0; j < f.cols; j++) {
+        let v = 0;
+        for (let k = 0; k < f.rank; k++) v += f.left[i * f.rank + k]! * f.right[k * f.cols + j]!;
+        maxErr = Math.max(maxErr, Math.abs(v - w[i * f.cols + j]!));
+      }
+    }
+    expect(maxErr).toBeLessThan(1e-5);
+    const last = listCheckpoints(dir).at(-1)!;
+    const { decodeClientState } = await import('../src/sim/state_codec.js');
+    const drawn = readdirSync(join(dir, CHECKPOINT_DIR, last, 'clients'))[0]!;
+    const client = Number(drawn.split('.')[0]);
+    const P = decodeClientState(
+      readFileSync(join(dir, CHECKPOINT_DIR, last, 'clients', drawn)),
+      drawn,
+    ).tensors['sparse']!;
+    const personal = (await fin.personal(client))!;
+    for (const k of Object.keys(g)) {
+      const sum = g[k]!.data.map((x, i) => x + P[k]!.data[i]!);
+      expect(personal[k]!.data).toEqual(sum);
+    }
+    await expect(fin.personal(99)).rejects.toThrow(
+      /client 99 does not exist: the run has clients 0\.\.5/,
     );
   });
 

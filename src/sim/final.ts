@@ -1,0 +1,104 @@
+/**
+ * The trained models of a run, read back from its newest good checkpoint (a finished run's last
+ * checkpoint is at its final round): the global model, its low-rank factors, and any client's
+ * personal model. Used by `fedslr export`.
+ */
+
+import { lrAt } from '../algorithms/types.js';
+import type { ParamArrays, ParamSpec } from '../tensor/params.js';
+import { Rng } from '../tensor/rng.js';
+import { disposeData, toTensors } from '../train/loop.js';
+import { latestCheckpoint } from './checkpoint.js';
+import { parseConfig, type RunConfig } from './config.js';
+import { readRunConfig } from './experiment.js';
+import { setup } from './setup.js';
+import { EVAL_STREAM } from './simulate.js';
+import { decodeClientState } from './state_codec.js';
+
+export interface Factors {
+  rows: number;
+  cols: number;
+  rank: number;
+  /** rows x rank, row-major: U sqrt(S). */
+  left: Float32Array;
+  /** rank x cols, row-major: sqrt(S) V^T. */
+  right: Float32Array;
+}
+
+export interface FinalState {
+  config: RunConfig;
+  /** The round the state is from (the run's last round when it finished). */
+  round: number;
+  modelName: string;
+  spec: ParamSpec;
+  inputShape: readonly [number, number, number];
+  classes: number;
+  numClients: number;
+  /** The global model (absent for algorithms without one). */
+  global?: ParamArrays;
+  /** Low-rank factors of the global model's matrices that are sent factored. */
+  factors: Record<string, Factors>;
+  /** Client `client`'s personal model; null when the algorithm has none. */
+  personal(client: number): Promise<ParamArrays | null>;
+}
+
+export async function readFinal(runDir: string): Promise<FinalState> {
+  const config = parseConfig(readRunConfig(runDir), `config of '${runDir}'`);
+  const ck = latestCheckpoint(runDir);
+  const { sim } = await setup(config);
+  const factors: Record<string, Factors> = {};
+  const f = ck.server.tensors['factors'] ?? {};
+  for (const [key, left] of Object.entries(f)) {
+    if (!key.endsWith(':left')) continue;
+    const name = key.slice(0, -':left'.length);
+    const right = f[`${name}:right`];
+    if (!right) continue;
+    factors[name] = {
+      rows: left.shape[0]!,
+      cols: right.shape[1]!,
+      rank: left.shape[1]!,
+      left: left.data,
+      right: right.data,
+    };
+  }
+  const hasState = new Set(ck.meta.clients);
+  return {
+    config,
+    round: ck.meta.round,
+    modelName: sim.model.name,
+    spec: sim.model.spec,
+    inputShape: sim.model.inputShape,
+    classes: sim.model.classes,
+    numClients: config.clients.count,
+    global: sim.algorithm.hasGlobal ? ck.server.global : undefined,
+    factors,
+    async personal(client) {
+      if (!Number.isInteger(client) || client < 0 || client >= config.clients.count) {
+        throw Object.assign(
+          new Error(
+            `client ${client} does not exist: the run has clients 0..${config.clients.count - 1}`,
+          ),
+          { exitCode: 2 },
+        );
+      }
+      if (!sim.algorithm.hasPersonal) return null;
+      const state = hasState.has(client)
+        ? decodeClientState(ck.clientBytes(client), `${ck.dir} client ${client}`)
+        : sim.algorithm.initClient(client, sim.init);
+      const c = sim.clients[client]!;
+      const data = toTensors(c.train.x, c.train.y, c.shape);
+      try {
+        const run = {
+          client,
+          round: ck.meta.round,
+          lr: lrAt(config.train, ck.meta.round),
+          data,
+          rng: Rng.derive(config.seed, EVAL_STREAM, ck.meta.round, client),
+        };
+        return sim.algorithm.personalModel(state, ck.server.global, run);
+      } finally {
+        disposeData(data);
+      }
+    },
+  };
+}
