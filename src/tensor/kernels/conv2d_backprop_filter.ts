@@ -16,7 +16,7 @@ import type {
 } from '@tensorflow/tfjs-core';
 import { backend_util } from '@tensorflow/tfjs-core';
 import { batchMatMul } from './batch_mat_mul.js';
-import { assertFloat32, conv2d, free, reshape, run, transpose } from './wasm.js';
+import { assertFloat32, conv2d, free, reshape, run, subsample, transpose } from './wasm.js';
 
 type Shape4 = [number, number, number, number];
 
@@ -48,21 +48,7 @@ function pointwise(
   if (rows !== inHeight || cols !== inWidth) {
     const top = p0 * sh - padInfo.top;
     const left = q0 * sw - padInfo.left;
-    xs = run(
-      wasm,
-      'StridedSlice',
-      { x },
-      {
-        begin: [0, top, left, 0],
-        end: [n, top + (rows - 1) * sh + 1, left + (cols - 1) * sw + 1, inChannels],
-        strides: [1, sh, sw, 1],
-        beginMask: 0,
-        endMask: 0,
-        ellipsisMask: 0,
-        newAxisMask: 0,
-        shrinkAxisMask: 0,
-      },
-    );
+    xs = subsample(wasm, x, top, left, rows, cols, sh, sw);
     temps.push(xs);
   }
   let dys = dy;

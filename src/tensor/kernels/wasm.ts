@@ -73,6 +73,38 @@ export function heapF32(backend: BackendWasm, info: TensorInfo): Float32Array {
   return backend.typedArrayFromHeap(info) as Float32Array;
 }
 
+/**
+ * x[:, top + p*sh, left + q*sw, :] for p < rows, q < cols, as a new [n, rows, cols, c] tensor
+ * (the built-in StridedSlice takes 11 ms where this takes 0.2).
+ */
+export function subsample(
+  backend: BackendWasm,
+  x: TensorInfo,
+  top: number,
+  left: number,
+  rows: number,
+  cols: number,
+  sh: number,
+  sw: number,
+): TensorInfo {
+  const [n, h, w, c] = x.shape as [number, number, number, number];
+  const out = backend.makeOutput([n, rows, cols, c], 'float32');
+  const heap = new Float32Array(heapF32(backend, out).buffer);
+  const src = backend.getMemoryOffset(x.dataId) / 4;
+  let d = backend.getMemoryOffset(out.dataId) / 4;
+  for (let b = 0; b < n; b++) {
+    for (let p = 0; p < rows; p++) {
+      const row = src + ((b * h + top + p * sh) * w + left) * c;
+      for (let q = 0; q < cols; q++) {
+        const s = row + q * sw * c;
+        heap.copyWithin(d, s, s + c);
+        d += c;
+      }
+    }
+  }
+  return out;
+}
+
 /** Checks that every input is float32 (our kernels compute in float32 only). */
 export function assertFloat32(kernel: string, inputs: Record<string, TensorInfo>): void {
   for (const [name, t] of Object.entries(inputs)) {
