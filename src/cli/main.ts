@@ -11,6 +11,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     summary: 'Run a simulated federation from a config file',
     load: async () => (await import('./commands/run.js')).command,
   },
+  compare: {
+    summary: 'Run several algorithms on the identical setup and tabulate them',
+    load: async () => (await import('./commands/compare.js')).command,
+  },
   report: {
     summary: 'HTML report with charts (and --csv series) of run directories',
     load: async () => (await import('./commands/report.js')).command,

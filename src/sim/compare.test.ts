@@ -1,0 +1,110 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseAlgorithmList, runCompare } from './compare.js';
+import { parseConfig } from './config.js';
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const config = parseConfig({
+  seed: 1,
+  rounds: 2,
+  evalEvery: 1,
+  clients: { count: 4, sampling: { kind: 'count', k: 2 } },
+  algorithm: { name: 'fedslr', mu: 0.01 },
+  data: { dataset: 'mnist', partition: { kind: 'dirichlet', alpha: 0.5 }, testPerClient: 50 },
+  model: { name: 'mlp', hidden: [16] },
+  train: { batchSize: 20, epochs: 1, backend: 'wasm' },
+});
+
+describe('parseAlgorithmList', () => {
+  it("keeps the config's options for its own algorithm and defaults for others", () => {
+    const [a, b, c] = parseAlgorithmList(
+      'fedslr, fedavg,fedslr:ablation=sparse-only:lambda=0',
+      config.algorithm,
+    );
+    expect(a).toEqual({ label: 'fedslr', algorithm: config.algorithm });
+    expect(b!.algorithm).toEqual({ name: 'fedavg', weighted: true });
+    expect(c!.algorithm).toMatchObject({
+      name: 'fedslr',
+      mu: 0.01,
+      lambda: 0,
+      ablation: 'sparse-only',
+    });
+  });
+
+  it('names the bad entry and what is wrong', () => {
+    expect(() => parseAlgorithmList('fedavg,fedsrl', config.algorithm)).toThrow(
+      /'fedsrl' is not valid/,
+    );
+    expect(() => parseAlgorithmList('fedprox:mux=1', config.algorithm)).toThrow(
+      /'fedprox:mux=1' is not valid: .*mux/,
+    );
+    expect(() => parseAlgorithmList('fedprox:mu', config.algorithm)).toThrow(
+      /expected name:key=value/,
+    );
+    expect(() => parseAlgorithmList('fedavg,fedavg', config.algorithm)).toThrow(/listed twice/);
+    expect(() => parseAlgorithmList(' , ', config.algorithm)).toThrow(/at least one/);
+  });
+});
+
+describe('runCompare', () => {
+  it('runs each algorithm on the same setup and writes compare.md and compare.csv', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'fedslr-compare-'));
+    dirs.push(out);
+    const entries = parseAlgorithmList(
+      'fedslr,feddyn,fedslr:ablation=sparse-only',
+      config.algorithm,
+    );
+    const started: string[] = [];
+    const rows = await runCompare(config, entries, {
+      outDir: out,
+      onStart: (e) => started.push(e.label),
+    });
+    expect(started).toEqual(['fedslr', 'feddyn', 'fedslr:ablation=sparse-only']);
+    for (const d of ['fedslr', 'feddyn', 'fedslr_ablation_sparse-only'])
+      expect(existsSync(join(out, d, 'summary.json'))).toBe(true);
+    const saved = JSON.parse(readFileSync(join(out, 'fedslr', 'config.json'), 'utf8'));
+    expect(saved.algorithm.mu).toBe(0.01);
+
+    const [slr, dyn, sparseOnly] = rows;
+    // Same split, seed and schedule: FedSLR without SVT has FedDyn's global model exactly.
+    expect(sparseOnly!.global_acc_final).toBe(dyn!.global_acc_final);
+    expect(slr!.personal_density).toBeGreaterThan(0);
+    expect(dyn!.personal_acc_final).toBeUndefined();
+    for (const r of rows) {
+      expect(r.rounds).toBe(2);
+      expect(r.down_bytes).toBeGreaterThan(4 * 2 * 2 * (r.down_params_per_client ?? 0));
+      expect(r.up_bytes).toBeGreaterThan(0);
+    }
+    expect(dyn!.down_vs_dense).toBeCloseTo(1, 10);
+
+    const csv = readFileSync(join(out, 'compare.csv'), 'utf8').trim().split('\n');
+    expect(csv).toHaveLength(4);
+    const header = csv[0]!.split(',');
+    const col = (row: number, name: string) => csv[row]!.split(',')[header.indexOf(name)]!;
+    expect(col(2, 'label')).toBe('feddyn');
+    expect(Number(col(2, 'global_acc_final'))).toBe(dyn!.global_acc_final);
+    expect(col(2, 'personal_acc_final')).toBe('');
+    expect(Number(col(1, 'down_bytes'))).toBe(slr!.down_bytes);
+
+    const md = readFileSync(join(out, 'compare.md'), 'utf8');
+    const table = md.split('\n').filter((l) => l.startsWith('| '));
+    expect(table).toHaveLength(4);
+    expect(table[2]).toContain(`| feddyn | ${(100 * dyn!.global_acc_final!).toFixed(2)} |`);
+    expect(md).toContain('mnist, mlp [16], 4 clients (2 per round), 2 rounds, seed 1');
+  });
+
+  it('refuses a non-empty output directory before running anything', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'fedslr-compare-'));
+    dirs.push(out);
+    await runCompare(config, parseAlgorithmList('fedavg', config.algorithm), { outDir: out });
+    await expect(
+      runCompare(config, parseAlgorithmList('fedavg', config.algorithm), { outDir: out }),
+    ).rejects.toThrow(/not empty/);
+  });
+});

@@ -1,0 +1,236 @@
+/**
+ * `fedslr compare`: several algorithms on the identical split, seed, model and schedule (only the
+ * config's `algorithm` section changes), one run directory each, and one table of the numbers a
+ * FedSLR study reports: compare.md (readable) and compare.csv (for tools), rewritten atomically
+ * after every run so an interrupted comparison keeps the rows it finished.
+ */
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { writeFileAtomic } from '../util/fs.js';
+import { type AlgorithmConfig, algorithmSchema, ConfigError, type RunConfig } from './config.js';
+import { type ExperimentEvent, runExperiment } from './experiment.js';
+import { checkFreshDir, type RunSummary } from './rundir.js';
+
+/** One algorithm of a comparison: its label (also its run directory's name) and its config. */
+export interface CompareEntry {
+  label: string;
+  algorithm: AlgorithmConfig;
+}
+
+/**
+ * Parses `fedslr,fedavg,fedslr:ablation=sparse-only,ditto:lambda=1`: comma-separated entries,
+ * each an algorithm name and optional `:key=value` options (values read as YAML scalars). An
+ * entry starts from the config's own algorithm section when it names the same algorithm, else
+ * from that algorithm's defaults.
+ */
+export function parseAlgorithmList(list: string, base: AlgorithmConfig): CompareEntry[] {
+  const items = list
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (items.length === 0) throw new ConfigError('--algorithms: expected at least one algorithm');
+  const seen = new Set<string>();
+  return items.map((label) => {
+    const [name, ...opts] = label.split(':');
+    const raw: Record<string, unknown> = name === base.name ? { ...base } : { name };
+    for (const o of opts) {
+      const eq = o.indexOf('=');
+      if (eq <= 0)
+        throw new ConfigError(`--algorithms entry '${label}': expected name:key=value, got '${o}'`);
+      const text = o.slice(eq + 1);
+      let value: unknown;
+      try {
+        value = parseYaml(text);
+      } catch {
+        value = text;
+      }
+      raw[o.slice(0, eq)] = value;
+    }
+    const r = algorithmSchema.safeParse(raw);
+    if (!r.success) {
+      const why = r.error.issues
+        .map((i) => `${i.path.length ? `${i.path.join('.')}: ` : ''}${i.message}`)
+        .join('; ');
+      throw new ConfigError(`--algorithms entry '${label}' is not valid: ${why}`);
+    }
+    if (seen.has(label)) throw new ConfigError(`--algorithms: '${label}' is listed twice`);
+    seen.add(label);
+    return { label, algorithm: r.data };
+  });
+}
+
+/** One row of the comparison table; undefined where an algorithm has no such number. */
+export interface CompareRow {
+  label: string;
+  algorithm: string;
+  rounds: number;
+  global_acc_final?: number;
+  global_acc_best?: number;
+  personal_acc_final?: number;
+  personal_acc_best?: number;
+  personal_acc_p10?: number;
+  /** Parameters one client received in the last round (low-rank factors as sent, plus extras). */
+  down_params_per_client?: number;
+  /** Mean non-zero share of the personal components (FedSLR's P_i). */
+  personal_density?: number;
+  down_bytes: number;
+  up_bytes: number;
+  /** Downlink parameters over the run / what dense models would have taken. */
+  down_vs_dense?: number;
+  time_s: number;
+  run_dir: string;
+}
+
+/** Communication counted from the simulator's round events. */
+class Traffic {
+  downloads = 0;
+  down_params = 0;
+  dense_down_params = 0;
+  down_bytes = 0;
+  up_bytes = 0;
+  lastRoundClients = 0;
+  lastRoundDown = 0;
+
+  on(e: ExperimentEvent): void {
+    if (e.type === 'round-start') this.lastRoundClients = e.clients.length;
+    if (e.type !== 'round-end') return;
+    this.downloads += this.lastRoundClients;
+    this.down_params += e.down_params;
+    this.dense_down_params += e.dense_down_params;
+    this.down_bytes += e.down_bytes;
+    this.up_bytes += e.up_bytes;
+    this.lastRoundDown = e.down_params;
+  }
+}
+
+function rowOf(
+  entry: CompareEntry,
+  summary: RunSummary,
+  t: Traffic,
+  modelParams: number | undefined,
+  dir: string,
+): CompareRow {
+  const f = summary.final;
+  const row: CompareRow = {
+    label: entry.label,
+    algorithm: summary.algorithm,
+    rounds: summary.rounds,
+    global_acc_final: f?.global?.acc,
+    global_acc_best: summary.best.global_acc?.value,
+    personal_acc_final: f?.personal?.acc,
+    personal_acc_best: summary.best.personal_acc?.value,
+    personal_acc_p10: f?.personal?.acc_p10,
+    down_params_per_client: t.lastRoundClients ? t.lastRoundDown / t.lastRoundClients : undefined,
+    personal_density: f?.personal_density,
+    down_bytes: t.down_bytes,
+    up_bytes: t.up_bytes,
+    down_vs_dense:
+      modelParams && t.downloads ? t.down_params / (t.downloads * modelParams) : undefined,
+    time_s: summary.time_s,
+    run_dir: dir,
+  };
+  return row;
+}
+
+const COLUMNS: (keyof CompareRow)[] = [
+  'label',
+  'algorithm',
+  'rounds',
+  'global_acc_final',
+  'global_acc_best',
+  'personal_acc_final',
+  'personal_acc_best',
+  'personal_acc_p10',
+  'down_params_per_client',
+  'personal_density',
+  'down_bytes',
+  'up_bytes',
+  'down_vs_dense',
+  'time_s',
+  'run_dir',
+];
+
+const csvField = (v: unknown): string => {
+  if (v === undefined) return '';
+  const s = String(v);
+  return /[",\n\r]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+};
+
+export function compareCsv(rows: readonly CompareRow[]): string {
+  return [COLUMNS, ...rows.map((r) => COLUMNS.map((c) => r[c]))]
+    .map((cells) => cells.map(csvField).join(','))
+    .join('\n')
+    .concat('\n');
+}
+
+const pct = (x: number | undefined) => (x === undefined ? '–' : (100 * x).toFixed(2));
+const mb = (b: number) => (b / 1e6).toFixed(1);
+const count = (x: number | undefined) =>
+  x === undefined ? '–' : Math.round(x).toLocaleString('en-US');
+
+export function compareMarkdown(rows: readonly CompareRow[], config: RunConfig): string {
+  const s = config.clients.sampling;
+  const header = [
+    '| algorithm | global final | global best | personal final | personal best | personal p10 | params sent / client | personal density | downlink MB | uplink MB | downlink vs dense | wall s |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+  ];
+  const body = rows.map(
+    (r) =>
+      `| ${r.label.replaceAll('|', '\\|')} | ${pct(r.global_acc_final)} | ${pct(r.global_acc_best)} | ${pct(r.personal_acc_final)} | ${pct(r.personal_acc_best)} | ${pct(r.personal_acc_p10)} | ${count(r.down_params_per_client)} | ${pct(r.personal_density)} | ${mb(r.down_bytes)} | ${mb(r.up_bytes)} | ${pct(r.down_vs_dense)} | ${r.time_s.toFixed(0)} |`,
+  );
+  return [
+    '# fedslr compare',
+    '',
+    `${config.data.dataset}, ${config.model.name}${config.model.hidden ? ` [${config.model.hidden.join(', ')}]` : ''}, ${config.clients.count} clients (${s.kind === 'fraction' ? `q = ${s.q}` : `${s.k} per round`}), ${config.rounds} rounds, seed ${config.seed}, partition ${config.data.partition.kind}. Accuracies in %: unweighted mean over clients of each client's test set, final and best over evaluations; p10 is the 10th percentile over clients at the end. "params sent / client" is what one client downloaded in the last round (low-rank factors as sent, plus extras such as SCAFFOLD's control variate); "downlink vs dense" compares the whole run's downlink with dense float32 models.`,
+    '',
+    ...header,
+    ...body,
+    '',
+  ].join('\n');
+}
+
+export interface CompareOptions {
+  outDir: string;
+  /** Called before each algorithm's run starts. */
+  onStart?: (entry: CompareEntry, index: number, runDir: string) => void;
+  onEvent?: (e: ExperimentEvent) => void;
+}
+
+/** A label as a directory name: letters, digits, '.', '_', '-' kept, anything else '_'. */
+export const runDirName = (label: string): string => label.replace(/[^A-Za-z0-9._-]/g, '_');
+
+export async function runCompare(
+  config: RunConfig,
+  entries: readonly CompareEntry[],
+  opts: CompareOptions,
+): Promise<CompareRow[]> {
+  checkFreshDir(opts.outDir);
+  const dirs = entries.map((e) => runDirName(e.label));
+  const dup = dirs.find((d, i) => dirs.indexOf(d) !== i);
+  if (dup) throw new ConfigError(`--algorithms: two entries share the run directory name '${dup}'`);
+  const done: { entry: CompareEntry; summary: RunSummary; traffic: Traffic; dir: string }[] = [];
+  let modelParams: number | undefined;
+  let rows: CompareRow[] = [];
+  for (const [i, entry] of entries.entries()) {
+    const dir = join(opts.outDir, dirs[i]!);
+    opts.onStart?.(entry, i, dir);
+    const traffic = new Traffic();
+    const summary = await runExperiment(
+      { ...config, algorithm: entry.algorithm },
+      {
+        outDir: dir,
+        onEvent: (e) => {
+          traffic.on(e);
+          opts.onEvent?.(e);
+        },
+      },
+    );
+    if (traffic.dense_down_params && traffic.downloads)
+      modelParams = traffic.dense_down_params / traffic.downloads;
+    done.push({ entry, summary, traffic, dir });
+    rows = done.map((d) => rowOf(d.entry, d.summary, d.traffic, modelParams, d.dir));
+    writeFileAtomic(join(opts.outDir, 'compare.csv'), compareCsv(rows));
+    writeFileAtomic(join(opts.outDir, 'compare.md'), compareMarkdown(rows, config));
+  }
+  return rows;
+}
