@@ -14,10 +14,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { lowRankProduct, plantedSvd } from '../linalg/planted.js';
+import { lowRankProduct, randomOrthonormal } from '../linalg/planted.js';
 import { gramSvd } from '../linalg/svd.js';
 import { type SvtHint, type SvtResult, svt } from '../linalg/svt.js';
 import { type BackendName, initBackend } from '../tensor/backend.js';
+import { Rng } from '../tensor/rng.js';
 
 export const help = [
   'Usage: fedslr bench svt [--shapes cnn|resnet18gn|all|RxC,...] [--regime full|low|both]',
@@ -110,6 +111,45 @@ function svErr(got: ArrayLike<number>, s: readonly number[], tau: number): numbe
   return e;
 }
 
+interface LapackCase {
+  id: number;
+  rows: number;
+  cols: number;
+  tau: number;
+  reps: number;
+  a: string;
+  ours: string | null;
+}
+
+interface LapackResult {
+  numpy: string;
+  svd_ms: number;
+  svt_ms: number;
+  ours_sv?: number[];
+}
+
+/** Runs bench/svt_numpy.py on one case; null (with a note on stderr) when python/numpy fail. */
+function lapack(dir: string, c: LapackCase): LapackResult | null {
+  const script = resolve(dirname(fileURLToPath(import.meta.url)), '../../bench/svt_numpy.py');
+  const manifest = join(dir, 'manifest.json');
+  const outPath = join(dir, 'numpy.json');
+  writeFileSync(manifest, JSON.stringify({ cases: [c] }));
+  const py = spawnSync('python3', [script, manifest, outPath], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    encoding: 'utf8',
+  });
+  if (py.status !== 0) {
+    const why = py.error?.message ?? py.stderr.trim().split('\n').pop();
+    process.stderr.write(`numpy comparison skipped: ${why}\n`);
+    return null;
+  }
+  const got = JSON.parse(readFileSync(outPath, 'utf8')) as {
+    numpy: string;
+    cases: (Omit<LapackResult, 'numpy'> & { id: number })[];
+  };
+  return { numpy: got.numpy, ...got.cases[0]! };
+}
+
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -132,32 +172,32 @@ export async function run(argv: string[]): Promise<number> {
     throw new Error(`--reps: expected a positive integer, got '${values.reps}'`);
   const backend = await initBackend(values.backend as BackendName);
   const dir = mkdtempSync(join(tmpdir(), 'fedslr-svt-'));
+  let numpyVersion: string | null = null;
   const rows: Row[] = [];
-  const manifest: {
-    id: number;
-    rows: number;
-    cols: number;
-    tau: number;
-    reps: number;
-    a: string;
-    ours: string | null;
-  }[] = [];
   try {
     for (const [r, c] of shapes) {
+      const k = Math.min(r, c);
+      const rng = Rng.derive(2024, r, c);
+      const u = randomOrthonormal(r, k, rng);
+      const v = randomOrthonormal(c, k, rng);
       for (const regime of regimes) {
-        const k = Math.min(r, c);
         const { s, tau } = spectrum(k, regime);
-        const p = plantedSvd(r, c, s, 2024);
+        const p = { a: Float32Array.from(lowRankProduct(u, v, s, r, c)), u, v };
         let hint: SvtHint | undefined;
         let res: SvtResult | undefined;
         const times: number[] = [];
         let cold = 0;
-        for (let i = 0; i <= reps; i++) {
+        // Fast cases get more repetitions so the median means something.
+        let caseReps = reps;
+        for (let i = 0; i <= caseReps; i++) {
           const t0 = performance.now();
           res = svt(p.a, r, c, tau, { factors: 'whenLowRank', hint });
           const dt = performance.now() - t0;
           if (i > 0) times.push(dt);
-          else cold = dt;
+          else {
+            cold = dt;
+            if (dt < 50) caseReps = Math.max(reps, 15);
+          }
           hint = res.hint;
         }
         const out = res!;
@@ -193,47 +233,35 @@ export async function run(argv: string[]): Promise<number> {
           expected_rank: s.filter((x) => x > tau).length,
           method: out.method,
         });
-        const aPath = join(dir, `a${id}.bin`);
-        writeFileSync(aPath, p.a);
-        let oursPath: string | null = null;
-        if (!out.values) {
-          oursPath = join(dir, `x${id}.bin`);
-          writeFileSync(oursPath, out.matrix);
-        }
-        manifest.push({ id, rows: r, cols: c, tau, reps, a: aPath, ours: oursPath });
-        if (!values.json) process.stderr.write(`done ${r}x${c} ${regime}\n`);
-      }
-    }
-    let numpyVersion: string | null = null;
-    if (!values['no-numpy']) {
-      const script = resolve(dirname(fileURLToPath(import.meta.url)), '../../bench/svt_numpy.py');
-      writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ cases: manifest }));
-      const outPath = join(dir, 'numpy.json');
-      const py = spawnSync('python3', [script, join(dir, 'manifest.json'), outPath], {
-        stdio: ['ignore', 'ignore', 'pipe'],
-        encoding: 'utf8',
-      });
-      if (py.status === 0) {
-        const got = JSON.parse(readFileSync(outPath, 'utf8')) as {
-          numpy: string;
-          cases: { id: number; svd_ms: number; svt_ms: number; ours_sv?: number[] }[];
-        };
-        numpyVersion = got.numpy;
-        for (const g of got.cases) {
-          const row = rows[g.id]!;
-          row.lapack_ms = g.svt_ms;
-          row.lapack_svd_ms = g.svd_ms;
-          row.ratio = row.ms / g.svt_ms;
-          if (g.ours_sv) {
-            const k = Math.min(...row.shape);
-            const { s, tau } = spectrum(k, row.regime);
-            row.sv_rel_err = svErr(g.ours_sv, s, tau);
+        if (!values['no-numpy']) {
+          const aPath = join(dir, 'a.bin');
+          writeFileSync(aPath, p.a);
+          let oursPath: string | null = null;
+          if (!out.values) {
+            oursPath = join(dir, 'x.bin');
+            writeFileSync(oursPath, out.matrix);
+          }
+          const got = lapack(dir, {
+            id,
+            rows: r,
+            cols: c,
+            tau,
+            reps: caseReps,
+            a: aPath,
+            ours: oursPath,
+          });
+          if (got) {
+            numpyVersion = got.numpy;
+            const row = rows[id]!;
+            row.lapack_ms = got.svt_ms;
+            row.lapack_svd_ms = got.svd_ms;
+            row.ratio = row.ms / got.svt_ms;
+            if (got.ours_sv) row.sv_rel_err = svErr(got.ours_sv, s, tau);
+          } else {
+            values['no-numpy'] = true;
           }
         }
-      } else if (!values.json) {
-        process.stderr.write(
-          `numpy comparison skipped: ${py.error?.message ?? py.stderr.trim().split('\n').pop()}\n`,
-        );
+        if (!values.json) process.stderr.write(`done ${r}x${c} ${regime}\n`);
       }
     }
     if (values.json) {
