@@ -19,6 +19,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     summary: 'HTML report with charts (and --csv series) of run directories',
     load: async () => (await import('./commands/report.js')).command,
   },
+  export: {
+    summary: 'Export a final model (client, global, low-rank factors) as safetensors',
+    load: async () => (await import('./commands/export.js')).command,
+  },
   bench: {
     summary: 'Benchmarks: step (one SGD step), svt (server proximal step)',
     load: async () => (await import('./commands/bench.js')).command,

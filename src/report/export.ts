@@ -6,9 +6,11 @@
 import type { ParamArrays, ParamInfo, ParamSpec } from '../tensor/params.js';
 import { encodeSafetensors, type NamedTensor } from './safetensors.js';
 
-/** What the simulator keeps of a finished run (src/sim/final.ts). */
+/** What export needs of a run's final state (src/sim/final.ts's FinalState has all of it). */
 export interface FinalModels {
   modelName: string;
+  /** The round the state is from. */
+  round?: number;
   spec: ParamSpec;
   global?: ParamArrays;
   factors?: Record<
@@ -16,7 +18,7 @@ export interface FinalModels {
     { left: Float32Array; right: Float32Array; rank: number; rows: number; cols: number }
   >;
   numClients: number;
-  personal(client: number): ParamArrays | null;
+  personal(client: number): Promise<ParamArrays | null>;
 }
 
 export type ExportWhat =
@@ -131,24 +133,25 @@ function factorTensors(
 }
 
 /** The tensors and metadata of one export, in spec order. */
-export function exportTensors(
+export async function exportTensors(
   final: FinalModels,
   what: ExportWhat,
   source: string,
-): { tensors: NamedTensor[]; metadata: Record<string, string> } {
+): Promise<{ tensors: NamedTensor[]; metadata: Record<string, string> }> {
   const metadata: Record<string, string> = {
     format: 'pt',
     'fedslr.model': final.modelName,
     'fedslr.export': what.kind,
     'fedslr.layout': 'pytorch: conv weight [out, in, kh, kw], dense weight [out, in]',
   };
+  if (final.round !== undefined) metadata['fedslr.round'] = String(final.round);
   if (what.kind === 'client') {
     if (!Number.isInteger(what.client) || what.client < 0 || what.client >= final.numClients) {
       throw new ExportInputError(
         `client ${what.client} does not exist: run '${source}' has clients 0..${final.numClients - 1}`,
       );
     }
-    const params = final.personal(what.client);
+    const params = await final.personal(what.client);
     if (!params) {
       throw new ExportInputError(
         `run '${source}' keeps no personal model for client ${what.client} (its algorithm has none, ` +
@@ -187,12 +190,12 @@ export function exportTensors(
 }
 
 /** The safetensors bytes of one export. */
-export function exportSafetensors(
+export async function exportSafetensors(
   final: FinalModels,
   what: ExportWhat,
   source: string,
   extraMetadata: Record<string, string> = {},
-): Uint8Array {
-  const { tensors, metadata } = exportTensors(final, what, source);
+): Promise<Uint8Array> {
+  const { tensors, metadata } = await exportTensors(final, what, source);
   return encodeSafetensors(tensors, { ...metadata, ...extraMetadata });
 }

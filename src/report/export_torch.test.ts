@@ -90,7 +90,7 @@ function writeF32(path: string, data: Float32Array): void {
 }
 
 /** Runs `model` on a random batch in tfjs and writes the export, the input and the logits. */
-function writeCase(
+async function writeCase(
   name: string,
   model: Model,
   params: ParamArrays,
@@ -107,7 +107,7 @@ function writeCase(
   });
   writeF32(join(dir, `${name}.x`), x);
   writeF32(join(dir, `${name}.y`), y);
-  writeFileSync(join(dir, `${name}.safetensors`), exportSafetensors(final, what, dir));
+  writeFileSync(join(dir, `${name}.safetensors`), await exportSafetensors(final, what, dir));
   return { name, model: model.name, x: [3, h, w, c], y: [3, model.classes] };
 }
 
@@ -119,7 +119,7 @@ function initParams(model: Model, seed: number): ParamArrays {
 }
 
 describe.skipIf(!hasTorch)('exported models in PyTorch', () => {
-  it('give the logits fedslr computes (cnn, mlp on colour images, resnet8gn, cnn factors)', () => {
+  it('give the logits fedslr computes (cnn, mlp on colour images, resnet8gn, cnn factors)', async () => {
     const before = tf.memory().numTensors;
     const cases = [];
     const final = (
@@ -132,7 +132,7 @@ describe.skipIf(!hasTorch)('exported models in PyTorch', () => {
       spec: model.spec,
       global,
       numClients: 1,
-      personal: () => global,
+      personal: async () => global,
       ...extra,
     });
     for (const [name, shape] of [
@@ -146,7 +146,7 @@ describe.skipIf(!hasTorch)('exported models in PyTorch', () => {
         hidden: name === 'mlp' ? [7] : undefined,
       });
       const params = initParams(model, 1);
-      const c = writeCase(name, model, params, final(name, model, params), {
+      const c = await writeCase(name, model, params, final(name, model, params), {
         kind: 'client',
         client: 0,
       });
@@ -181,9 +181,9 @@ describe.skipIf(!hasTorch)('exported models in PyTorch', () => {
     }
     const [kh, kw, ci, co] = model.spec[0]!.shape;
     cases.push({
-      ...writeCase('cnn-factors', model, params, final('cnn', model, params, { factors }), {
+      ...(await writeCase('cnn-factors', model, params, final('cnn', model, params, { factors }), {
         kind: 'factors',
-      }),
+      })),
       conv1: [co, ci, kh, kw],
     });
     writeFileSync(join(dir, 'cases.json'), JSON.stringify(cases));
