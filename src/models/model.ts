@@ -3,6 +3,7 @@
  * `forward(params, x)`. Inputs are NHWC float32 batches; forward returns logits [batch, classes].
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { groupNorm as fusedGroupNorm } from '../tensor/kernels/group_norm.js';
 import type { ParamInfo, ParamSpec, Params, Role } from '../tensor/params.js';
 import { sizeOf } from '../tensor/params.js';
 import type { Rng } from '../tensor/rng.js';
@@ -105,18 +106,12 @@ export function groupNorm(
   name: string,
   groups: number,
 ): tf.Tensor4D {
-  const [b, h, w, c] = x.shape;
+  const c = x.shape[3];
   if (c % groups !== 0)
     throw new Error(`groupNorm '${name}': ${c} channels not divisible by ${groups} groups`);
-  const xg = tf.reshape(x, [b, h, w, groups, c / groups]);
-  const { mean, variance } = tf.moments(xg, [1, 2, 4], true);
-  const normed = tf.reshape(tf.div(tf.sub(xg, mean), tf.sqrt(tf.add(variance, 1e-5))), [
-    b,
-    h,
-    w,
-    c,
-  ]);
-  return tf.add(tf.mul(normed, params[`${name}.scale`]!), params[`${name}.offset`]!) as tf.Tensor4D;
+  const scale = params[`${name}.scale`] as tf.Tensor1D;
+  const offset = params[`${name}.offset`] as tf.Tensor1D;
+  return fusedGroupNorm(x, scale, offset, groups, 1e-5);
 }
 
 export function checkInput(model: Model, x: tf.Tensor): void {
