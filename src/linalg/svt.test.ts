@@ -200,6 +200,18 @@ describe('polar path', () => {
     },
   );
 
+  it('designs its schedule for a certified s_min when the matrix is well conditioned', () => {
+    const s = geometric(100, 2, 0.8);
+    const a = plantedMatrix(300, 100, s, 13);
+    const r = svt(a, 300, 100, 1e-3, { method: 'polar', factors: 'whenLowRank' });
+    expect(r.method).toBe('polar');
+    expect(r.hint.polarL).toBe(0.25);
+    checkResult(r, a, s, 1e-3);
+    const again = svt(a, 300, 100, 1e-3, { method: 'polar', factors: 'whenLowRank', hint: r.hint });
+    expect(again.hint.polarL).toBe(0.25);
+    checkResult(again, a, s, 1e-3);
+  });
+
   it.each([
     { name: 'one value below tau', s: [...geometric(99, 1, 0.05), 0.009], tau: 0.01 },
     { name: 'one value just below tau', s: [...geometric(99, 1, 0.05), 0.01 * 0.999], tau: 0.01 },

@@ -39,6 +39,8 @@ export interface SvtHint {
   fullRank: boolean;
   rank?: number;
   basis?: Float32Array;
+  /** Certified lower bound on s_min / s_max that the polar path used last time. */
+  polarL?: number;
 }
 
 export interface SvtResult {
@@ -189,7 +191,13 @@ export function newtonSchulzSchedule(l0: number): number[] {
 }
 
 /** The polar path; null when its certificate fails. */
-function polarSvt(a: Float32Array, rows: number, cols: number, tau: number): SvtResult | null {
+function polarSvt(
+  a: Float32Array,
+  rows: number,
+  cols: number,
+  tau: number,
+  hint: SvtHint | undefined,
+): SvtResult | null {
   const tall = rows >= cols;
   const n = Math.min(rows, cols);
   const m = Math.max(rows, cols);
@@ -205,7 +213,20 @@ function polarSvt(a: Float32Array, rows: number, cols: number, tau: number): Svt
     // Power iteration approaches s_max from below: 5% headroom, never above the Frobenius norm.
     const scale = Math.min(Math.sqrt(topEigen(gdata, n)) * 1.05, Math.sqrt(fro2));
     if (!(scale > tau)) return null;
-    const alphas = newtonSchulzSchedule((tau / scale) * 0.98);
+    // Lower bounds on s_min from Cholesky tests on the float32 Gram matrix (error <= marginG).
+    // They only choose the schedule and skip hopeless cases; the final certificate decides.
+    const marginG = 8 * Math.sqrt(m) * EPS32 * scale * scale;
+    if (tau * tau > 64 * marginG && !isPositiveDefinite(gdata, n, tau * tau - marginG)) return null;
+    const lTau = tau / scale;
+    const ladder = hint?.polarL !== undefined ? [hint.polarL] : [0.25, 0.05];
+    let lDesign = lTau;
+    for (const l of ladder) {
+      if (l > lTau && isPositiveDefinite(gdata, n, (l * scale) ** 2 + marginG)) {
+        lDesign = l;
+        break;
+      }
+    }
+    const alphas = newtonSchulzSchedule(lDesign * 0.98);
     const [orthT, hT, resT] = tf.tidy(() => {
       let x: tf.Tensor2D = tf.div(x0, scale);
       let g: tf.Tensor2D = tf.div(g0, scale * scale);
@@ -240,7 +261,7 @@ function polarSvt(a: Float32Array, rows: number, cols: number, tau: number): Svt
       matrix,
       method: 'polar',
       polarOrthError: orth,
-      hint: { fullRank: true },
+      hint: { fullRank: true, polarL: lDesign },
     };
   } finally {
     tf.dispose([x0, g0]);
@@ -438,7 +459,7 @@ export function svt(
       tau > 0 &&
       lastFull);
   if (tryPolar) {
-    const r = polarSvt(a, rows, cols, tau);
+    const r = polarSvt(a, rows, cols, tau, opts.hint);
     if (r) return r;
   }
   const trySubspace =
