@@ -61,17 +61,36 @@ export function parseMarkdownTable(text: string): string[][] {
   return out;
 }
 
-/** The compare table found in the first of `dirs` that has one, or null. */
+/** The prose of a Markdown text: its lines outside tables and headings, as paragraphs. */
+export function markdownProse(text: string): string[] {
+  return text
+    .split(/\r?\n\s*\r?\n/)
+    .map((para) =>
+      para
+        .split(/\r?\n/)
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith('|') && !l.startsWith('#'))
+        .join(' '),
+    )
+    .filter((p) => p.length > 0);
+}
+
+/**
+ * The compare table found in the first of `dirs` that has one, or null: compare.md (rounded for
+ * reading, with its notes), else compare.csv.
+ */
 export function findCompareTable(dirs: readonly string[]): CompareTable | null {
   for (const dir of dirs) {
-    for (const [file, parser] of [
-      ['compare.csv', parseCsv],
-      ['compare.md', parseMarkdownTable],
-    ] as const) {
-      const path = join(dir, file);
-      if (!existsSync(path)) continue;
-      const [header, ...rows] = parser(readFileSync(path, 'utf8'));
-      if (header) return { source: path, header, rows };
+    const md = join(dir, 'compare.md');
+    if (existsSync(md)) {
+      const text = readFileSync(md, 'utf8');
+      const [header, ...rows] = parseMarkdownTable(text);
+      if (header) return { source: md, header, rows, notes: markdownProse(text) };
+    }
+    const csv = join(dir, 'compare.csv');
+    if (existsSync(csv)) {
+      const [header, ...rows] = parseCsv(readFileSync(csv, 'utf8'));
+      if (header) return { source: csv, header, rows, notes: [] };
     }
   }
   return null;

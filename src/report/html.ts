@@ -17,6 +17,8 @@ export interface CompareTable {
   source: string;
   header: string[];
   rows: string[][];
+  /** Paragraphs that explain the table (from compare.md). */
+  notes: string[];
 }
 
 export interface PageInput {
@@ -147,8 +149,9 @@ export function renderPage(p: PageInput): string {
     )
     .join('\n');
   const compare = p.compare
-    ? `<h2>Comparison</h2>\n<p class="note">From <code>${escapeHtml(p.compare.source)}</code>.</p>\n` +
-      `<div class="scroll">${table(p.compare.header, p.compare.rows, 'compare')}</div>`
+    ? `<h2>Comparison</h2>\n<div class="scroll">${table(p.compare.header, p.compare.rows, 'compare')}</div>\n` +
+      p.compare.notes.map((n) => `<p class="note">${escapeHtml(n)}</p>\n`).join('') +
+      `<p class="note">From <code>${escapeHtml(p.compare.source)}</code>.</p>`
     : '';
   const notes = p.notes.map((n) => `<p class="note">${escapeHtml(n)}</p>`).join('\n');
   const dirs = p.runs

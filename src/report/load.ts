@@ -9,6 +9,7 @@ import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import type { ClientEval, EvalRecord } from '../sim/events.js';
 import type { RunSummary } from '../sim/rundir.js';
+import { parseCsv } from './compare.js';
 
 /** Bad input (a path that is not a run, a file that does not parse): exit code 2 in the CLI. */
 export class ReportInputError extends Error {
@@ -119,9 +120,19 @@ function isDirectory(path: string): boolean {
   }
 }
 
+/** Run directory names in the row order of `dir`/compare.csv (its `run_dir` column), if any. */
+function compareOrder(dir: string): string[] {
+  const path = join(dir, 'compare.csv');
+  if (!existsSync(path)) return [];
+  const [header, ...rows] = parseCsv(readFileSync(path, 'utf8'));
+  const col = header?.indexOf('run_dir') ?? -1;
+  return col < 0 ? [] : rows.map((r) => basename(r[col] ?? ''));
+}
+
 /**
  * The run directories `paths` stand for: each path is a run directory, or a directory whose
- * subdirectories are run directories (in name order). Throws naming the first path that is neither.
+ * subdirectories are run directories (in compare.csv's row order, else in name order). Throws
+ * naming the first path that is neither.
  */
 export function resolveRunDirs(paths: readonly string[]): string[] {
   if (paths.length === 0) throw new ReportInputError('no run directory given');
@@ -135,8 +146,10 @@ export function resolveRunDirs(paths: readonly string[]): string[] {
       out.push(p);
       continue;
     }
+    const order = compareOrder(p);
+    const rank = (name: string) => (order.includes(name) ? order.indexOf(name) : order.length);
     const children = readdirSync(p)
-      .sort()
+      .sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0))
       .map((c) => join(p, c))
       .filter((c) => isDirectory(c) && isRunDir(c));
     if (children.length === 0) {

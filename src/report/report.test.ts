@@ -220,16 +220,24 @@ describe('fedslr report', () => {
     writeRun(join(parent, 'b-fedavg'), { algorithm: 'fedavg', seed: 3 });
     writeFileSync(
       join(parent, 'compare.md'),
-      '# Comparison\n\n| run | personal acc |\n|---|---|\n| a-fedslr | 91.2% |\n| b-fedavg | – |\n',
+      '# Comparison\n\nmnist, cnn, 12 clients.\nAccuracies in %.\n\n| run | personal acc |\n|---|---|\n| a-fedslr | 91.2% |\n| b-fedavg | – |\n',
+    );
+    // compare.csv lists the runs in its own order (b first); the report follows it.
+    writeFileSync(
+      join(parent, 'compare.csv'),
+      `label,run_dir\nb,${join(parent, 'b-fedavg')}\na,${join(parent, 'a-fedslr')}\n`,
     );
     const out = join(tmp, 'multi.html');
     // The directory that holds the runs stands for all of them.
     await writeReport([parent], out);
     const html = readFileSync(out, 'utf8');
     expect(html).toContain('<h2>Comparison</h2>');
+    expect(html.indexOf('<th>b-fedavg</th>')).toBeGreaterThan(0);
+    expect(html.indexOf('<th>b-fedavg</th>')).toBeLessThan(html.indexOf('<th>a-fedslr</th>'));
     expect(html).toContain('<td>a-fedslr</td><td>91.2%</td>');
+    expect(html).toContain('<p class="note">mnist, cnn, 12 clients. Accuracies in %.</p>');
     expect(html).toMatch(
-      /<tr class="differs"><td>algorithm.name<\/td><td>fedslr<\/td><td>fedavg<\/td>/,
+      /<tr class="differs"><td>algorithm.name<\/td><td>fedavg<\/td><td>fedslr<\/td>/,
     );
     const check = await openReport(out, join(tmp, 'multi.png'));
     expect(check.errors).toEqual([]);
