@@ -36,6 +36,11 @@ const ROUND = {
   axis: { format: 'd', tickMinStep: 1 },
 } as const;
 
+/** Point markers on lines with few evaluations; with many they only clutter the line. */
+function markers(rows: readonly { round: number }[], size: number): { size: number } | false {
+  return new Set(rows.map((r) => r.round)).size <= 30 ? { size } : false;
+}
+
 /** Legend swatches as solid lines (the default takes the first layer's pale band). */
 const LINE_LEGEND = { symbolType: 'stroke', symbolStrokeWidth: 3, symbolOpacity: 1 } as const;
 
@@ -68,7 +73,7 @@ function accuracyChart(s: Series, multi: boolean): Chart | null {
       },
     },
     {
-      mark: { type: 'line', point: { size: 30 }, strokeWidth: 2 },
+      mark: { type: 'line', point: markers(s.accuracy, 30), strokeWidth: 2 },
       encoding: {
         x: ROUND,
         y,
@@ -163,16 +168,19 @@ function rankChart(s: Series, multi: boolean): Chart | null {
     axis: { format: '.0%' },
     scale: { domainMin: 0, domainMax: 1 },
   } as const;
+  const matrices = new Set(rows.map((r) => r.matrix)).size;
   const color = {
     field: 'label',
     type: 'nominal',
     title: 'matrix (full rank)',
     sort: null,
+    scale: { scheme: matrices > 10 ? 'tableau20' : 'tableau10' },
+    legend: LINE_LEGEND,
   } as const;
   const layer = {
     layer: [
       {
-        mark: { type: 'line', point: { size: 25 }, interpolate: 'step-after' } as const,
+        mark: { type: 'line', point: markers(rows, 25), interpolate: 'step-after' } as const,
         encoding: { x, y, color },
       },
       {
@@ -208,7 +216,7 @@ function densityChart(s: Series): Chart | null {
   const spec = {
     data: { values: s.density },
     ...WIDE,
-    mark: { type: 'line', point: { size: 30 }, strokeWidth: 2 },
+    mark: { type: 'line', point: markers(s.density, 30), strokeWidth: 2 },
     encoding: {
       x: ROUND,
       y: {
@@ -217,7 +225,7 @@ function densityChart(s: Series): Chart | null {
         title: 'non-zeros in the personal part',
         axis: { format: '.1%' },
       },
-      color: { field: 'run', type: 'nominal', title: 'run' },
+      color: { field: 'run', type: 'nominal', title: 'run', legend: LINE_LEGEND },
     },
     config: CONFIG,
   } as TopLevelSpec;
