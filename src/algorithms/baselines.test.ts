@@ -323,7 +323,9 @@ describe('FedAvg-FT', () => {
     const down = algo.download(algo.initServer(toSet(W, linear)), 0, 0);
     const r = train(algo, down, algo.initClient(0, toSet(W, linear)), run(data));
     expect(vals(decodeWire(r.upload.params))).toEqual(close(step(W)));
+    const before = tf.memory().numTensors;
     const pm = algo.personalModel(r.state, toSet(W, linear), run(data));
+    expect(tf.memory().numTensors).toBe(before);
     expect(vals(pm!)).toEqual(close(step(step(W))));
     disposeData(data);
   });
