@@ -201,7 +201,7 @@ describe('safetensors export', () => {
     );
     await expect(
       read({ ...f, personal: async () => null }, { kind: 'client', client: 0 }),
-    ).rejects.toThrow("run 'run' keeps no personal model for client 0");
+    ).rejects.toThrow("run 'run' keeps no personal models (its algorithm has none)");
     await expect(read({ ...f, factors: undefined }, { kind: 'factors' })).rejects.toThrow(
       "run 'run' keeps no low-rank factors",
     );

@@ -11,6 +11,7 @@ export interface FinalModels {
   modelName: string;
   /** The round the state is from. */
   round?: number;
+  config?: { algorithm: { name: string } };
   spec: ParamSpec;
   global?: ParamArrays;
   factors?: Record<
@@ -132,6 +133,9 @@ function factorTensors(
   ];
 }
 
+const algo = (f: FinalModels): string =>
+  f.config ? `algorithm ${f.config.algorithm.name}` : 'its algorithm';
+
 /** The tensors and metadata of one export, in spec order. */
 export async function exportTensors(
   final: FinalModels,
@@ -154,15 +158,18 @@ export async function exportTensors(
     const params = await final.personal(what.client);
     if (!params) {
       throw new ExportInputError(
-        `run '${source}' keeps no personal model for client ${what.client} (its algorithm has none, ` +
-          'or the client never trained); export the global model with --global',
+        `run '${source}' keeps no personal models (${algo(final)} has none); export the global ` +
+          'model with --global',
       );
     }
     metadata['fedslr.client'] = String(what.client);
     return { tensors: modelTensors(final.spec, params, `client ${what.client}'s model`), metadata };
   }
   if (!final.global) {
-    throw new ExportInputError(`run '${source}' keeps no global model (its algorithm has none)`);
+    throw new ExportInputError(
+      `run '${source}' keeps no global model (${algo(final)} has none); export a client's model ` +
+        'with --client <i>',
+    );
   }
   if (what.kind === 'global') {
     return { tensors: modelTensors(final.spec, final.global, 'the global model'), metadata };
@@ -170,8 +177,9 @@ export async function exportTensors(
   const factors = final.factors;
   if (!factors || Object.keys(factors).length === 0) {
     throw new ExportInputError(
-      `run '${source}' keeps no low-rank factors (only FedSLR's global model is low-rank); ` +
-        'export the dense model with --global',
+      `run '${source}' keeps no low-rank factors: at its final round no weight matrix of the ` +
+        `global model (${algo(final)}) was low-rank enough to be sent as factors ` +
+        '(rank * (rows + cols) < rows * cols); export the dense model with --global',
     );
   }
   const tensors: NamedTensor[] = [];
