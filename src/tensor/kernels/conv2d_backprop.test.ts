@@ -46,6 +46,7 @@ const CASES: Case[] = [
   { n: 2, h: 8, w: 8, ci: 32, co: 64, kh: 1, kw: 1, stride: [2, 2], pad: 'valid' },
   { n: 2, h: 7, w: 6, ci: 3, co: 4, kh: 1, kw: 1, stride: [2, 2], pad: explicit(1, 0, 1, 2) },
   { n: 1, h: 5, w: 8, ci: 2, co: 3, kh: 1, kw: 1, stride: [1, 2], pad: explicit(2, 1, 0, 1) },
+  { n: 2, h: 1, w: 1, ci: 2, co: 3, kh: 1, kw: 1, stride: [2, 2], pad: explicit(1, 1, 1, 1) },
 ];
 
 /** Seeded random cases (small, so the cpu reference stays fast). */

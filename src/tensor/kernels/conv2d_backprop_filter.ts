@@ -16,7 +16,16 @@ import type {
 } from '@tensorflow/tfjs-core';
 import { backend_util } from '@tensorflow/tfjs-core';
 import { batchMatMul } from './batch_mat_mul.js';
-import { assertFloat32, conv2d, free, reshape, run, subsample, transpose } from './wasm.js';
+import {
+  assertFloat32,
+  conv2d,
+  free,
+  heapF32,
+  reshape,
+  run,
+  subsample,
+  transpose,
+} from './wasm.js';
 
 type Shape4 = [number, number, number, number];
 
@@ -43,6 +52,12 @@ function pointwise(
   const [q0, q1] = validRange(outWidth, inWidth, sw, padInfo.left);
   const rows = p1 - p0 + 1;
   const cols = q1 - q0 + 1;
+  if (rows <= 0 || cols <= 0) {
+    // Every tap lands in the padding: the gradient is zero.
+    const zeros = wasm.makeOutput([1, 1, inChannels, outChannels], 'float32');
+    heapF32(wasm, zeros).fill(0);
+    return zeros;
+  }
   const temps: TensorInfo[] = [];
   let xs = x;
   if (rows !== inHeight || cols !== inWidth) {
