@@ -17,10 +17,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../tensor/rng.js';
 import { isPositiveDefinite } from './cholesky.js';
+import { lowRankPays } from './prox.js';
 import { EPS64, gramSvd, jacobiSvd, type Svd, symmetricEigen } from './svd.js';
 
 export type SvtMethod = 'auto' | 'polar' | 'subspace' | 'gram' | 'jacobi';
-/** 'always': factors and values are returned; 'whenLowRank': only when the kept rank is below full. */
+/**
+ * 'always': factors and values are returned; 'whenLowRank': only when the factors are smaller than
+ * the dense matrix (rank * (rows + cols) < rows * cols), i.e. when the downlink would send them.
+ */
 export type FactorPolicy = 'always' | 'whenLowRank';
 
 export interface SvtOptions {
@@ -117,7 +121,7 @@ function fromSvd(
     matrix.set(acc, i * cols);
   }
   const full = Math.min(rows, cols);
-  const withFactors = policy === 'always' || rank < full;
+  const withFactors = policy === 'always' || lowRankPays(rows, cols, rank);
   let u: Float32Array | null = null;
   let v: Float32Array | null = null;
   if (withFactors) {
@@ -413,7 +417,7 @@ function subspaceSvt(
     const basis = new Float32Array(n * r);
     for (let j = 0; j < r; j++) for (let i = 0; i < n; i++) basis[j * n + i] = vd[i * r + j]!;
     const full = n;
-    const withFactors = policy === 'always' || r < full;
+    const withFactors = policy === 'always' || lowRankPays(rows, cols, r);
     return {
       rows,
       cols,
@@ -479,7 +483,7 @@ export function svt(
 export function balancedFactors(r: SvtResult): { left: Float32Array; right: Float32Array } {
   if (!r.values || !r.u || !r.v) {
     throw new Error(
-      'balancedFactors: this SVT result carries no factors (computed with factors: whenLowRank at full rank)',
+      'balancedFactors: this SVT result carries no factors (computed with factors: whenLowRank where they do not pay)',
     );
   }
   const { rows, cols, rank } = r;

@@ -15,7 +15,7 @@ export interface SvtState {
 
 export interface SvtParamsOptions {
   method?: SvtMethod;
-  /** Default 'whenLowRank': factors only for matrices that lost rank. */
+  /** Default 'whenLowRank': factors only where they are smaller than the dense matrix. */
   factors?: FactorPolicy;
   /** The `state` of the previous call (e.g. the previous round). */
   state?: SvtState;
