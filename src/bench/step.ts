@@ -123,8 +123,12 @@ class TorchPeer {
   ): Promise<TorchPeer> {
     const check = spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' });
     if (check.error || check.status !== 0) {
-      throw new Error(
-        `--peer torch: '${python}' cannot import torch (${(check.error?.message ?? check.stderr).trim()}); install python3-torch or pass --python`,
+      const why = check.error?.message ?? (check.stderr.trim() || `exit status ${check.status}`);
+      throw Object.assign(
+        new Error(
+          `--peer torch: '${python}' cannot import torch (${why}); install python3-torch or pass --python`,
+        ),
+        { exitCode: 2 },
       );
     }
     const script = fileURLToPath(new URL('../../bench/step_torch.py', import.meta.url));
