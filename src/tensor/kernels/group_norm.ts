@@ -81,9 +81,8 @@ function forward(
         b[ch] = offset[ch]! - mu * r * scale[ch]!;
       }
     }
-    for (let i = base, ch = 0; i < end; i++) {
-      y[i] = x[i]! * a[ch]! + b[ch]!;
-      if (++ch === c) ch = 0;
+    for (let row = base; row < end; row += c) {
+      for (let ch = 0; ch < c; ch++) y[row + ch] = x[row + ch]! * a[ch]! + b[ch]!;
     }
   }
 }
@@ -119,11 +118,12 @@ function backward(
     const end = base + pixels * c;
     sumDy.fill(0);
     sumDyX.fill(0);
-    for (let i = base, ch = 0; i < end; i++) {
-      const v = dy[i]!;
-      sumDy[ch] = sumDy[ch]! + v;
-      sumDyX[ch] = sumDyX[ch]! + v * x[i]!;
-      if (++ch === c) ch = 0;
+    for (let row = base; row < end; row += c) {
+      for (let ch = 0; ch < c; ch++) {
+        const v = dy[row + ch]!;
+        sumDy[ch] = sumDy[ch]! + v;
+        sumDyX[ch] = sumDyX[ch]! + v * x[row + ch]!;
+      }
     }
     for (let g = 0; g < groups; g++) {
       const m = mean[s * groups + g]!;
@@ -146,9 +146,11 @@ function backward(
         gamma[ch] = r * (r * m * meanGX - meanG);
       }
     }
-    for (let i = base, ch = 0; i < end; i++) {
-      dx[i] = alpha[ch]! * dy[i]! + beta[ch]! * x[i]! + gamma[ch]!;
-      if (++ch === c) ch = 0;
+    for (let row = base; row < end; row += c) {
+      for (let ch = 0; ch < c; ch++) {
+        const i = row + ch;
+        dx[i] = alpha[ch]! * dy[i]! + beta[ch]! * x[i]! + gamma[ch]!;
+      }
     }
   }
   for (let ch = 0; ch < c; ch++) {
