@@ -21,6 +21,7 @@ const base = {
   },
   model: { name: 'mlp', hidden: [16] },
   train: { backend: 'wasm', epochs: 1, batchSize: 50 },
+  runtime: { workers: 1 },
 };
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'fedslr-ck-'));
@@ -48,7 +49,7 @@ describe('checkpoints', () => {
 
     for (const store of ['memory', 'disk']) {
       const part = tmp();
-      await runExperiment(parseConfig({ ...base, rounds: 4, runtime: { store } }), {
+      await runExperiment(parseConfig({ ...base, rounds: 4, runtime: { workers: 1, store } }), {
         outDir: part,
       });
       const summary = await resumeExperiment(part, ['rounds=6']);

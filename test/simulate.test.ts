@@ -22,6 +22,7 @@ const small = (algorithm: Record<string, unknown>, extra: Record<string, unknown
     },
     model: { name: 'mlp', hidden: [16] },
     train: { backend: 'wasm', epochs: 1, batchSize: 50 },
+    runtime: { workers: 1 },
     ...extra,
   });
 
@@ -82,6 +83,19 @@ describe('simulation', () => {
       expect(Boolean(evals[0]!.global), name).toBe(name !== 'local');
       expect(Boolean(evals[0]!.personal), name).toBe(name !== 'fedavg');
     }
+  });
+
+  it('gives bitwise identical metrics and models with a worker pool of 2 as in-process', async () => {
+    const dirs = [1, 2].map(() => mkdtempSync(join(tmpdir(), 'fedslr-pool-')));
+    for (const [i, workers] of [1, 2].entries()) {
+      await runExperiment(small({ name: 'fedslr' }, { rounds: 2, clients: { count: 5, sampling: { kind: 'count', k: 3 } }, runtime: { workers } }), {
+        outDir: dirs[i]!,
+      });
+    }
+    const strip = (d: string) => readLines(join(d, 'metrics.jsonl')).map((r) => ({ ...r, time_s: 0 }));
+    expect(strip(dirs[1]!)).toEqual(strip(dirs[0]!));
+    const server = (d: string) => readFileSync(join(d, 'checkpoints', 'round-000002', 'server.msgpack')).toString('base64');
+    expect(server(dirs[1]!)).toEqual(server(dirs[0]!));
   });
 
   it('refuses a non-empty output directory', async () => {

@@ -215,12 +215,20 @@ export const configSchema = z
         store: z.enum(['auto', 'memory', 'disk']).default('auto'),
         /** Bytes of client state to keep in memory before `auto` chooses the disk store. */
         memoryBudget: z.number().positive().default(4e9),
+        /** Clients trained in parallel by worker threads (0: one per core; 1: in the main thread). */
+        workers: z.number().int().nonnegative().default(0),
         /** Also checkpoint every this many rounds (0: only at evaluations and at the end). */
         checkpointEvery: z.number().int().nonnegative().default(0),
         /** Checkpoints kept (the newest); older ones are deleted. */
         keepCheckpoints: positiveInt.default(2),
       })
-      .default({ store: 'auto', memoryBudget: 4e9, checkpointEvery: 0, keepCheckpoints: 2 }),
+      .default({
+        workers: 0,
+        store: 'auto',
+        memoryBudget: 4e9,
+        checkpointEvery: 0,
+        keepCheckpoints: 2,
+      }),
   })
   .superRefine((c, ctx) => {
     if (c.clients.sampling.kind === 'count' && c.clients.sampling.k > c.clients.count) {

@@ -4,15 +4,12 @@
  * personal model. Used by `fedslr export`.
  */
 
-import { lrAt } from '../algorithms/types.js';
 import type { ParamArrays, ParamSpec } from '../tensor/params.js';
-import { Rng } from '../tensor/rng.js';
-import { disposeData, toTensors } from '../train/loop.js';
 import { latestCheckpoint } from './checkpoint.js';
+import { personalModelOf } from './client_work.js';
 import { parseConfig, type RunConfig } from './config.js';
 import { readRunConfig } from './experiment.js';
 import { setup } from './setup.js';
-import { EVAL_STREAM } from './simulate.js';
 import { decodeClientState } from './state_codec.js';
 
 export interface Factors {
@@ -85,20 +82,7 @@ export async function readFinal(runDir: string): Promise<FinalState> {
       const state = hasState.has(client)
         ? decodeClientState(ck.clientBytes(client), `${ck.dir} client ${client}`)
         : sim.algorithm.initClient(client, sim.init);
-      const c = sim.clients[client]!;
-      const data = toTensors(c.train.x, c.train.y, c.shape);
-      try {
-        const run = {
-          client,
-          round: ck.meta.round,
-          lr: lrAt(config.train, ck.meta.round),
-          data,
-          rng: Rng.derive(config.seed, EVAL_STREAM, ck.meta.round, client),
-        };
-        return sim.algorithm.personalModel(state, ck.server.global, run);
-      } finally {
-        disposeData(data);
-      }
+      return personalModelOf(sim, client, ck.meta.round, ck.server.global, state);
     },
   };
 }

@@ -4,26 +4,23 @@
  * rounds, and evaluates all clients every `evalEvery` rounds. It yields plain events; writing
  * files is the caller's business (see rundir.ts).
  */
-import type { Algorithm, ClientState, ServerState, Upload } from '../algorithms/types.js';
+import type { Algorithm, ClientState, ServerState } from '../algorithms/types.js';
 import { lrAt } from '../algorithms/types.js';
 import { pack, wireParamsCount } from '../codec/wire.js';
 import type { ClientData } from '../data/clients.js';
 import type { Model } from '../models/index.js';
 import type { ParamArrays } from '../tensor/params.js';
-import { disposeParams, fromArrays, paramCount } from '../tensor/params.js';
+import { paramCount } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
-import type { DataTensors } from '../train/loop.js';
-import { disposeData, evaluate, toTensors } from '../train/loop.js';
+import { SAMPLING_STREAM, type TrainOutcome, type TrainTask } from './client_work.js';
 import type { RunConfig } from './config.js';
 import type { ClientEval, EvalRecord, RunEvent } from './events.js';
+import { type Executor, InProcessExecutor } from './executor.js';
 import { drawClients } from './sampling.js';
 import { summarize } from './stats.js';
 import { type ClientStore, MemoryStore } from './store.js';
 
-/** Keys of the random streams: Rng.derive(seed, STREAM, round[, client]). */
-export const SAMPLING_STREAM = 0x73616d70;
-export const CLIENT_STREAM = 0x636c6e74;
-export const EVAL_STREAM = 0x6576616c;
+export { CLIENT_STREAM, EVAL_STREAM, SAMPLING_STREAM } from './client_work.js';
 
 export interface Simulation {
   config: RunConfig;
@@ -67,60 +64,33 @@ function clientState(sim: Simulation, st: SimState, client: number): ClientState
   return st.clients.get(client) ?? sim.algorithm.initClient(client, sim.init);
 }
 
-function trainTensors(sim: Simulation, client: number): DataTensors {
-  const c = sim.clients[client]!;
-  return toTensors(c.train.x, c.train.y, c.shape);
-}
-
 /** Evaluates the global model and every client's personal model on each client's test set. */
-export function evaluateAll(
+export async function evaluateAll(
   sim: Simulation,
   st: SimState,
+  executor: Executor,
   round: number,
-  time_s: number,
+  time_s: () => number,
   ranks?: EvalRecord['ranks'],
-): { record: EvalRecord; clients: ClientEval } {
-  const { algorithm, model } = sim;
+): Promise<{ record: EvalRecord; clients: ClientEval }> {
+  const { algorithm } = sim;
   // Personal models may build on the shared part even when it is no model to evaluate on its
   // own (FedRep's body, LG-FedAvg's head).
-  const global = st.server.global;
-  const gTensors = algorithm.hasGlobal && global ? fromArrays(global) : undefined;
-  const ce: ClientEval = { round, n: [] };
-  const g = { acc: [] as number[], loss: [] as number[] };
-  const p = { acc: [] as number[], loss: [] as number[] };
-  const densities: number[] = [];
-  for (const c of sim.clients) {
-    const test = toTensors(c.test.x, c.test.y, c.shape);
-    ce.n.push(c.test.size);
-    if (gTensors) {
-      const r = evaluate(model, gTensors, test);
-      g.acc.push(r.acc);
-      g.loss.push(r.loss);
-    }
-    if (algorithm.hasPersonal) {
-      const state = clientState(sim, st, c.id);
-      const train = trainTensors(sim, c.id);
-      const run = {
-        client: c.id,
-        round,
-        lr: lrAt(sim.config.train, round),
-        data: train,
-        rng: Rng.derive(sim.config.seed, EVAL_STREAM, round, c.id),
-      };
-      const pm = algorithm.personalModel(state, global, run);
-      disposeData(train);
-      if (pm) {
-        const pt = fromArrays(pm);
-        const r = evaluate(model, pt, test);
-        disposeParams(pt);
-        p.acc.push(r.acc);
-        p.loss.push(r.loss);
-      }
-      if (algorithm.personalDensity) densities.push(algorithm.personalDensity(state));
-    }
-    disposeData(test);
-  }
-  if (gTensors) disposeParams(gTensors);
+  const rows = await executor.evaluate({
+    round,
+    global: st.server.global,
+    evalGlobal: algorithm.hasGlobal && st.server.global !== undefined,
+    clients: sim.clients.map((c) => c.id),
+    state: (c) => clientState(sim, st, c),
+  });
+  const ce: ClientEval = { round, n: rows.map((r) => r.n) };
+  const pick = (k: 'global' | 'personal') =>
+    rows.every((r) => r[k])
+      ? { acc: rows.map((r) => r[k]!.acc), loss: rows.map((r) => r[k]!.loss) }
+      : undefined;
+  const g = pick('global');
+  const p = pick('personal');
+  const densities = rows.flatMap((r) => (r.density === undefined ? [] : [r.density]));
   const withTest = ce.n
     .map((n, i) => ({ n, i }))
     .filter((x) => x.n > 0)
@@ -131,12 +101,12 @@ export function evaluateAll(
       withTest.map((i) => m.loss[i]!),
       withTest.map((i) => ce.n[i]!),
     );
-  const record: EvalRecord = { round, time_s, ...st.totals };
-  if (g.acc.length) {
+  const record: EvalRecord = { round, time_s: time_s(), ...st.totals };
+  if (g) {
     record.global = summary(g);
     ce.global = g;
   }
-  if (p.acc.length) {
+  if (p) {
     record.personal = summary(p);
     ce.personal = p;
   }
@@ -158,6 +128,7 @@ export async function* simulate(
   sim: Simulation,
   st: SimState,
   now: () => number,
+  executor: Executor = new InProcessExecutor(sim),
 ): AsyncGenerator<RunEvent> {
   const { config, algorithm } = sim;
   const n = sim.clients.length;
@@ -172,7 +143,6 @@ export async function* simulate(
       Rng.derive(config.seed, SAMPLING_STREAM, t),
     );
     yield { type: 'round-start', round: t, clients: drawn, lr };
-    const uploads: { client: number; upload: Upload }[] = [];
     const round: Totals = {
       down_params: 0,
       down_bytes: 0,
@@ -181,35 +151,35 @@ export async function* simulate(
       dense_down_params: 0,
     };
     let lossSum = 0;
-    for (const client of drawn) {
-      const down = algorithm.download(st.server, t, client);
-      round.down_params += wireParamsCount(down.params) + extraCount(down.extra);
-      round.down_bytes += pack(down).byteLength;
+    const tasks: TrainTask[] = drawn.map((client) => {
+      const download = algorithm.download(st.server, t, client);
+      round.down_params += wireParamsCount(download.params) + extraCount(download.extra);
+      round.down_bytes += pack(download).byteLength;
       round.dense_down_params += denseSize;
-      const data = trainTensors(sim, client);
-      const run = {
-        client,
-        round: t,
-        lr,
-        data,
-        rng: Rng.derive(config.seed, CLIENT_STREAM, t, client),
-      };
-      const r = algorithm.clientTrain(down, clientState(sim, st, client), run);
-      disposeData(data);
-      st.clients.set(client, r.state);
-      st.dirty.add(client);
-      round.up_params += wireParamsCount(r.upload.params) + extraCount(r.upload.extra);
-      round.up_bytes += pack(r.upload).byteLength;
-      uploads.push({ client, upload: r.upload });
-      lossSum += r.upload.trainLoss;
+      return { client, round: t, download, state: clientState(sim, st, client) };
+    });
+    const results: TrainOutcome[] = new Array(tasks.length);
+    for await (const { index, outcome } of executor.train(tasks)) {
+      results[index] = outcome;
+      const client = drawn[index]!;
       yield {
         type: 'client-done',
         round: t,
         client,
-        loss: r.upload.trainLoss,
-        acc: r.upload.trainAcc,
+        loss: outcome.upload.trainLoss,
+        acc: outcome.upload.trainAcc,
       };
     }
+    // Fold results in client order, whatever order they finished in.
+    const uploads = results.map((r, i) => {
+      const client = drawn[i]!;
+      st.clients.set(client, r.state);
+      st.dirty.add(client);
+      round.up_params += wireParamsCount(r.upload.params) + extraCount(r.upload.extra);
+      round.up_bytes += pack(r.upload).byteLength;
+      lossSum += r.upload.trainLoss;
+      return { client, upload: r.upload };
+    });
     const agg = algorithm.aggregate(st.server, t, uploads);
     st.server = agg.server;
     if (agg.stats.ranks) lastRanks = agg.stats.ranks;
@@ -223,7 +193,7 @@ export async function* simulate(
       train_loss: lossSum / drawn.length,
     };
     if (st.round % config.evalEvery === 0 || st.round === config.rounds) {
-      const ev = evaluateAll(sim, st, st.round, now(), lastRanks);
+      const ev = await evaluateAll(sim, st, executor, st.round, now, lastRanks);
       yield { type: 'eval', record: ev.record, clients: ev.clients };
     }
   }

@@ -6,6 +6,7 @@ const BENCHES: Record<
   string,
   () => Promise<{ run(argv: string[]): Promise<number>; help: string }>
 > = {
+  round: () => import('../../bench/round.js'),
   step: () => import('../../bench/step.js'),
   svt: () => import('../../bench/svt.js'),
 };
