@@ -221,15 +221,39 @@ describe('polar path', () => {
       s: [...geometric(10, 1, 0.3), ...geometric(90, 0.09, 0.001)],
       tau: 0.1,
     },
-  ])('falls back to an exact method when not every value exceeds tau ($name)', ({ s, tau }) => {
+  ])('stays exact when not every value exceeds tau ($name)', ({ s, tau }) => {
     const a = plantedMatrix(110, 100, s, 9);
     const before = tf.memory().numTensors;
     const r = svt(a, 110, 100, tau, { method: 'polar', factors: 'whenLowRank' });
     expect(tf.memory().numTensors).toBe(before);
-    expect(r.method).not.toBe('polar');
     checkResult(r, a, s, tau);
     if (lowRankPays(110, 100, r.rank)) expect(balancedFactors(r).left.length).toBe(110 * r.rank);
     else expect(r.values).toBeNull();
+  });
+});
+
+describe('deflated polar path', () => {
+  it.each([
+    {
+      name: 'three values far below tau',
+      s: [...geometric(97, 1, 0.02), 1e-3, 1e-4, 0],
+      tau: 0.01,
+    },
+    {
+      name: 'values at and near zero, wide',
+      s: [...geometric(92, 2, 0.05), ...geometric(8, 0.02, 1e-6)],
+      tau: 0.03,
+    },
+  ])('thresholds a nearly full-rank matrix exactly ($name)', ({ s, tau }) => {
+    const tall = s[99] === 0;
+    const [rows, cols] = tall ? [130, 100] : [100, 140];
+    const a = plantedMatrix(rows, cols, s, 17);
+    const before = tf.memory().numTensors;
+    const r = svt(a, rows, cols, tau, { factors: 'whenLowRank' });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(r.method).toBe('polar');
+    expect(r.rank).toBeLessThan(100);
+    checkResult(r, a, s, tau);
   });
 });
 

@@ -272,6 +272,129 @@ function polarSvt(
   }
 }
 
+/**
+ * The polar path with deflation, for "nearly full" matrices (a few singular values at or below
+ * tau, as random square layers have). Newton-Schulz designed for [tau, s_max] leaves the small
+ * values unconverged; E = I - X_K^T X_K is then a filter whose dominant eigenvectors are the
+ * right singular vectors of those values. A few block iterations on E find them, a float64
+ * Rayleigh-Ritz on X Q picks the pairs at or below tau (V_d), and
+ *   SVT(A) = (A - tau X_K)(I - V_d V_d^T).
+ * Certificates: V_d is invariant for G = X^T X (residual at float32 rounding), X_K is orthonormal
+ * on the complement of V_d, and sym(X_K^T X) + 2 s_max V_d V_d^T - tau I passes Cholesky, so every
+ * singular value outside V_d exceeds tau. Null when one fails or the block would be large.
+ */
+function deflatedPolarSvt(
+  a: Float32Array,
+  rows: number,
+  cols: number,
+  tau: number,
+): SvtResult | null {
+  const tall = rows >= cols;
+  const n = Math.min(rows, cols);
+  const m = Math.max(rows, cols);
+  const [x0, g0] = tf.tidy(() => {
+    const a2 = tf.tensor2d(a, [rows, cols]);
+    const x = tall ? a2 : tf.transpose(a2);
+    return [x, tf.matMul(tf.transpose(x), x)] as [tf.Tensor2D, tf.Tensor2D];
+  });
+  const owned: tf.Tensor[] = [x0, g0];
+  try {
+    const gdata = g0.dataSync() as Float32Array;
+    let fro2 = 0;
+    for (let i = 0; i < n; i++) fro2 += gdata[i * n + i]!;
+    const scale = Math.min(Math.sqrt(topEigen(gdata, n)) * 1.05, Math.sqrt(fro2));
+    if (!(scale > tau) || tau === 0) return null;
+    const alphas = newtonSchulzSchedule((tau / scale) * 0.98);
+    const [xK, eK] = tf.tidy(() => {
+      let x: tf.Tensor2D = tf.div(x0, scale);
+      let g: tf.Tensor2D = tf.div(g0, scale * scale);
+      const eye = tf.eye(n);
+      for (const al of alphas) {
+        x = tf.matMul(x, tf.sub(tf.mul(eye, 1.5 * al), tf.mul(g, 0.5 * al * al * al)));
+        g = tf.matMul(tf.transpose(x), x);
+      }
+      return [x, tf.sub(eye, g)] as [tf.Tensor2D, tf.Tensor2D];
+    });
+    owned.push(xK, eK);
+    const ed = eK.dataSync() as Float32Array;
+    let trace = 0;
+    for (let i = 0; i < n; i++) trace += ed[i * n + i]!;
+    const b = Math.ceil(1.5 * Math.max(trace, 0)) + 8;
+    if (b > n / 4) return null;
+    const rng = new Rng(0xdef1 ^ (rows * 65599 + cols));
+    const q = new Float64Array(n * b);
+    for (let i = 0; i < q.length; i++) q[i] = rng.normal();
+    orthonormalize(q, n, b);
+    for (let it = 0; it < 3; it++) {
+      const y = tf.tidy(() => tf.matMul(eK, tf.tensor2d(toRowMajor(q, n, b), [n, b])));
+      const yd = y.dataSync();
+      y.dispose();
+      for (let j = 0; j < b; j++) for (let i = 0; i < n; i++) q[j * n + i] = yd[i * b + j]!;
+      orthonormalize(q, n, b);
+    }
+    // Rayleigh-Ritz on X Q in float64.
+    const qT = tf.tensor2d(toRowMajor(q, n, b), [n, b]);
+    owned.push(qT);
+    const yT = tf.matMul(x0, qT);
+    const yd = yT.dataSync();
+    yT.dispose();
+    const gy = new Float64Array(b * b);
+    for (let i = 0; i < m; i++) {
+      const o = i * b;
+      for (let p = 0; p < b; p++) {
+        const yp = yd[o + p]!;
+        if (yp === 0) continue;
+        for (let c = p; c < b; c++) gy[p * b + c] = gy[p * b + c]! + yp * yd[o + c]!;
+      }
+    }
+    for (let p = 0; p < b; p++) for (let c = 0; c < p; c++) gy[p * b + c] = gy[c * b + p]!;
+    const { values, vt } = symmetricEigen(gy, b);
+    // Deflate the Ritz pairs at or below tau (their SVT is zero); the rest of the block is
+    // arbitrary and stays with the polar part.
+    const low = Array.from({ length: b }, (_, j) => j).filter((j) => values[j]! <= tau * tau);
+    const d = low.length;
+    if (d === 0) return null;
+    const lam = low.map((j) => Math.max(values[j]!, 0));
+    const w = new Float32Array(b * d);
+    low.forEach((j, c) => {
+      for (let p = 0; p < b; p++) w[p * d + c] = vt[j * b + p]!;
+    });
+    const [resT, offT, hT, outT] = tf.tidy(() => {
+      const vd = tf.matMul(qT, tf.tensor2d(w, [b, d]));
+      const res = tf.max(tf.abs(tf.sub(tf.matMul(g0, vd), tf.mul(vd, tf.tensor1d(lam)))));
+      const pd = tf.matMul(vd, tf.transpose(vd));
+      const proj = tf.sub(tf.eye(n), pd);
+      const off = tf.max(tf.abs(tf.matMul(tf.matMul(proj, eK), proj)));
+      const h = tf.add(tf.matMul(tf.transpose(xK), x0), tf.mul(pd, 2 * scale));
+      const out = tf.matMul(tf.sub(x0, tf.mul(xK, tau)), proj);
+      return [res, off, h, tall ? out : tf.transpose(out)];
+    });
+    owned.push(resT, offT, hT, outT);
+    const res = resT.dataSync()[0]!;
+    const off = offT.dataSync()[0]!;
+    if (!(res <= 16 * Math.sqrt(m) * EPS32 * scale * scale)) return null;
+    if (!(off <= 64 * Math.sqrt(m) * EPS32)) return null;
+    const margin = tau * off + 8 * Math.sqrt(m) * EPS32 * scale;
+    if (!isPositiveDefinite(hT.dataSync() as Float32Array, n, tau + margin)) return null;
+    const rank = n - d;
+    return {
+      rows,
+      cols,
+      rank,
+      fullRank: n,
+      values: null,
+      u: null,
+      v: null,
+      matrix: outT.dataSync() as Float32Array,
+      method: 'polar',
+      polarOrthError: off,
+      hint: { fullRank: rank === n, rank },
+    };
+  } finally {
+    tf.dispose(owned);
+  }
+}
+
 /** Orthonormalises the k columns of the column-major n x k `q` in place (Gram-Schmidt, twice). */
 function orthonormalize(q: Float64Array, n: number, k: number): void {
   for (let j = 0; j < k; j++) {
@@ -467,6 +590,20 @@ export function svt(
   if (tryPolar) {
     const r = polarSvt(a, rows, cols, tau, opts.hint);
     if (r) return r;
+  }
+  // Nearly full rank (a few values at or below tau): the deflated polar path, whose factors never
+  // pay (its rank is above 3/4 of full).
+  const lastRank = opts.hint?.rank ?? Math.min(rows, cols);
+  if (
+    tryPolar ||
+    (method === 'auto' &&
+      policy === 'whenLowRank' &&
+      side >= POLAR_MIN_SIDE &&
+      tau > 0 &&
+      lastRank > 0.75 * side)
+  ) {
+    const r = deflatedPolarSvt(a, rows, cols, tau);
+    if (r && !lowRankPays(rows, cols, r.rank)) return r;
   }
   const trySubspace =
     method === 'subspace' ||
