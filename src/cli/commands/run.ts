@@ -15,6 +15,7 @@ Runs the experiment a config file describes (see examples/) and writes a run dir
                  p10/p50/p90), loss, rank_ratio, personal_density, downlink/uplink totals
   clients.jsonl  per-client accuracies of every evaluation
   summary.json   final and best values
+  report.html    charts of all of it (see fedslr report)
   checkpoints/   the newest checkpoints (at every evaluation, every runtime.checkpointEvery
                  rounds and at the end), each verified by checksums
 
