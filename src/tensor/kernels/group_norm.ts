@@ -10,7 +10,7 @@
  * Backward, with xhat = (x - mean) * rstd and g = dy * scale, n values per group:
  *   dscale[c] = sum(dy * xhat), doffset[c] = sum(dy),
  *   dx = rstd * (g - mean_group(g) - xhat * mean_group(g * xhat)).
- * Statistics are accumulated in float64.
+ * Statistics are accumulated in float64 (the variance as E[x^2] - mean^2).
  */
 
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
