@@ -37,7 +37,7 @@ async function timeRounds(
 ): Promise<{ seconds: number; clients: number }> {
   const { sim } = await setup(config);
   const executor: Executor =
-    pool <= 1 ? new InProcessExecutor(sim) : await WorkerPool.start(config, pool);
+    pool <= 1 ? new InProcessExecutor(sim) : await WorkerPool.start(sim, pool);
   const st = initialState(sim);
   let clients = 0;
   let start = 0;

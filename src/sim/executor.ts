@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { ClientState } from '../algorithms/types.js';
+import type { ClientData } from '../data/clients.js';
 import type { ParamArrays } from '../tensor/params.js';
 import { disposeParams, fromArrays } from '../tensor/params.js';
 import { writeFileAtomic } from '../util/fs.js';
@@ -68,7 +69,7 @@ export class InProcessExecutor implements Executor {
 
 /** Messages to a worker (see worker.ts). */
 export type ToWorker =
-  | { type: 'init'; config: RunConfig }
+  | { type: 'init'; config: RunConfig; clients: readonly ClientData[] }
   | { type: 'train'; id: number; task: TrainTask }
   | { type: 'global'; round: number; global: ParamArrays | undefined; evalGlobal: boolean }
   | { type: 'eval'; id: number; client: number; state: ClientState };
@@ -148,7 +149,7 @@ class WorkerHandle {
 
   constructor(
     private readonly worker: Worker,
-    config: RunConfig,
+    sim: Simulation,
   ) {
     let onReady!: () => void;
     let onFail!: (e: Error) => void;
@@ -179,7 +180,11 @@ class WorkerHandle {
       onFail(e);
       this.failAll(e);
     });
-    worker.postMessage({ type: 'init', config } satisfies ToWorker);
+    worker.postMessage({
+      type: 'init',
+      config: sim.config,
+      clients: sim.clients,
+    } satisfies ToWorker);
   }
 
   private failAll(e: Error): void {
@@ -243,12 +248,10 @@ export class WorkerPool implements Executor {
     return this.handles.length;
   }
 
-  static async start(config: RunConfig, size: number): Promise<WorkerPool> {
+  /** Starts `size` workers set up like `sim`; its clients' data is shared when in shared memory. */
+  static async start(sim: Simulation, size: number): Promise<WorkerPool> {
     const script = await workerScript();
-    const handles = Array.from(
-      { length: size },
-      () => new WorkerHandle(new Worker(script), config),
-    );
+    const handles = Array.from({ length: size }, () => new WorkerHandle(new Worker(script), sim));
     const pool = new WorkerPool(handles);
     try {
       await Promise.all(handles.map((h) => h.started()));
@@ -298,5 +301,5 @@ export function poolSize(workers: number): number {
 /** The executor a run uses: in-process for one worker, a pool otherwise. */
 export async function createExecutor(sim: Simulation): Promise<Executor> {
   const size = poolSize(sim.config.runtime.workers);
-  return size <= 1 ? new InProcessExecutor(sim) : WorkerPool.start(sim.config, size);
+  return size <= 1 ? new InProcessExecutor(sim) : WorkerPool.start(sim, size);
 }

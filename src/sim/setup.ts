@@ -15,13 +15,14 @@ import {
   perfedavg,
   scaffold,
 } from '../algorithms/index.js';
-import { federate } from '../data/clients.js';
+import { type ClientData, federate } from '../data/clients.js';
 import { loadDataset } from '../data/load.js';
 import { createModel } from '../models/index.js';
 import { initBackend } from '../tensor/backend.js';
 import { disposeParams, toArrays } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
 import type { AlgorithmConfig, RunConfig } from './config.js';
+import { poolSize } from './executor.js';
 import type { Simulation } from './simulate.js';
 
 /** Key of the model-initialisation stream: Rng.derive(seed, INIT_STREAM). */
@@ -73,22 +74,78 @@ export interface SetupInfo {
   testSamples: number;
 }
 
-export async function setup(config: RunConfig): Promise<{ sim: Simulation; info: SetupInfo }> {
+/**
+ * Copies every client's samples into shared memory (one SharedArrayBuffer per kind of array), so
+ * worker threads can read them without a copy each.
+ */
+export function shareClients(clients: readonly ClientData[]): ClientData[] {
+  const share = <T extends Float32Array | Int32Array>(
+    parts: T[],
+    make: (b: SharedArrayBuffer, o: number, n: number) => T,
+  ): T[] => {
+    const total = parts.reduce((n, a) => n + a.length, 0);
+    const buf = new SharedArrayBuffer(total * 4);
+    let offset = 0;
+    return parts.map((a) => {
+      const view = make(buf, offset * 4, a.length);
+      view.set(a);
+      offset += a.length;
+      return view;
+    });
+  };
+  const f32 = (b: SharedArrayBuffer, o: number, n: number) => new Float32Array(b, o, n);
+  const i32 = (b: SharedArrayBuffer, o: number, n: number) => new Int32Array(b, o, n);
+  const trainX = share(
+    clients.map((c) => c.train.x),
+    f32,
+  );
+  const trainY = share(
+    clients.map((c) => c.train.y),
+    i32,
+  );
+  const testX = share(
+    clients.map((c) => c.test.x),
+    f32,
+  );
+  const testY = share(
+    clients.map((c) => c.test.y),
+    i32,
+  );
+  return clients.map((c, i) => ({
+    ...c,
+    train: { ...c.train, x: trainX[i]!, y: trainY[i]! },
+    test: { ...c.test, x: testX[i]!, y: testY[i]! },
+  }));
+}
+
+/**
+ * Builds the simulation a config describes. `clients`, when given (worker threads get the main
+ * thread's, in shared memory), are used instead of loading and partitioning the data again.
+ */
+export async function setup(
+  config: RunConfig,
+  given?: { clients: readonly ClientData[] },
+): Promise<{ sim: Simulation; info: SetupInfo }> {
   const backend = await initBackend(config.train.backend);
-  const splits = await asInputError(() =>
-    loadDataset({ name: config.data.dataset, dir: config.data.dir }),
-  );
-  const fed = await asInputError(() =>
-    federate(splits, {
-      clients: config.clients.count,
-      seed: config.seed,
-      partition: config.data.partition,
-      testPerClient: config.data.testPerClient,
-    }),
-  );
+  let clients = given?.clients;
+  if (!clients) {
+    const splits = await asInputError(() =>
+      loadDataset({ name: config.data.dataset, dir: config.data.dir }),
+    );
+    const fed = await asInputError(() =>
+      federate(splits, {
+        clients: config.clients.count,
+        seed: config.seed,
+        partition: config.data.partition,
+        testPerClient: config.data.testPerClient,
+      }),
+    );
+    clients = poolSize(config.runtime.workers) > 1 ? shareClients(fed.clients) : fed.clients;
+  }
+  const first = clients[0]!;
   const model = createModel(config.model.name, {
-    inputShape: splits.train.shape,
-    classes: splits.train.classes,
+    inputShape: first.shape,
+    classes: first.classes,
     hidden: config.model.hidden,
   });
   const initTensors = model.init(Rng.derive(config.seed, INIT_STREAM));
@@ -99,15 +156,15 @@ export async function setup(config: RunConfig): Promise<{ sim: Simulation; info:
     config,
     model,
     algorithm: createAlgorithm(config.algorithm, ctx),
-    clients: fed.clients,
+    clients,
     init,
   };
   return {
     sim,
     info: {
       backend,
-      trainSamples: fed.clients.reduce((s, c) => s + c.train.size, 0),
-      testSamples: fed.clients.reduce((s, c) => s + c.test.size, 0),
+      trainSamples: clients.reduce((s, c) => s + c.train.size, 0),
+      testSamples: clients.reduce((s, c) => s + c.test.size, 0),
     },
   };
 }

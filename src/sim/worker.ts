@@ -26,7 +26,7 @@ function reply(m: FromWorker): void {
 async function handle(m: ToWorker): Promise<void> {
   switch (m.type) {
     case 'init':
-      sim = (await setup(m.config)).sim;
+      sim = (await setup(m.config, { clients: m.clients })).sim;
       return reply({ type: 'ready' });
     case 'train':
       return reply({ type: 'trained', id: m.id, outcome: trainClient(sim!, m.task) });
