@@ -140,7 +140,7 @@ describe('checkpoints', () => {
     const config = join(tmp(), 'config.json');
     const cfg = { ...base, rounds: 6, evalEvery: 1 };
     writeFileSync(config, JSON.stringify(cfg));
-    const cli = ['node_modules/vite-node/vite-node.mjs', 'src/cli/bin.ts', '--'];
+    const cli = ['node_modules/vite-node/vite-node.mjs', 'src/cli/main.ts', '--'];
     const run = (args: string[]) =>
       spawn(process.execPath, [...cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     /** Exit code (-1 for a signal) and standard error of a child. */

@@ -2,7 +2,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../cli/main.js';
+import { main } from '../cli/cli.js';
 import { cnn } from '../models/cnn.js';
 import { parseConfig } from '../sim/config.js';
 import { runExperiment } from '../sim/experiment.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../cli/main.js';
+import { main } from '../cli/cli.js';
 import type { ClientEval, EvalRecord } from '../sim/events.js';
 import { summarize } from '../sim/stats.js';
 import { Rng } from '../tensor/rng.js';
