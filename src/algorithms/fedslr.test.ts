@@ -129,6 +129,31 @@ describe('FedSLR server', () => {
     expect(denseBytes).toBeGreaterThanOrEqual(4 * 1230);
   });
 
+  it('thresholds conv kernels in their matrix view and maps them back unchanged when nothing is cut', () => {
+    const model = createModel('cnn', { inputShape: [4, 4, 1], classes: 3 });
+    const c: AlgorithmContext = {
+      model,
+      numClients: 1,
+      train: { lr: 0.1, lrDecay: 1, weightDecay: 0, batchSize: 1, epochs: 1 },
+    };
+    const t = model.init(new Rng(4));
+    const w: ParamArrays = Object.fromEntries(
+      Object.entries(t).map(([k, v]) => [
+        k,
+        { shape: [...v.shape], data: v.dataSync() as Float32Array },
+      ]),
+    );
+    // A threshold far below every singular value: W^{t+1} = V = w up to rounding.
+    const algo = fedslr(c, { ...FEDSLR_DEFAULTS, alpha: 0.1, mu: 1e-9 });
+    const r = algo.aggregate(algo.initServer(w), 0, [{ client: 0, upload: upload(w) }]);
+    for (const [name, a] of Object.entries(w)) {
+      const got = r.server.global![name]!.data;
+      const maxErr = a.data.reduce((m, x, i) => Math.max(m, Math.abs(x - got[i]!)), 0);
+      expect(maxErr, name).toBeLessThan(1e-6);
+    }
+    tf.dispose(Object.values(t));
+  });
+
   it('sends full-rank matrices dense', () => {
     const algo = fedslr(ctx([3, 1, 1], 2, 1), FEDSLR_DEFAULTS);
     const w = { 'out.kernel': arr([3, 2], [1, 0, 0, 1, 1, 1]), 'out.bias': arr([2], [0, 0]) };

@@ -11,7 +11,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LowRankTensor, WireParams } from '../codec/wire.js';
 import { dense } from '../codec/wire.js';
-import { fromMatrixArray, matrixShape } from '../linalg/matrix_view.js';
+import { fromMatrixArray, matrixShape, toMatrixArray } from '../linalg/matrix_view.js';
 import { lowRankPays } from '../linalg/prox.js';
 import { type SvtHint, svt } from '../linalg/svt.js';
 import type { ArrayParam, ParamArrays, ParamSpec } from '../tensor/params.js';
@@ -249,7 +249,10 @@ export function dynamicFamily(
           continue;
         }
         const hint = readHint(server, p.name);
-        const r = svt(v.data, ms[0], ms[1], tau, { factors: 'whenLowRank', hint });
+        const r = svt(toMatrixArray(v.data, p.shape, p.role), ms[0], ms[1], tau, {
+          factors: 'whenLowRank',
+          hint,
+        });
         global[p.name] = { shape: [...p.shape], data: fromMatrixArray(r.matrix, p.shape, p.role) };
         writeHint(r.hint, p.name, hints, bases);
         ranks[p.name] = { rank: r.rank, full: r.fullRank };
