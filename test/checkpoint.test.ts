@@ -19,7 +19,8 @@ const base = {
     partition: { kind: 'dirichlet', alpha: 0.5, minSize: 10 },
     testPerClient: 40,
   },
-  model: { name: 'mlp', hidden: [16] },
+  // fc1 (784 x 100) is large enough for the SVT's polar path, whose warm start must survive a resume.
+  model: { name: 'mlp', hidden: [100] },
   train: { backend: 'wasm', epochs: 1, batchSize: 50 },
   runtime: { workers: 1 },
 };
@@ -105,9 +106,9 @@ describe('checkpoints', () => {
     expect(fin.round).toBe(2);
     expect(fin.modelName).toBe('mlp');
     const g = fin.global!;
-    // mu/alpha = 0.5 keeps only a few singular values of fc1 (784 x 16): sent as factors.
+    // mu/alpha = 0.5 keeps only a few singular values of fc1 (784 x 100): sent as factors.
     const f = fin.factors['fc1.kernel']!;
-    expect(f.rank).toBeLessThan(16);
+    expect(f.rank).toBeLessThan(50);
     const w = g['fc1.kernel']!.data;
     let maxErr = 0;
     for (let i = 0; i < f.rows; i += 37) {

@@ -134,27 +134,36 @@ export function initialSparse(
 }
 
 /**
- * The SVT warm start of each matrix is part of the server state (scalars and `svtBasis`), so a
- * resumed run repeats an uninterrupted one bit for bit.
+ * The SVT warm start of each matrix (every field of its hint) is part of the server state, in
+ * scalars and the `svtHints` tensors, so a resumed run repeats an uninterrupted one bit for bit.
  */
 function readHint(server: ServerState, name: string): SvtHint {
-  const sc = server.scalars ?? {};
-  const hint: SvtHint = { fullRank: (sc[`${name}:fullRank`] ?? 1) === 1 };
-  if (sc[`${name}:rank`] !== undefined) hint.rank = sc[`${name}:rank`];
-  const basis = server.tensors['svtBasis']?.[name];
-  if (basis) hint.basis = basis.data;
-  return hint;
+  const hint: Record<string, unknown> = { fullRank: true };
+  const prefix = `${name}|`;
+  for (const [key, v] of Object.entries(server.scalars ?? {})) {
+    if (!key.startsWith(prefix)) continue;
+    const [field, kind] = key.slice(prefix.length).split('|');
+    hint[field!] = kind === 'bool' ? v === 1 : v;
+  }
+  for (const [key, a] of Object.entries(server.tensors['svtHints'] ?? {})) {
+    if (key.startsWith(prefix)) hint[key.slice(prefix.length)] = a.data;
+  }
+  return hint as unknown as SvtHint;
 }
 
 function writeHint(
   hint: SvtHint,
   name: string,
   scalars: Record<string, number>,
-  bases: ParamArrays,
+  arrays: ParamArrays,
 ): void {
-  scalars[`${name}:fullRank`] = hint.fullRank ? 1 : 0;
-  if (hint.rank !== undefined) scalars[`${name}:rank`] = hint.rank;
-  if (hint.basis) bases[name] = { shape: [hint.basis.length], data: hint.basis };
+  for (const [field, v] of Object.entries(hint)) {
+    if (typeof v === 'number') scalars[`${name}|${field}`] = v;
+    else if (typeof v === 'boolean') scalars[`${name}|${field}|bool`] = v ? 1 : 0;
+    else if (v instanceof Float32Array) arrays[`${name}|${field}`] = { shape: [v.length], data: v };
+    else if (v !== undefined)
+      throw new Error(`fedslr: cannot keep SVT hint field '${field}' of '${name}'`);
+  }
 }
 
 function nonZeroShare(set: ParamArrays): number {
@@ -240,7 +249,7 @@ export function dynamicFamily(
       const factors: ParamArrays = {};
       const ranks: NonNullable<ServerStats['ranks']> = {};
       const hints: Record<string, number> = {};
-      const bases: ParamArrays = {};
+      const hintArrays: ParamArrays = {};
       for (const p of spec) {
         const ms = matrixShape(p.shape, p.role);
         const v = V[p.name]!;
@@ -254,7 +263,7 @@ export function dynamicFamily(
           hint,
         });
         global[p.name] = { shape: [...p.shape], data: fromMatrixArray(r.matrix, p.shape, p.role) };
-        writeHint(r.hint, p.name, hints, bases);
+        writeHint(r.hint, p.name, hints, hintArrays);
         ranks[p.name] = { rank: r.rank, full: r.fullRank };
         if (r.u && r.v && r.values && lowRankPays(ms[0], ms[1], r.rank)) {
           const f = splitFactors(r.u, r.v, r.values, ms[0], ms[1]);

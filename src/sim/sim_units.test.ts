@@ -54,6 +54,7 @@ describe('config', () => {
       lambda: 1e-3,
       personalEpochs: 1,
       personalInit: 'init',
+      ablation: 'both',
     });
     expect(c.train).toMatchObject({
       lr: 0.1,
