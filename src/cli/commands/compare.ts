@@ -15,6 +15,7 @@ algorithm section changes) and writes, under DIR:
                  personal accuracy, parameters sent per client, personal density, downlink and
                  uplink bytes, downlink vs dense models, wall time
   compare.csv    the same numbers, unrounded
+  report.html    all runs' charts overlaid, with the table
 
 Options:
   --algorithms LIST  comma-separated; each entry a name with optional :key=value options, e.g.
@@ -65,7 +66,9 @@ Exit codes: 0 done, 1 failed while running, 2 bad config or arguments.`,
     progress?.done();
     const { readFileSync } = await import('node:fs');
     console.log(readFileSync(join(outDir, 'compare.md'), 'utf8'));
-    console.log(`compare.md and compare.csv in ${outDir}`);
+    const { writeReport } = await import('../../report/index.js');
+    await writeReport([outDir], join(outDir, 'report.html'));
+    console.log(`compare.md, compare.csv and report.html in ${outDir}`);
     return 0;
   },
 };

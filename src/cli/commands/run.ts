@@ -100,6 +100,12 @@ async function printSummary(
   const { formatSummary } = await import('../table.js');
   console.log(formatSummary(summary));
   console.log(`  run directory: ${dir}`);
+  if (summary.final) {
+    const { writeReport } = await import('../../report/index.js');
+    const report = join(dir, 'report.html');
+    await writeReport([dir], report);
+    console.log(`  report:        ${report}`);
+  }
   return 0;
 }
 

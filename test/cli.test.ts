@@ -1,0 +1,93 @@
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { main } from '../src/cli/cli.js';
+
+const tiny = {
+  seed: 1,
+  rounds: 1,
+  evalEvery: 1,
+  clients: { count: 3, sampling: { kind: 'count', k: 2 } },
+  data: { dataset: 'mnist', partition: { kind: 'iid' }, testPerClient: 20 },
+  model: { name: 'mlp', hidden: [8] },
+  train: { backend: 'wasm', epochs: 1, batchSize: 100 },
+  runtime: { workers: 1 },
+};
+
+let out: string[];
+let err: string[];
+beforeEach(() => {
+  out = [];
+  err = [];
+  vi.spyOn(console, 'log').mockImplementation((...a) => void out.push(a.join(' ')));
+  vi.spyOn(console, 'error').mockImplementation((...a) => void err.push(a.join(' ')));
+});
+afterEach(() => vi.restoreAllMocks());
+
+describe('fedslr command', () => {
+  it('run prints the final table and writes the run directory with its report', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedslr-cli-'));
+    const config = join(dir, 'c.yaml');
+    writeFileSync(config, JSON.stringify(tiny));
+    expect(
+      await main([
+        'run',
+        config,
+        '--out',
+        join(dir, 'run'),
+        '--quiet',
+        '--set',
+        'algorithm.name=fedslr',
+      ]),
+    ).toBe(0);
+    expect(out.join('\n')).toMatch(
+      /fedslr, 1 rounds[\s\S]*global model acc[\s\S]*personal model acc/,
+    );
+    for (const f of [
+      'config.json',
+      'metrics.jsonl',
+      'clients.jsonl',
+      'summary.json',
+      'report.html',
+    ]) {
+      expect(existsSync(join(dir, 'run', f)), f).toBe(true);
+    }
+    expect(readFileSync(join(dir, 'run', 'report.html'), 'utf8')).toContain('<svg');
+  });
+
+  it('compare writes the table and a report of all runs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedslr-cli-'));
+    const config = join(dir, 'c.json');
+    writeFileSync(config, JSON.stringify(tiny));
+    expect(
+      await main([
+        'compare',
+        config,
+        '--algorithms',
+        'fedavg,local',
+        '--out',
+        join(dir, 'cmp'),
+        '--quiet',
+      ]),
+    ).toBe(0);
+    for (const f of ['compare.md', 'compare.csv', 'report.html'])
+      expect(existsSync(join(dir, 'cmp', f)), f).toBe(true);
+  });
+
+  it('exits 2 with the reason for bad configs and unknown commands, and prints help', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedslr-cli-'));
+    const config = join(dir, 'bad.yaml');
+    writeFileSync(config, 'rounds: -2\nalgorithm: { name: fedslr, mu: x }\n');
+    expect(await main(['run', config, '--out', join(dir, 'r')])).toBe(2);
+    expect(err.join('\n')).toMatch(/rounds: .*>=0[\s\S]*algorithm\.mu: .*expected number/);
+    expect(await main(['run', join(dir, 'missing.yaml')])).toBe(2);
+    expect(err.join('\n')).toMatch(/cannot read config file/);
+    expect(await main(['frobnicate'])).toBe(2);
+    expect(await main(['run'])).toBe(2);
+    expect(err.join('\n')).toMatch(/expected one config file/);
+    expect(await main(['--help'])).toBe(0);
+    expect(await main(['run', '--help'])).toBe(0);
+    expect(out.join('\n')).toMatch(/Usage: fedslr run <config/);
+  });
+});
