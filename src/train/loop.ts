@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Model } from '../models/index.js';
 import type { Params } from '../tensor/params.js';
 import type { Rng } from '../tensor/rng.js';
-import type { GradTransform, ProxMap } from './transforms.js';
+import { type GradTransform, type ProxMap, sgdStep } from './transforms.js';
 
 /** One client's samples as tensors: x [n, h, w, c] float32, y [n] int32 labels. */
 export interface DataTensors {
@@ -68,6 +68,7 @@ export function makeStep(
   opts: StepOptions,
 ): (trainable: Params, x: tf.Tensor4D, y: tf.Tensor1D, lr: number) => StepResult {
   const { model, compose, transform, prox } = opts;
+  const update = sgdStep(transform, prox);
   return (trainable, x, y, lr) => {
     const names = Object.keys(trainable);
     let correct: tf.Scalar | undefined;
@@ -84,14 +85,11 @@ export function makeStep(
     const batch = x.shape[0];
     return tf.tidy(() => {
       const { value, grads } = tf.valueAndGrads(lossOf)(names.map((k) => trainable[k]!));
-      let g: Params = {};
+      const g: Params = {};
       names.forEach((k, i) => {
         g[k] = grads[i]!;
       });
-      if (transform) g = transform.update(g, trainable);
-      let next: Params = {};
-      for (const k of names) next[k] = tf.sub(trainable[k]!, tf.mul(g[k]!, lr));
-      if (prox) next = prox.apply(next, lr);
+      const next = update(trainable, g, lr);
       return { params: next, lossSum: tf.mul(value, batch) as tf.Scalar, correct: correct! };
     });
   };

@@ -6,7 +6,15 @@ import type { Params } from '../tensor/params.js';
 import { add, disposeParams, toArrays } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
 import { disposeData, evaluate, makeStep, toTensors, trainLocal } from './loop.js';
-import { addDecayedWeights, addLinear, chain, l1ProxMap, proximalPull } from './transforms.js';
+import {
+  addDecayedWeights,
+  addLinear,
+  chain,
+  type GradTransform,
+  l1ProxMap,
+  type ProxMap,
+  proximalPull,
+} from './transforms.js';
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -139,6 +147,74 @@ describe('local training', () => {
     const full = add(base, r.params);
     expect(evaluate(model, full, d).loss).toBeLessThan(evaluate(model, base, d).loss);
     disposeParams(base, zero, r.params, full);
+    disposeData(d);
+  });
+});
+
+describe('the fused update', () => {
+  const model = createModel('mlp', { inputShape: [4, 4, 1], classes: 3, hidden: [6] });
+  /** The same pieces, hidden behind plain objects, so that the step applies them one by one. */
+  const opaque = (t: GradTransform): GradTransform => ({ name: t.name, update: t.update });
+  const opaqueProx = (m: ProxMap): ProxMap => ({ name: m.name, apply: m.apply });
+
+  it('trains to the same bits as the transforms applied one by one', () => {
+    const { x, y } = blobs(50, 3, 21);
+    const d = toTensors(x, y, [4, 4, 1]);
+    const W = model.init(new Rng(1));
+    const pi = model.init(new Rng(2));
+    const P = model.init(new Rng(3));
+    const names = Object.keys(W);
+    const base = { model, data: d, epochs: 2, batchSize: 8, lr: (s: number) => 0.1 / (1 + s) };
+    const stage1 = chain(addLinear(pi, -0.5), proximalPull(0.3, W), addDecayedWeights(1e-2));
+    const partial = chain(addLinear({ [names[0]!]: pi[names[0]!]! }, 2), addDecayedWeights(1e-3));
+    const l1 = l1ProxMap(0.05);
+    const l1Some = l1ProxMap(0.2, [names[0]!]);
+    const clip: ProxMap = { name: 'clip', apply: (p) => tf.tidy(() => tfClip(p)) };
+    const tfClip = (p: Params): Params =>
+      Object.fromEntries(Object.entries(p).map(([k, t]) => [k, tf.clipByValue(t, -0.3, 0.3)]));
+    const runs: [Params, { transform?: GradTransform; prox?: ProxMap; compose?: boolean }][] = [
+      [W, {}],
+      [W, { transform: stage1 }],
+      [W, { transform: partial, prox: l1Some }],
+      [W, { transform: stage1, prox: clip }],
+      [P, { transform: addDecayedWeights(1e-2), prox: l1, compose: true }],
+    ];
+    const live = tf.memory().numTensors;
+    for (const [start, o] of runs) {
+      const train = (transform?: GradTransform, prox?: ProxMap) =>
+        trainLocal(start, {
+          ...base,
+          rng: new Rng(5),
+          transform,
+          prox,
+          ...(o.compose ? { compose: (p: Params) => add(W, p) } : {}),
+        });
+      const fused = train(o.transform, o.prox);
+      const generic = train(
+        o.transform && opaque(o.transform),
+        o.prox && (o.prox === clip ? o.prox : opaqueProx(o.prox)),
+      );
+      for (const k of names) {
+        const a = fused.params[k]!.dataSync() as Float32Array;
+        const b = generic.params[k]!.dataSync() as Float32Array;
+        expect(new Uint32Array(a.buffer)).toEqual(new Uint32Array(b.buffer));
+      }
+      expect(fused.epochs).toEqual(generic.epochs);
+      disposeParams(fused.params, generic.params);
+    }
+    expect(tf.memory().numTensors).toBe(live);
+    disposeParams(W, pi, P);
+    disposeData(d);
+  });
+
+  it('keeps the prox map errors', () => {
+    const w = p({ a: [1, 2] });
+    const d = toTensors(new Float32Array(16), new Int32Array([0]), [4, 4, 1]);
+    expect(() => l1ProxMap(-1).apply(w, 0.1)).toThrow(/proxL1: tau must be/);
+    const step = makeStep({ model, prox: l1ProxMap(0.1, ['nope']) });
+    const params = model.init(new Rng(1));
+    expect(() => step(params, d.x, d.y, 0.1)).toThrow(/proxL1: no parameter 'nope'/);
+    disposeParams(w, params);
     disposeData(d);
   });
 });

@@ -9,6 +9,7 @@ const BENCHES: Record<
   round: () => import('../../bench/round.js'),
   step: () => import('../../bench/step.js'),
   svt: () => import('../../bench/svt.js'),
+  train: () => import('../../bench/train.js'),
 };
 
 export const command: Command = {

@@ -1,0 +1,250 @@
+/**
+ * `fedslr bench train`: the cost of FedSLR's local steps against a plain SGD step, with the real
+ * loop (train/trainLocal: batch gather, step, loss and accuracy accumulation) and the transforms
+ * FedSLR builds: stage 1 is SGD with chain(addLinear(pi, -1), proximalPull(alpha, W),
+ * addDecayedWeights(wd)); stage 2 trains P through compose p => W + p with addDecayedWeights(wd)
+ * and the L1 prox. The three variants alternate round by round, so they see the same load.
+ */
+import { loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs-core';
+import { UsageError } from '../cli/command.js';
+import { createModel, type InputShape, MODEL_NAMES, type ModelName } from '../models/index.js';
+import { BACKEND_NAMES, type BackendName, initBackend } from '../tensor/backend.js';
+import { add, disposeParams, type Params } from '../tensor/params.js';
+import { Rng } from '../tensor/rng.js';
+import { type DataTensors, disposeData, type TrainOptions, trainLocal } from '../train/loop.js';
+import {
+  addDecayedWeights,
+  addLinear,
+  chain,
+  l1ProxMap,
+  proximalPull,
+} from '../train/transforms.js';
+
+export const help = [
+  'Usage: fedslr bench train [--model cnn,resnet8gn] [--batch N] [--steps N] [--rounds N]',
+  '                          [--backend wasm|cpu|auto|tensorflow] [--json]',
+  '',
+  'Times local training steps (train/trainLocal, one epoch of --steps batches) of each model:',
+  '  plain   SGD, no transform',
+  '  stage1  FedSLR stage 1: chain(addLinear(pi, -1), proximalPull(alpha, W), addDecayedWeights)',
+  '  stage2  FedSLR stage 2: compose p => W + p, addDecayedWeights, L1 prox after each step',
+  'The variants alternate for --rounds rounds (default 5, after one untimed round); each reports',
+  'the median ms/step over rounds, and the overhead ratios stage1/plain and stage2/plain.',
+  'Models: a comma-separated list (default cnn,resnet8gn) of mlp, cnn, resnet8gn, resnet18gn.',
+].join('\n');
+
+const INPUT_SHAPES: Record<ModelName, InputShape> = {
+  mlp: [28, 28, 1],
+  cnn: [28, 28, 1],
+  resnet8gn: [32, 32, 3],
+  resnet18gn: [32, 32, 3],
+};
+const CLASSES = 10;
+const LR = 0.01;
+const ALPHA = 0.1;
+const WD = 1e-3;
+const LAMBDA = 1e-3;
+
+export const VARIANTS = ['plain', 'stage1', 'stage2'] as const;
+export type Variant = (typeof VARIANTS)[number];
+
+export interface TrainBenchModel {
+  model: ModelName;
+  params: number;
+  ms_per_step: Record<Variant, number>;
+  /** stage1 / plain and stage2 / plain. */
+  overhead: { stage1: number; stage2: number };
+}
+
+export interface TrainBenchResult {
+  backend: string;
+  batch: number;
+  steps: number;
+  rounds: number;
+  /** One-minute load average before and after the runs (the machine may be shared). */
+  load: [number, number];
+  models: TrainBenchModel[];
+}
+
+function positiveInt(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new UsageError(`--${flag}: expected an integer >= 1, got '${value}'`);
+  return n;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const h = s.length >> 1;
+  return s.length % 2 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
+}
+
+function randomParams(like: Params, rng: Rng, scale: number): Params {
+  return Object.fromEntries(
+    Object.entries(like).map(([k, t]) => {
+      const v = new Float32Array(t.size);
+      for (let i = 0; i < v.length; i++) v[i] = scale * rng.normal();
+      return [k, tf.tensor(v, t.shape)];
+    }),
+  );
+}
+
+/** One model's data, the round's global model W, a dual pi and a personal part P. */
+class Setup {
+  readonly data: DataTensors;
+  readonly W: Params;
+  readonly pi: Params;
+  readonly P: Params;
+  readonly size: number;
+  private readonly base: Omit<TrainOptions, 'rng'>;
+
+  constructor(name: ModelName, batch: number, steps: number) {
+    const shape = INPUT_SHAPES[name];
+    const model = createModel(name, { inputShape: shape, classes: CLASSES });
+    const rng = new Rng(1);
+    this.W = model.init(rng);
+    this.pi = randomParams(this.W, rng, 1e-3);
+    this.P = randomParams(this.W, rng, 1e-2);
+    this.size = Object.values(this.W).reduce((s, t) => s + t.size, 0);
+    const n = batch * steps;
+    const x = new Float32Array(n * shape[0] * shape[1] * shape[2]);
+    for (let i = 0; i < x.length; i++) x[i] = rng.normal();
+    this.data = {
+      x: tf.tensor4d(x, [n, ...shape]),
+      y: tf.tensor1d(
+        Int32Array.from({ length: n }, (_, i) => i % CLASSES),
+        'int32',
+      ),
+    };
+    this.base = { model, data: this.data, epochs: 1, batchSize: batch, lr: LR };
+  }
+
+  /** Trains one epoch of `variant` and returns its wall time in ms per step. */
+  time(variant: Variant, seed: number): number {
+    const rng = new Rng(seed);
+    const t0 = performance.now();
+    const r =
+      variant === 'plain'
+        ? trainLocal(this.W, { ...this.base, rng })
+        : variant === 'stage1'
+          ? trainLocal(this.W, {
+              ...this.base,
+              rng,
+              transform: chain(
+                addLinear(this.pi, -1),
+                proximalPull(ALPHA, this.W),
+                addDecayedWeights(WD),
+              ),
+            })
+          : trainLocal(this.P, {
+              ...this.base,
+              rng,
+              compose: (p) => add(this.W, p),
+              transform: addDecayedWeights(WD),
+              prox: l1ProxMap(LAMBDA),
+            });
+    const ms = performance.now() - t0;
+    disposeParams(r.params);
+    return ms / r.steps;
+  }
+
+  dispose(): void {
+    disposeParams(this.W, this.pi, this.P);
+    disposeData(this.data);
+  }
+}
+
+function parseModels(list: string): ModelName[] {
+  const names = list.split(',').filter((s) => s !== '');
+  for (const m of names) {
+    if (!MODEL_NAMES.includes(m as ModelName)) {
+      throw new UsageError(`--model: expected names from ${MODEL_NAMES.join(', ')}, got '${m}'`);
+    }
+  }
+  if (names.length === 0) throw new UsageError('--model: expected at least one model');
+  return names as ModelName[];
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      model: { type: 'string', default: 'cnn,resnet8gn' },
+      batch: { type: 'string', default: '20' },
+      steps: { type: 'string', default: '10' },
+      rounds: { type: 'string', default: '5' },
+      backend: { type: 'string', default: 'wasm' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const models = parseModels(values.model);
+  const backendName = values.backend as BackendName;
+  if (!BACKEND_NAMES.includes(backendName)) {
+    throw new UsageError(
+      `--backend: expected one of ${BACKEND_NAMES.join(', ')}, got '${values.backend}'`,
+    );
+  }
+  const batch = positiveInt('batch', values.batch);
+  const steps = positiveInt('steps', values.steps);
+  const rounds = positiveInt('rounds', values.rounds);
+
+  const backend = await initBackend(backendName);
+  const loadBefore = loadavg()[0]!;
+  const results: TrainBenchModel[] = [];
+  for (const model of models) {
+    const setup = new Setup(model, batch, steps);
+    const times: Record<Variant, number[]> = { plain: [], stage1: [], stage2: [] };
+    try {
+      for (const v of VARIANTS) setup.time(v, 0);
+      for (let r = 0; r < rounds; r++) {
+        for (const v of VARIANTS) times[v].push(setup.time(v, r + 1));
+      }
+    } finally {
+      setup.dispose();
+    }
+    const ms = Object.fromEntries(VARIANTS.map((v) => [v, median(times[v])])) as Record<
+      Variant,
+      number
+    >;
+    const round = (v: number, digits: number) => Math.round(v * 10 ** digits) / 10 ** digits;
+    results.push({
+      model,
+      params: setup.size,
+      ms_per_step: {
+        plain: round(ms.plain, 2),
+        stage1: round(ms.stage1, 2),
+        stage2: round(ms.stage2, 2),
+      },
+      overhead: { stage1: round(ms.stage1 / ms.plain, 3), stage2: round(ms.stage2 / ms.plain, 3) },
+    });
+  }
+  const result: TrainBenchResult = {
+    backend,
+    batch,
+    steps,
+    rounds,
+    load: [Math.round(loadBefore * 100) / 100, Math.round(loadavg()[0]! * 100) / 100],
+    models: results,
+  };
+
+  if (values.json) {
+    console.log(JSON.stringify(result));
+    return 0;
+  }
+  console.log(
+    `backend ${backend}, batch ${batch}, ${steps} steps x ${rounds} rounds, load ${result.load.join(' -> ')}`,
+  );
+  console.log(
+    `  ${'model'.padEnd(11)} ${'params'.padStart(9)} ${'plain'.padStart(8)} ${'stage1'.padStart(8)} ${'stage2'.padStart(8)}  overhead (ms/step, median)`,
+  );
+  for (const r of results) {
+    const m = r.ms_per_step;
+    console.log(
+      `  ${r.model.padEnd(11)} ${String(r.params).padStart(9)} ${m.plain.toFixed(1).padStart(8)} ${m.stage1.toFixed(1).padStart(8)} ${m.stage2.toFixed(1).padStart(8)}  x${r.overhead.stage1.toFixed(3)} x${r.overhead.stage2.toFixed(3)}`,
+    );
+  }
+  return 0;
+}
