@@ -12,7 +12,7 @@ import { disposeParams, fromArrays, toArrays, zerosLike } from '../tensor/params
 import { makeStep } from '../train/loop.js';
 import { addDecayedWeights, type ProxMap, proximalPull } from '../train/transforms.js';
 import { batchIndices, EpochStats, gatherBatch } from './batches.js';
-import { combine, decodeWire, denseWire, weightedMean } from './common.js';
+import { averagingServer, combine, decodeWire, denseWire } from './common.js';
 import type { Algorithm, AlgorithmContext } from './types.js';
 
 export interface ApflOptions {
@@ -44,13 +44,7 @@ export function apfl(ctx: AlgorithmContext, opts: ApflOptions = APFL_DEFAULTS): 
     hasGlobal: true,
     hasPersonal: true,
     clientStateSets: 1,
-    initServer: (init) => ({ global: init, tensors: {} }),
-    download: (server, round) => ({ round, params: denseWire(server.global!) }),
-    aggregate(server, _round, uploads) {
-      const sets = uploads.map((u) => decodeWire(u.upload.params));
-      const weights = uploads.map((u) => (opts.weighted ? u.upload.numSamples : 1));
-      return { server: { ...server, global: weightedMean(sets, weights) }, stats: {} };
-    },
+    ...averagingServer(opts.weighted),
     initClient: (_client, init) => ({
       tensors: { personal: init },
       scalars: { alpha: opts.alpha },

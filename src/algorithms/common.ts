@@ -4,7 +4,7 @@ import { dense, sparseToDense } from '../codec/wire.js';
 import type { ParamArrays, Params } from '../tensor/params.js';
 import { trainLocal } from '../train/loop.js';
 import type { GradTransform, ProxMap } from '../train/transforms.js';
-import type { AlgorithmContext, ClientRun } from './types.js';
+import type { Algorithm, AlgorithmContext, ClientRun } from './types.js';
 
 /** Decodes dense and sparse wire tensors; low-rank ones are decoded by `decodeLowRank`. */
 export function decodeWire(
@@ -90,4 +90,22 @@ export function weightedMean(
     for (let j = 0; j < v.length; j++) s += w[j]! * v[j]!;
     return s;
   });
+}
+
+/**
+ * FedAvg's server half, which several algorithms share: the global model goes out dense and is
+ * replaced by the mean of the uploaded models, weighted by sample count or equal.
+ */
+export function averagingServer(
+  weighted: boolean,
+): Pick<Algorithm, 'initServer' | 'download' | 'aggregate'> {
+  return {
+    initServer: (init) => ({ global: init, tensors: {} }),
+    download: (server, round) => ({ round, params: denseWire(server.global!) }),
+    aggregate(server, _round, uploads) {
+      const sets = uploads.map((u) => decodeWire(u.upload.params));
+      const weights = uploads.map((u) => (weighted ? u.upload.numSamples : 1));
+      return { server: { ...server, global: weightedMean(sets, weights) }, stats: {} };
+    },
+  };
 }

@@ -4,7 +4,7 @@
  */
 import { disposeParams, fromArrays, toArrays } from '../tensor/params.js';
 import { addDecayedWeights } from '../train/transforms.js';
-import { decodeWire, denseWire, sgd, weightedMean } from './common.js';
+import { averagingServer, decodeWire, denseWire, sgd } from './common.js';
 import type { Algorithm, AlgorithmContext } from './types.js';
 
 export interface FedAvgOptions {
@@ -19,13 +19,7 @@ export function fedavg(ctx: AlgorithmContext, opts: FedAvgOptions = FEDAVG_DEFAU
     name: 'fedavg',
     hasGlobal: true,
     hasPersonal: false,
-    initServer: (init) => ({ global: init, tensors: {} }),
-    download: (server, round) => ({ round, params: denseWire(server.global!) }),
-    aggregate(server, _round, uploads) {
-      const sets = uploads.map((u) => decodeWire(u.upload.params));
-      const weights = uploads.map((u) => (opts.weighted ? u.upload.numSamples : 1));
-      return { server: { ...server, global: weightedMean(sets, weights) }, stats: {} };
-    },
+    ...averagingServer(opts.weighted),
     initClient: () => ({ tensors: {} }),
     clientTrain(down, state, run) {
       const start = fromArrays(decodeWire(down.params));

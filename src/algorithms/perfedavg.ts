@@ -12,7 +12,7 @@ import { add, disposeParams, fromArrays, sub, toArrays } from '../tensor/params.
 import { makeStep } from '../train/loop.js';
 import { addDecayedWeights } from '../train/transforms.js';
 import { batchIndices, EpochStats, gatherBatch } from './batches.js';
-import { decodeWire, denseWire, weightedMean } from './common.js';
+import { averagingServer, decodeWire, denseWire } from './common.js';
 import type { Algorithm, AlgorithmContext, ClientRun } from './types.js';
 
 export interface PerFedAvgOptions {
@@ -45,13 +45,7 @@ export function perfedavg(
     name: 'perfedavg',
     hasGlobal: true,
     hasPersonal: true,
-    initServer: (init) => ({ global: init, tensors: {} }),
-    download: (server, round) => ({ round, params: denseWire(server.global!) }),
-    aggregate(server, _round, uploads) {
-      const sets = uploads.map((u) => decodeWire(u.upload.params));
-      const weights = uploads.map((u) => (opts.weighted ? u.upload.numSamples : 1));
-      return { server: { ...server, global: weightedMean(sets, weights) }, stats: {} };
-    },
+    ...averagingServer(opts.weighted),
     initClient: () => ({ tensors: {} }),
     clientTrain(down, state, run) {
       const w0 = fromArrays(decodeWire(down.params));
