@@ -269,18 +269,27 @@ interface WasmApi {
 const wasmApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
 let compiled: object | undefined;
-const instances = new WeakMap<WasmMemory, LaneFunctions>();
+const instances = new WeakMap<WasmMemory, LaneFunctions | null>();
 
-/** The backend's memory (exported by its module) and our functions instantiated on it. */
-function laneFunctions(backend: BackendWasm): { memory: WasmMemory; fns: LaneFunctions } {
-  const memory = (backend.wasm as unknown as { asm: { memory: WasmMemory } }).asm.memory;
-  let fns = instances.get(memory);
-  if (!fns) {
-    compiled ??= new wasmApi.Module(moduleBytes());
-    fns = new wasmApi.Instance(compiled, { env: { memory } }).exports as LaneFunctions;
+/**
+ * Our functions instantiated on the backend's memory (which its module exports), or null where
+ * that cannot be done (a build without the export, a shared memory, no SIMD): the kernel then
+ * runs the plain loops over the heap, with the same results.
+ */
+function laneFunctions(backend: BackendWasm): LaneFunctions | null {
+  const memory = (backend.wasm as unknown as { asm?: { memory?: WasmMemory } }).asm?.memory;
+  if (!memory) return null;
+  if (!instances.has(memory)) {
+    let fns: LaneFunctions | null = null;
+    try {
+      compiled ??= new wasmApi.Module(moduleBytes());
+      fns = new wasmApi.Instance(compiled, { env: { memory } }).exports as LaneFunctions;
+    } catch {
+      fns = null;
+    }
     instances.set(memory, fns);
   }
-  return { memory, fns };
+  return instances.get(memory)!;
 }
 
 /** Elements per block: the block's inputs and output stay in cache between the passes. */
@@ -290,7 +299,7 @@ function wasmKernel({ inputs, backend, attrs }: Parameters<KernelFunc>[0]): Tens
   const b = backend as BackendWasm;
   const { kinds, coefs, lr, tau } = attrs as unknown as UpdateAttrs;
   const { w, g } = inputs as Record<'w' | 'g', TensorInfo>;
-  const { memory, fns } = laneFunctions(b);
+  const fns = laneFunctions(b);
   const out = b.makeOutput(w.shape, 'float32');
   const n = tf.util.sizeFromShape(w.shape);
   const wAt = b.getMemoryOffset(w.dataId);
@@ -302,8 +311,8 @@ function wasmKernel({ inputs, backend, attrs }: Parameters<KernelFunc>[0]): Tens
   const lr32 = f32(lr);
   const tau32 = tau < 0 ? -1 : f32(tau);
   const coef32 = coefs.map(f32);
-  const lanesEnd = n - (n % 4);
-  for (let s = 0; s < lanesEnd; s += BLOCK) {
+  const lanesEnd = fns ? n - (n % 4) : 0;
+  for (let s = 0; fns && s < lanesEnd; s += BLOCK) {
     const len = Math.min(BLOCK, lanesEnd - s);
     const o = s * 4;
     let src = gAt + o;
@@ -316,7 +325,7 @@ function wasmKernel({ inputs, backend, attrs }: Parameters<KernelFunc>[0]): Tens
     if (tau32 >= 0) fns.shrink(outAt + o, tau32, len);
   }
   if (lanesEnd < n) {
-    const heap = new Float32Array(memory.buffer);
+    const heap = new Float32Array((b.wasm as unknown as { HEAPU8: Uint8Array }).HEAPU8.buffer);
     const view = (at: number) => heap.subarray(at / 4, at / 4 + n);
     const terms = kinds.map((kind, j) => ({ kind, coef: coef32[j]!, x: view(xAt[j]!) }));
     updateRange(view(wAt), view(gAt), terms, lr32, tau32, view(outAt), lanesEnd, n);
