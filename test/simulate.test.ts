@@ -88,13 +88,25 @@ describe('simulation', () => {
   it('gives bitwise identical metrics and models with a worker pool of 2 as in-process', async () => {
     const dirs = [1, 2].map(() => mkdtempSync(join(tmpdir(), 'fedslr-pool-')));
     for (const [i, workers] of [1, 2].entries()) {
-      await runExperiment(small({ name: 'fedslr' }, { rounds: 2, clients: { count: 5, sampling: { kind: 'count', k: 3 } }, runtime: { workers } }), {
-        outDir: dirs[i]!,
-      });
+      await runExperiment(
+        small(
+          { name: 'fedslr' },
+          {
+            rounds: 2,
+            clients: { count: 5, sampling: { kind: 'count', k: 3 } },
+            runtime: { workers },
+          },
+        ),
+        {
+          outDir: dirs[i]!,
+        },
+      );
     }
-    const strip = (d: string) => readLines(join(d, 'metrics.jsonl')).map((r) => ({ ...r, time_s: 0 }));
+    const strip = (d: string) =>
+      readLines(join(d, 'metrics.jsonl')).map((r) => ({ ...r, time_s: 0 }));
     expect(strip(dirs[1]!)).toEqual(strip(dirs[0]!));
-    const server = (d: string) => readFileSync(join(d, 'checkpoints', 'round-000002', 'server.msgpack')).toString('base64');
+    const server = (d: string) =>
+      readFileSync(join(d, 'checkpoints', 'round-000002', 'server.msgpack')).toString('base64');
     expect(server(dirs[1]!)).toEqual(server(dirs[0]!));
   });
 

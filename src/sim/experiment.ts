@@ -9,7 +9,6 @@ import { paramCount } from '../tensor/params.js';
 import { type CheckpointMeta, latestCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { ConfigError, parseConfig, type RunConfig } from './config.js';
 import type { RunEvent } from './events.js';
-import { createExecutor } from './executor.js';
 import { applySet } from './load_config.js';
 import { checkFreshDir, FILES, RunDir, type RunSummary, summarizeRun } from './rundir.js';
 import { setup } from './setup.js';
