@@ -11,8 +11,10 @@
  *   scaled: g + x * coef    decay: g + w * coef    pull: g + (w - x) * coef
  * then v = w - g * lr, and with a threshold tau: sign(v) * max(|v| - tau, 0) (sign(0) = 0).
  *
- * On wasm the loops are a small hand-assembled WebAssembly SIMD module that shares the backend's
- * memory, run block by block so that every intermediate stays in cache; on cpu, plain loops.
+ * On wasm the loop is WebAssembly SIMD assembled here, one small module per program (the kinds
+ * of terms in order, with or without the threshold), compiled once and instantiated on the
+ * backend's own memory: one pass with w and the running gradient in registers. On cpu, and for
+ * the last n % 4 elements on wasm, plain loops.
  * Other backends, other dtypes and mismatched shapes take the reference path.
  */
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
@@ -137,40 +139,71 @@ const v128const = (word: number) => [
 ];
 
 /**
- * A function of `params` (i32 byte offsets first, then one f32 scalar, then the i32 element
- * count, a multiple of 4) looping over 16-byte lanes with byte index `i`; `value` pushes the
- * v128 to store at `params[0] + i`. Locals after the params: i, end, the splatted scalar, then
- * `extra` v128 locals set up by `prologue`.
+ * The module for one program (the term kinds in order, and whether to threshold): one exported
+ * function `update(out, w, g, x_0 .. x_k-1, lr, tau, coef_0 .. coef_k-1, n)` (byte offsets, f32
+ * scalars, an element count that is a multiple of 4) that makes one pass over the four-lane
+ * groups, keeping w and the running gradient in registers. A decay term's x is unused.
  */
-function lanes(
-  offsets: number,
-  value: (at: (param: number) => number[], scalar: number[], extra: number) => number[],
-  prologue: (extra: number) => number[] = () => [],
-  extraLocals = 0,
-): { params: number[]; body: number[] } {
-  const params = [...Array(offsets).fill(I32), F32, I32];
-  const scalarParam = offsets;
-  const countParam = offsets + 1;
+function programBytes(kinds: readonly number[], shrink: boolean): Uint8Array {
+  const k = kinds.length;
+  const [OUT, W, G] = [0, 1, 2];
+  const x = (j: number) => 3 + j;
+  const LR = 3 + k;
+  const TAU = LR + 1;
+  const coef = (j: number) => TAU + 1 + j;
+  const N = TAU + 1 + k;
+  const params = [...Array(3 + k).fill(I32), F32, F32, ...Array(k).fill(F32), I32];
+  // Locals: i, end; then v128: lr, tau, zero, sign mask, w, acc, coef_0 .. coef_k-1.
   const i = params.length;
   const end = i + 1;
-  const scalar = i + 2;
-  const extra = i + 3;
+  const [lrv, tauv, zero, signMask, wv, acc] = [i + 2, i + 3, i + 4, i + 5, i + 6, i + 7];
+  const coefv = (j: number) => i + 8 + j;
   const at = (p: number) => [...get(p), ...get(i), 0x6a, ...load];
-  const locals = vec([
-    [2, I32],
-    [1 + extraLocals, V128],
-  ]);
+  const term = (j: number): number[] => {
+    const scaled =
+      kinds[j] === KIND_CODES.decay
+        ? get(wv)
+        : kinds[j] === KIND_CODES.pull
+          ? [...get(wv), ...at(x(j)), ...f32x4.sub]
+          : at(x(j));
+    return [...get(acc), ...scaled, ...get(coefv(j)), ...f32x4.mul, ...f32x4.add, ...set(acc)];
+  };
+  const threshold = [
+    ...get(acc),
+    ...f32x4.abs,
+    ...get(tauv),
+    ...f32x4.sub,
+    ...get(zero),
+    ...f32x4.max,
+    ...get(acc),
+    ...get(zero),
+    ...f32x4.lt,
+    ...get(signMask),
+    ...v128and,
+    ...v128or,
+    ...set(acc),
+  ];
   const body = [
-    ...locals,
-    ...get(scalarParam),
+    ...vec([
+      [2, I32],
+      [6 + k, V128],
+    ]),
+    ...get(LR),
     ...f32x4.splat,
-    ...set(scalar),
-    ...get(countParam),
+    ...set(lrv),
+    ...get(TAU),
+    ...f32x4.splat,
+    ...set(tauv),
+    ...v128const(0),
+    ...set(zero),
+    ...v128const(0x80000000),
+    ...set(signMask),
+    ...kinds.flatMap((_, j) => [...get(coef(j)), ...f32x4.splat, ...set(coefv(j))]),
+    ...get(N),
     0x41,
     ...sleb(2),
-    0x74, // i32.shl: end = count * 4 bytes
+    0x74, // i32.shl: end = n * 4 bytes
     ...set(end),
-    ...prologue(extra),
     0x02,
     0x40, // block
     0x03,
@@ -180,10 +213,23 @@ function lanes(
     0x4f, // i32.ge_u
     0x0d,
     1, // br_if out of the block
-    ...get(0),
+    ...at(W),
+    ...set(wv),
+    ...at(G),
+    ...set(acc),
+    ...kinds.flatMap((_, j) => term(j)),
+    // acc = w - acc * lr
+    ...get(wv),
+    ...get(acc),
+    ...get(lrv),
+    ...f32x4.mul,
+    ...f32x4.sub,
+    ...set(acc),
+    ...(shrink ? threshold : []),
+    ...get(OUT),
     ...get(i),
     0x6a,
-    ...value(at, get(scalar), extra),
+    ...get(acc),
     ...store,
     ...get(i),
     0x41,
@@ -196,64 +242,18 @@ function lanes(
     0x0b,
     0x0b,
   ];
-  return { params, body };
-}
-
-/** The exported functions, in order: each takes byte offsets, a scalar and a count. */
-const FUNCTIONS = {
-  /** dst = a + x * k */
-  axpy: lanes(3, (at, k) => [...at(1), ...at(2), ...k, ...f32x4.mul, ...f32x4.add]),
-  /** dst = a + (w - x) * k */
-  pull: lanes(4, (at, k) => [
-    ...at(1),
-    ...at(2),
-    ...at(3),
-    ...f32x4.sub,
-    ...k,
-    ...f32x4.mul,
-    ...f32x4.add,
-  ]),
-  /** dst = w - g * lr */
-  step: lanes(3, (at, lr) => [...at(1), ...at(2), ...lr, ...f32x4.mul, ...f32x4.sub]),
-  /** dst = sign(v) * max(|v| - tau, 0) for v = dst, sign(0) = 0 */
-  shrink: lanes(
-    1,
-    (at, tau, extra) => [
-      ...at(0),
-      ...f32x4.abs,
-      ...tau,
-      ...f32x4.sub,
-      ...get(extra),
-      ...f32x4.max,
-      ...at(0),
-      ...get(extra),
-      ...f32x4.lt,
-      ...get(extra + 1),
-      ...v128and,
-      ...v128or,
-    ],
-    (extra) => [...v128const(0), ...set(extra), ...v128const(0x80000000), ...set(extra + 1)],
-    2,
-  ),
-};
-
-type LaneFunctions = {
-  [K in keyof typeof FUNCTIONS]: (...args: number[]) => void;
-};
-
-function moduleBytes(): Uint8Array {
-  const fns = Object.values(FUNCTIONS);
-  const names = Object.keys(FUNCTIONS);
   const bytes = [
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...section(1, vec(fns.map((f) => [0x60, ...vec(f.params.map((p) => [p])), ...vec([])]))),
+    ...section(1, vec([[0x60, ...vec(params.map((t) => [t])), ...vec([])]])),
     ...section(2, vec([[...str('env'), ...str('memory'), 0x02, 0x00, 0x00]])),
-    ...section(3, vec(fns.map((_, i) => uleb(i)))),
-    ...section(7, vec(names.map((n, i) => [...str(n), 0x00, ...uleb(i)]))),
-    ...section(10, vec(fns.map((f) => [...uleb(f.body.length), ...f.body]))),
+    ...section(3, vec([uleb(0)])),
+    ...section(7, vec([[...str('update'), 0x00, ...uleb(0)]])),
+    ...section(10, vec([[...uleb(body.length), ...body]])),
   ];
   return Uint8Array.from(bytes);
 }
+
+type ProgramFn = (...args: number[]) => void;
 
 /** The parts of the WebAssembly API used here (the project's type libraries lack it). */
 interface WasmMemory {
@@ -268,38 +268,47 @@ interface WasmApi {
 }
 const wasmApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
-let compiled: object | undefined;
-const instances = new WeakMap<WasmMemory, LaneFunctions | null>();
+const modules = new Map<string, object | null>();
+const instances = new WeakMap<WasmMemory, Map<string, ProgramFn | null>>();
 
 /**
- * Our functions instantiated on the backend's memory (which its module exports), or null where
- * that cannot be done (a build without the export, a shared memory, no SIMD): the kernel then
- * runs the plain loops over the heap, with the same results.
+ * The compiled program instantiated on the backend's memory (which its module exports), or null
+ * where that cannot be done (a build without the export, a shared memory, no SIMD): the kernel
+ * then runs the plain loops over the heap, with the same results.
  */
-function laneFunctions(backend: BackendWasm): LaneFunctions | null {
+function programFn(
+  backend: BackendWasm,
+  kinds: readonly number[],
+  shrink: boolean,
+): ProgramFn | null {
   const memory = (backend.wasm as unknown as { asm?: { memory?: WasmMemory } }).asm?.memory;
   if (!memory) return null;
-  if (!instances.has(memory)) {
-    let fns: LaneFunctions | null = null;
-    try {
-      compiled ??= new wasmApi.Module(moduleBytes());
-      fns = new wasmApi.Instance(compiled, { env: { memory } }).exports as LaneFunctions;
-    } catch {
-      fns = null;
-    }
+  const key = `${kinds.join('')}${shrink ? 't' : ''}`;
+  let fns = instances.get(memory);
+  if (!fns) {
+    fns = new Map();
     instances.set(memory, fns);
   }
-  return instances.get(memory)!;
+  if (!fns.has(key)) {
+    let fn: ProgramFn | null = null;
+    try {
+      if (!modules.has(key)) modules.set(key, new wasmApi.Module(programBytes(kinds, shrink)));
+      const compiled = modules.get(key)!;
+      fn = (new wasmApi.Instance(compiled, { env: { memory } }).exports as { update: ProgramFn })
+        .update;
+    } catch {
+      fn = null;
+    }
+    fns.set(key, fn);
+  }
+  return fns.get(key)!;
 }
-
-/** Elements per block: the block's inputs and output stay in cache between the passes. */
-const BLOCK = 2048;
 
 function wasmKernel({ inputs, backend, attrs }: Parameters<KernelFunc>[0]): TensorInfo {
   const b = backend as BackendWasm;
   const { kinds, coefs, lr, tau } = attrs as unknown as UpdateAttrs;
   const { w, g } = inputs as Record<'w' | 'g', TensorInfo>;
-  const fns = laneFunctions(b);
+  const fn = programFn(b, kinds, tau >= 0);
   const out = b.makeOutput(w.shape, 'float32');
   const n = tf.util.sizeFromShape(w.shape);
   const wAt = b.getMemoryOffset(w.dataId);
@@ -311,19 +320,8 @@ function wasmKernel({ inputs, backend, attrs }: Parameters<KernelFunc>[0]): Tens
   const lr32 = f32(lr);
   const tau32 = tau < 0 ? -1 : f32(tau);
   const coef32 = coefs.map(f32);
-  const lanesEnd = fns ? n - (n % 4) : 0;
-  for (let s = 0; fns && s < lanesEnd; s += BLOCK) {
-    const len = Math.min(BLOCK, lanesEnd - s);
-    const o = s * 4;
-    let src = gAt + o;
-    kinds.forEach((k, j) => {
-      if (k === KIND_CODES.pull) fns.pull(outAt + o, src, wAt + o, xAt[j]! + o, coef32[j]!, len);
-      else fns.axpy(outAt + o, src, xAt[j]! + o, coef32[j]!, len);
-      src = outAt + o;
-    });
-    fns.step(outAt + o, wAt + o, src, lr32, len);
-    if (tau32 >= 0) fns.shrink(outAt + o, tau32, len);
-  }
+  const lanesEnd = fn ? n - (n % 4) : 0;
+  if (fn && lanesEnd > 0) fn(outAt, wAt, gAt, ...xAt, lr32, tau32, ...coef32, lanesEnd);
   if (lanesEnd < n) {
     const heap = new Float32Array((b.wasm as unknown as { HEAPU8: Uint8Array }).HEAPU8.buffer);
     const view = (at: number) => heap.subarray(at / 4, at / 4 + n);
