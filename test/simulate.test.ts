@@ -118,3 +118,20 @@ describe('simulation', () => {
     ).rejects.toThrow(/is not empty/);
   });
 });
+
+describe('divergence', () => {
+  it('stops with a clear error when a client loss is not finite', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedslr-nan-'));
+    await expect(
+      runExperiment(
+        small(
+          { name: 'fedavg' },
+          { train: { backend: 'wasm', epochs: 1, batchSize: 50, lr: 1e30 } },
+        ),
+        { outDir: dir },
+      ),
+    ).rejects.toThrow(
+      /training diverged in round 1: client \d+'s loss is (NaN|Infinity) \(lr 1e\+30\); try a smaller train\.lr/,
+    );
+  });
+});

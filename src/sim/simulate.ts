@@ -170,6 +170,12 @@ export async function* simulate(
         acc: outcome.upload.trainAcc,
       };
     }
+    const diverged = results.findIndex((r) => !Number.isFinite(r.upload.trainLoss));
+    if (diverged >= 0) {
+      throw new Error(
+        `training diverged in round ${t + 1}: client ${drawn[diverged]}'s loss is ${results[diverged]!.upload.trainLoss} (lr ${lr}); try a smaller train.lr. The run directory keeps everything up to the last evaluation.`,
+      );
+    }
     // Fold results in client order, whatever order they finished in.
     const uploads = results.map((r, i) => {
       const client = drawn[i]!;
