@@ -27,8 +27,9 @@ describe('bench train', () => {
     const m = models[0]!;
     expect(m.params).toBeGreaterThan(0);
     for (const v of ['plain', 'stage1', 'stage2']) expect(m.ms_per_step[v]).toBeGreaterThan(0);
-    expect(m.overhead.stage1).toBeCloseTo(m.ms_per_step.stage1! / m.ms_per_step.plain!, 1);
-    expect(m.overhead.stage2).toBeCloseTo(m.ms_per_step.stage2! / m.ms_per_step.plain!, 1);
+    // One round: the overhead is the ratio of that round's times.
+    expect(m.overhead.stage1).toBeCloseTo(m.ms_per_step.stage1! / m.ms_per_step.plain!, 2);
+    expect(m.overhead.stage2).toBeCloseTo(m.ms_per_step.stage2! / m.ms_per_step.plain!, 2);
   });
 
   it('rejects a bad model or count with a usage error naming the flag', async () => {

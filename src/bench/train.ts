@@ -26,12 +26,13 @@ export const help = [
   'Usage: fedslr bench train [--model cnn,resnet8gn] [--batch N] [--steps N] [--rounds N]',
   '                          [--backend wasm|cpu|auto|tensorflow] [--json]',
   '',
-  'Times local training steps (train/trainLocal, one epoch of --steps batches) of each model:',
+  'Times local training steps (train/trainLocal, one epoch of --steps batches, default 5):',
   '  plain   SGD, no transform',
   '  stage1  FedSLR stage 1: chain(addLinear(pi, -1), proximalPull(alpha, W), addDecayedWeights)',
   '  stage2  FedSLR stage 2: compose p => W + p, addDecayedWeights, L1 prox after each step',
-  'The variants alternate for --rounds rounds (default 5, after one untimed round); each reports',
-  'the median ms/step over rounds, and the overhead ratios stage1/plain and stage2/plain.',
+  'The variants alternate for --rounds rounds (default 9, after one untimed round); each reports',
+  'the median ms/step over rounds, and the overheads stage1/plain and stage2/plain (the median',
+  'over rounds of the ratio within the round).',
   'Models: a comma-separated list (default cnn,resnet8gn) of mlp, cnn, resnet8gn, resnet18gn.',
 ].join('\n');
 
@@ -54,7 +55,10 @@ export interface TrainBenchModel {
   model: ModelName;
   params: number;
   ms_per_step: Record<Variant, number>;
-  /** stage1 / plain and stage2 / plain. */
+  /**
+   * stage1 / plain and stage2 / plain: the median over rounds of the ratio within each round
+   * (the variants of one round run back to back, under about the same load).
+   */
   overhead: { stage1: number; stage2: number };
 }
 
@@ -174,8 +178,8 @@ export async function run(argv: string[]): Promise<number> {
     options: {
       model: { type: 'string', default: 'cnn,resnet8gn' },
       batch: { type: 'string', default: '20' },
-      steps: { type: 'string', default: '10' },
-      rounds: { type: 'string', default: '5' },
+      steps: { type: 'string', default: '5' },
+      rounds: { type: 'string', default: '9' },
       backend: { type: 'string', default: 'wasm' },
       json: { type: 'boolean', default: false },
     },
@@ -218,7 +222,10 @@ export async function run(argv: string[]): Promise<number> {
         stage1: round(ms.stage1, 2),
         stage2: round(ms.stage2, 2),
       },
-      overhead: { stage1: round(ms.stage1 / ms.plain, 3), stage2: round(ms.stage2 / ms.plain, 3) },
+      overhead: {
+        stage1: round(median(times.stage1.map((t, r) => t / times.plain[r]!)), 3),
+        stage2: round(median(times.stage2.map((t, r) => t / times.plain[r]!)), 3),
+      },
     });
   }
   const result: TrainBenchResult = {

@@ -110,9 +110,10 @@ export function l1ProxMap(lambda: number, names?: readonly string[]): ProxMap {
 
 /**
  * The SGD update `w - lr * transform(g)`, then `prox`, as a function of the trainable tensors,
- * their gradients and the step's learning rate. Built from the known pieces above (or none) it
- * runs one fused kernel per tensor; a transform of other make applies as written, a prox map of
- * other make applies after the fused step. Same float32 results either way. Runs inside tidy.
+ * their gradients and the step's learning rate. With a transform built from the pieces above (or
+ * none) it runs one fused kernel per tensor, the L1 prox included; any other transform makes the
+ * step apply the pieces one by one, and any other prox map applies after the fused update. The
+ * float32 results are the same either way. Runs inside tidy.
  */
 export function sgdStep(
   transform: GradTransform | undefined,
