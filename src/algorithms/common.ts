@@ -109,3 +109,17 @@ export function averagingServer(
     },
   };
 }
+
+/** `a + b`, tensor by tensor (float32 sums, as tfjs would compute them). */
+export function addArrays(a: ParamArrays, b: ParamArrays): ParamArrays {
+  const out: ParamArrays = {};
+  for (const [k, x] of Object.entries(a)) {
+    const y = b[k];
+    if (!y || y.data.length !== x.data.length)
+      throw new Error(`addArrays: '${k}' missing or of another size`);
+    const data = new Float32Array(x.data.length);
+    for (let i = 0; i < data.length; i++) data[i] = x.data[i]! + y.data[i]!;
+    out[k] = { shape: [...x.shape], data };
+  }
+  return out;
+}

@@ -23,7 +23,7 @@ import {
   l1ProxMap,
   proximalPull,
 } from '../train/transforms.js';
-import { combine, decodeWire, sgd } from './common.js';
+import { addArrays, combine, decodeWire, sgd } from './common.js';
 import type {
   Algorithm,
   AlgorithmContext,
@@ -327,7 +327,7 @@ export function dynamicFamily(
       if (!global) throw new Error(`${parts.name}: personal model needs the global model`);
       if (parts.personal === 'global') return global;
       const P = state.tensors['sparse']!;
-      return combine([global, P], (v) => v[0]! + v[1]!);
+      return addArrays(global, P);
     },
   };
   if (sparse) algorithm.personalDensity = (state) => nonZeroShare(state.tensors['sparse']!);

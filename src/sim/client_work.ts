@@ -19,7 +19,17 @@ export interface TrainTask {
   client: number;
   round: number;
   download: Download;
-  state: ClientState;
+  /** The client's state; undefined for a client never drawn (its initial state is made where it runs). */
+  state: ClientState | undefined;
+}
+
+/** A client's state, or its initial state when it has none yet. */
+export function stateOrInit(
+  sim: Simulation,
+  client: number,
+  state: ClientState | undefined,
+): ClientState {
+  return state ?? sim.algorithm.initClient(client, sim.init);
 }
 
 export interface TrainOutcome {
@@ -31,7 +41,7 @@ export function trainClient(sim: Simulation, task: TrainTask): TrainOutcome {
   const c = sim.clients[task.client]!;
   const data = toTensors(c.train.x, c.train.y, c.shape);
   try {
-    return sim.algorithm.clientTrain(task.download, task.state, {
+    return sim.algorithm.clientTrain(task.download, stateOrInit(sim, task.client, task.state), {
       client: task.client,
       round: task.round,
       lr: lrAt(sim.config.train, task.round),
@@ -85,9 +95,10 @@ export function evalClient(
   round: number,
   global: ParamArrays | undefined,
   globalTensors: Params | undefined,
-  state: ClientState,
+  stored: ClientState | undefined,
 ): ClientEvalRow {
   const { algorithm, model } = sim;
+  const state = stateOrInit(sim, client, stored);
   const c = sim.clients[client]!;
   const test = toTensors(c.test.x, c.test.y, c.shape);
   const row: ClientEvalRow = { n: c.test.size };

@@ -31,7 +31,8 @@ export interface EvalJob {
   /** Whether `global` is a model to evaluate on its own. */
   evalGlobal: boolean;
   clients: readonly number[];
-  state: (client: number) => ClientState;
+  /** The client's stored state (undefined: never drawn, so its initial state). */
+  state: (client: number) => ClientState | undefined;
 }
 
 export interface Executor {
@@ -72,7 +73,7 @@ export type ToWorker =
   | { type: 'init'; config: RunConfig; clients: readonly ClientData[] }
   | { type: 'train'; id: number; task: TrainTask }
   | { type: 'global'; round: number; global: ParamArrays | undefined; evalGlobal: boolean }
-  | { type: 'eval'; id: number; client: number; state: ClientState };
+  | { type: 'eval'; id: number; client: number; state: ClientState | undefined };
 
 /** Messages from a worker. */
 export type FromWorker =
@@ -197,7 +198,9 @@ class WorkerHandle {
   }
 
   request(
-    msg: { type: 'train'; task: TrainTask } | { type: 'eval'; client: number; state: ClientState },
+    msg:
+      | { type: 'train'; task: TrainTask }
+      | { type: 'eval'; client: number; state: ClientState | undefined },
   ): Promise<FromWorker> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {

@@ -60,10 +60,6 @@ export function initialState(sim: Simulation, clients: ClientStore = new MemoryS
   };
 }
 
-function clientState(sim: Simulation, st: SimState, client: number): ClientState {
-  return st.clients.get(client) ?? sim.algorithm.initClient(client, sim.init);
-}
-
 /** Evaluates the global model and every client's personal model on each client's test set. */
 export async function evaluateAll(
   sim: Simulation,
@@ -81,7 +77,7 @@ export async function evaluateAll(
     global: st.server.global,
     evalGlobal: algorithm.hasGlobal && st.server.global !== undefined,
     clients: sim.clients.map((c) => c.id),
-    state: (c) => clientState(sim, st, c),
+    state: (c) => st.clients.get(c),
   });
   const ce: ClientEval = { round, n: rows.map((r) => r.n) };
   const pick = (k: 'global' | 'personal') =>
@@ -156,7 +152,7 @@ export async function* simulate(
       round.down_params += wireParamsCount(download.params) + extraCount(download.extra);
       round.down_bytes += pack(download).byteLength;
       round.dense_down_params += denseSize;
-      return { client, round: t, download, state: clientState(sim, st, client) };
+      return { client, round: t, download, state: st.clients.get(client) };
     });
     const results: TrainOutcome[] = new Array(tasks.length);
     for await (const { index, outcome } of executor.train(tasks)) {
