@@ -1,11 +1,8 @@
-import { spawnSync } from 'node:child_process';
 import { describe, expect, it, vi } from 'vitest';
 import { UsageError } from '../cli/command.js';
 import { run } from './step.js';
 
-const hasTorch = spawnSync('/usr/bin/python3', ['-c', 'import torch']).status === 0;
-
-async function jsonOf(argv: string[]): Promise<Record<string, unknown>> {
+export async function jsonOf(argv: string[]): Promise<Record<string, unknown>> {
   const log = vi.spyOn(console, 'log').mockImplementation(() => {});
   try {
     expect(await run([...argv, '--json'])).toBe(0);
@@ -21,24 +18,6 @@ describe('bench step', () => {
     expect(r).toMatchObject({ backend: 'wasm', model: 'mlp', batch: 8, steps: 3 });
     expect(r.ms_per_step).toBeGreaterThan(0);
     expect(r.ratio).toBeUndefined();
-  });
-
-  it.skipIf(!hasTorch)('with --peer torch adds the peer time and the ratio', async () => {
-    const r = await jsonOf([
-      '--model',
-      'mlp',
-      '--steps',
-      '4',
-      '--warmup',
-      '1',
-      '--rounds',
-      '2',
-      '--peer',
-      'torch',
-    ]);
-    expect(r.peer).toBe('torch');
-    expect(r.peer_ms_per_step).toBeGreaterThan(0);
-    expect(r.ratio).toBeCloseTo((r.ms_per_step as number) / (r.peer_ms_per_step as number), 1);
   });
 
   it('rejects a bad model or count with a usage error naming the flag', async () => {

@@ -1,6 +1,7 @@
 /**
  * The exported files, loaded by PyTorch exactly as EXPORT.md tells users to, compute what fedslr
- * computes. Runs where /usr/bin/python3 has torch; skipped elsewhere.
+ * computes. Needs /usr/bin/python3 with torch. Not part of `npm test` (PyTorch is a benchmark
+ * peer only): run with `npm run check:torch`.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
