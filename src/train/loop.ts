@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Model } from '../models/index.js';
+import { gatherRows } from '../tensor/kernels/gather_rows.js';
 import type { Params } from '../tensor/params.js';
 import type { Rng } from '../tensor/rng.js';
 import { type GradTransform, type ProxMap, sgdStep } from './transforms.js';
@@ -138,11 +139,11 @@ export function trainLocal(trainable: Params, opts: TrainOptions): TrainResult {
     let lossSum = tf.scalar(0);
     let correct = tf.scalar(0);
     for (let start = 0; start < n; start += batchSize) {
-      const idx = tf.tensor1d(perm.subarray(start, Math.min(n, start + batchSize)), 'int32');
-      const xb = tf.gather(data.x, idx) as tf.Tensor4D;
-      const yb = tf.gather(data.y, idx) as tf.Tensor1D;
+      const idx = perm.subarray(start, Math.min(n, start + batchSize));
+      const xb = gatherRows(data.x, idx);
+      const yb = gatherRows(data.y, idx);
       const r = step(params, xb, yb, lrAt(steps));
-      tf.dispose([idx, xb, yb]);
+      tf.dispose([xb, yb]);
       if (params !== trainable) tf.dispose(Object.values(params));
       params = r.params;
       const [l, c] = [tf.add(lossSum, r.lossSum), tf.add(correct, r.correct)];
@@ -179,9 +180,10 @@ export function evaluate(
   let correct = 0;
   for (let start = 0; start < n; start += batchSize) {
     const size = Math.min(batchSize, n - start);
+    const rows = Int32Array.from({ length: size }, (_, j) => start + j);
     const [l, c] = tf.tidy(() => {
-      const xb = tf.slice(data.x, [start, 0, 0, 0], [size, -1, -1, -1]);
-      const yb = tf.slice(data.y, [start], [size]);
+      const xb = gatherRows(data.x, rows);
+      const yb = gatherRows(data.y, rows);
       const logits = model.forward(params, xb);
       return [
         tf.mul(crossEntropy(logits, yb), size),
