@@ -2,9 +2,10 @@
 import type { WireParams } from '../codec/wire.js';
 import { dense, sparseToDense } from '../codec/wire.js';
 import type { ParamArrays, Params } from '../tensor/params.js';
+import { disposeParams, fromArrays, toArrays } from '../tensor/params.js';
 import { trainLocal } from '../train/loop.js';
 import type { GradTransform, ProxMap } from '../train/transforms.js';
-import type { Algorithm, AlgorithmContext, ClientRun } from './types.js';
+import type { Algorithm, AlgorithmContext, ClientRun, Download, Upload } from './types.js';
 
 /** Decodes dense and sparse wire tensors; low-rank ones are decoded by `decodeLowRank`. */
 export function decodeWire(
@@ -122,4 +123,26 @@ export function addArrays(a: ParamArrays, b: ParamArrays): ParamArrays {
     out[k] = { shape: [...x.shape], data };
   }
   return out;
+}
+
+/**
+ * Local SGD for `train.epochs` epochs from the downloaded model, with the gradient transform
+ * `transform(start)` builds (it may pull towards the start); the trained model goes up dense.
+ */
+export function trainFromDownload(
+  ctx: AlgorithmContext,
+  down: Download,
+  run: ClientRun,
+  transform: (start: Params) => GradTransform,
+): Upload {
+  const start = fromArrays(decodeWire(down.params));
+  const r = sgd(ctx, run, start, ctx.train.epochs, { transform: transform(start) });
+  const params = toArrays(r.params);
+  disposeParams(start, r.params);
+  return {
+    params: denseWire(params),
+    numSamples: run.data.y.shape[0],
+    trainLoss: r.loss,
+    trainAcc: r.acc,
+  };
 }

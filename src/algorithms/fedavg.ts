@@ -1,10 +1,5 @@
-/**
- * FedAvg (McMahan et al. 2017): clients run local SGD from the global model; the server takes the
- * sample-weighted mean (option: unweighted).
- */
-import { disposeParams, fromArrays, toArrays } from '../tensor/params.js';
 import { addDecayedWeights } from '../train/transforms.js';
-import { averagingServer, decodeWire, denseWire, sgd } from './common.js';
+import { averagingServer, trainFromDownload } from './common.js';
 import type { Algorithm, AlgorithmContext } from './types.js';
 
 export interface FedAvgOptions {
@@ -21,23 +16,10 @@ export function fedavg(ctx: AlgorithmContext, opts: FedAvgOptions = FEDAVG_DEFAU
     hasPersonal: false,
     ...averagingServer(opts.weighted),
     initClient: () => ({ tensors: {} }),
-    clientTrain(down, state, run) {
-      const start = fromArrays(decodeWire(down.params));
-      const r = sgd(ctx, run, start, ctx.train.epochs, {
-        transform: addDecayedWeights(ctx.train.weightDecay),
-      });
-      const params = toArrays(r.params);
-      disposeParams(start, r.params);
-      return {
-        upload: {
-          params: denseWire(params),
-          numSamples: run.data.y.shape[0],
-          trainLoss: r.loss,
-          trainAcc: r.acc,
-        },
-        state,
-      };
-    },
+    clientTrain: (down, state, run) => ({
+      upload: trainFromDownload(ctx, down, run, () => addDecayedWeights(ctx.train.weightDecay)),
+      state,
+    }),
     personalModel: () => null,
   };
 }
