@@ -4,7 +4,7 @@
  * rounds, and evaluates all clients every `evalEvery` rounds. It yields plain events; writing
  * files is the caller's business (see rundir.ts).
  */
-import type { Algorithm, ClientState, ServerState } from '../algorithms/types.js';
+import type { Algorithm, ServerState } from '../algorithms/types.js';
 import { lrAt } from '../algorithms/types.js';
 import { pack, wireParamsCount } from '../codec/wire.js';
 import type { ClientData } from '../data/clients.js';
@@ -20,8 +20,6 @@ import { drawClients } from './sampling.js';
 import { summarize } from './stats.js';
 import { type ClientStore, MemoryStore } from './store.js';
 
-export { CLIENT_STREAM, EVAL_STREAM, SAMPLING_STREAM } from './client_work.js';
-
 export interface Simulation {
   config: RunConfig;
   model: Model;
@@ -31,7 +29,6 @@ export interface Simulation {
   init: ParamArrays;
 }
 
-/** Mutable progress of a run: what a checkpoint would hold. */
 /** Communication totals since the start; `dense_down_params` is what dense downloads would carry. */
 export interface Totals {
   down_params: number;
@@ -41,6 +38,7 @@ export interface Totals {
   dense_down_params: number;
 }
 
+/** Mutable progress of a run: what a checkpoint holds. */
 export interface SimState {
   round: number;
   server: ServerState;
