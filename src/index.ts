@@ -6,6 +6,7 @@ export * from './linalg/matrix_view.js';
 export * from './linalg/prox.js';
 export * from './linalg/svt.js';
 export * from './models/index.js';
+export { writeReport, writeReportCsv } from './report/index.js';
 export * from './sim/config.js';
 export * from './sim/events.js';
 export { runExperiment } from './sim/experiment.js';
