@@ -32,7 +32,8 @@ export const help = [
   '  stage2  FedSLR stage 2: compose p => W + p, addDecayedWeights, L1 prox after each step',
   'The variants alternate for --rounds rounds (default 9, after one untimed round); each reports',
   'the median ms/step over rounds, and the overheads stage1/plain and stage2/plain (the median',
-  'over rounds of the ratio within the round).',
+  'over rounds of the ratio within the round), of wall time and of the process CPU time (less',
+  'disturbed by other processes on a shared machine).',
   'Models: a comma-separated list (default cnn,resnet8gn) of mlp, cnn, resnet8gn, resnet18gn.',
 ].join('\n');
 
@@ -55,11 +56,15 @@ export interface TrainBenchModel {
   model: ModelName;
   params: number;
   ms_per_step: Record<Variant, number>;
+  /** The process's CPU time per step (user + system), less disturbed by other processes. */
+  cpu_ms_per_step: Record<Variant, number>;
   /**
    * stage1 / plain and stage2 / plain: the median over rounds of the ratio within each round
    * (the variants of one round run back to back, under about the same load).
    */
   overhead: { stage1: number; stage2: number };
+  /** The same ratios of CPU time. */
+  cpu_overhead: { stage1: number; stage2: number };
 }
 
 export interface TrainBenchResult {
@@ -125,9 +130,10 @@ class Setup {
     this.base = { model, data: this.data, epochs: 1, batchSize: batch, lr: LR };
   }
 
-  /** Trains one epoch of `variant` and returns its wall time in ms per step. */
-  time(variant: Variant, seed: number): number {
+  /** Trains one epoch of `variant` and returns its wall and CPU time in ms per step. */
+  time(variant: Variant, seed: number): { wall: number; cpu: number } {
     const rng = new Rng(seed);
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     const r =
       variant === 'plain'
@@ -150,8 +156,9 @@ class Setup {
               prox: l1ProxMap(LAMBDA),
             });
     const ms = performance.now() - t0;
+    const c = process.cpuUsage(c0);
     disposeParams(r.params);
-    return ms / r.steps;
+    return { wall: ms / r.steps, cpu: (c.user + c.system) / 1000 / r.steps };
   }
 
   dispose(): void {
@@ -200,32 +207,38 @@ export async function run(argv: string[]): Promise<number> {
   const results: TrainBenchModel[] = [];
   for (const model of models) {
     const setup = new Setup(model, batch, steps);
-    const times: Record<Variant, number[]> = { plain: [], stage1: [], stage2: [] };
+    const wall: Record<Variant, number[]> = { plain: [], stage1: [], stage2: [] };
+    const cpu: Record<Variant, number[]> = { plain: [], stage1: [], stage2: [] };
     try {
       for (const v of VARIANTS) setup.time(v, 0);
       for (let r = 0; r < rounds; r++) {
-        for (const v of VARIANTS) times[v].push(setup.time(v, r + 1));
+        for (const v of VARIANTS) {
+          const t = setup.time(v, r + 1);
+          wall[v].push(t.wall);
+          cpu[v].push(t.cpu);
+        }
       }
     } finally {
       setup.dispose();
     }
-    const ms = Object.fromEntries(VARIANTS.map((v) => [v, median(times[v])])) as Record<
-      Variant,
-      number
-    >;
     const round = (v: number, digits: number) => Math.round(v * 10 ** digits) / 10 ** digits;
+    const perStep = (times: Record<Variant, number[]>) =>
+      Object.fromEntries(VARIANTS.map((v) => [v, round(median(times[v]), 2)])) as Record<
+        Variant,
+        number
+      >;
+    // Within each round the variants ran back to back, under about the same load.
+    const overhead = (times: Record<Variant, number[]>) => ({
+      stage1: round(median(times.stage1.map((t, r) => t / times.plain[r]!)), 3),
+      stage2: round(median(times.stage2.map((t, r) => t / times.plain[r]!)), 3),
+    });
     results.push({
       model,
       params: setup.size,
-      ms_per_step: {
-        plain: round(ms.plain, 2),
-        stage1: round(ms.stage1, 2),
-        stage2: round(ms.stage2, 2),
-      },
-      overhead: {
-        stage1: round(median(times.stage1.map((t, r) => t / times.plain[r]!)), 3),
-        stage2: round(median(times.stage2.map((t, r) => t / times.plain[r]!)), 3),
-      },
+      ms_per_step: perStep(wall),
+      cpu_ms_per_step: perStep(cpu),
+      overhead: overhead(wall),
+      cpu_overhead: overhead(cpu),
     });
   }
   const result: TrainBenchResult = {
@@ -245,13 +258,18 @@ export async function run(argv: string[]): Promise<number> {
     `backend ${backend}, batch ${batch}, ${steps} steps x ${rounds} rounds, load ${result.load.join(' -> ')}`,
   );
   console.log(
-    `  ${'model'.padEnd(11)} ${'params'.padStart(9)} ${'plain'.padStart(8)} ${'stage1'.padStart(8)} ${'stage2'.padStart(8)}  overhead (ms/step, median)`,
+    `  ${'model'.padEnd(11)} ${'params'.padStart(9)} ${'plain'.padStart(8)} ${'stage1'.padStart(8)} ${'stage2'.padStart(8)}  overhead  (wall, then CPU ms/step; medians)`,
   );
   for (const r of results) {
-    const m = r.ms_per_step;
-    console.log(
-      `  ${r.model.padEnd(11)} ${String(r.params).padStart(9)} ${m.plain.toFixed(1).padStart(8)} ${m.stage1.toFixed(1).padStart(8)} ${m.stage2.toFixed(1).padStart(8)}  x${r.overhead.stage1.toFixed(3)} x${r.overhead.stage2.toFixed(3)}`,
-    );
+    const rows: [string, Record<Variant, number>, TrainBenchModel['overhead']][] = [
+      [r.model, r.ms_per_step, r.overhead],
+      ['', r.cpu_ms_per_step, r.cpu_overhead],
+    ];
+    rows.forEach(([name, m, o], i) => {
+      console.log(
+        `  ${name.padEnd(11)} ${(i === 0 ? String(r.params) : 'cpu').padStart(9)} ${m.plain.toFixed(1).padStart(8)} ${m.stage1.toFixed(1).padStart(8)} ${m.stage2.toFixed(1).padStart(8)}  x${o.stage1.toFixed(3)} x${o.stage2.toFixed(3)}`,
+      );
+    });
   }
   return 0;
 }

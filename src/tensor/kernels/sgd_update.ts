@@ -268,7 +268,7 @@ interface WasmApi {
 }
 const wasmApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
-const modules = new Map<string, object | null>();
+const modules = new Map<string, object>();
 const instances = new WeakMap<WasmMemory, Map<string, ProgramFn | null>>();
 
 /**
