@@ -219,7 +219,7 @@ class WorkerHandle {
   }
 }
 
-/** Runs `jobs` on the handles, each handle taking the next job when it is free. */
+/** Runs jobs 0..count-1 on the handles, each handle taking the next job when it is free. */
 async function* schedule<T>(
   handles: readonly WorkerHandle[],
   count: number,
