@@ -168,6 +168,10 @@ describe('checkpoints', () => {
     expect(await childDone).toMatch(/^exit -1/);
     expect(listCheckpoints(killed).at(-1)! < 'round-000006').toBe(true);
     expect(await done(run(['run', '--resume', killed, '--quiet']))).toBe('exit 0');
+    // Nothing half-built is left behind.
+    expect(readdirSync(join(killed, CHECKPOINT_DIR)).filter((n) => n.includes('.tmp-'))).toEqual(
+      [],
+    );
 
     const full = tmp();
     await runExperiment(parseConfig(cfg), { outDir: full });

@@ -91,7 +91,11 @@ export function writeCheckpoint(
   const root = join(runDir, CHECKPOINT_DIR);
   const final = join(root, roundDir(data.round));
   const tmp = `${final}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
+  // Half-built checkpoints of this or an earlier (killed) process are never used: remove them.
+  if (existsSync(root)) {
+    for (const n of readdirSync(root))
+      if (n.includes('.tmp-')) rmSync(join(root, n), { recursive: true, force: true });
+  }
   mkdirSync(join(tmp, 'clients'), { recursive: true });
   const files: Record<string, string> = {};
   const put = (rel: string, bytes: Uint8Array) => {
