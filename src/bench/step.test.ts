@@ -2,7 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { UsageError } from '../cli/command.js';
 import { run } from './step.js';
 
-export async function jsonOf(argv: string[]): Promise<Record<string, unknown>> {
+async function jsonOf(argv: string[]): Promise<Record<string, unknown>> {
   const log = vi.spyOn(console, 'log').mockImplementation(() => {});
   try {
     expect(await run([...argv, '--json'])).toBe(0);

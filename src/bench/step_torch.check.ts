@@ -2,8 +2,18 @@
  * The PyTorch peer of `bench step` (needs /usr/bin/python3 with torch). Not part of `npm test`:
  * PyTorch is a benchmark peer only. Run with `npm run check:torch`.
  */
-import { describe, expect, it } from 'vitest';
-import { jsonOf } from './step.test.js';
+import { describe, expect, it, vi } from 'vitest';
+import { run } from './step.js';
+
+async function jsonOf(argv: string[]): Promise<Record<string, unknown>> {
+  const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+  try {
+    expect(await run([...argv, '--json'])).toBe(0);
+    return JSON.parse(String(log.mock.calls.at(-1)?.[0]));
+  } finally {
+    log.mockRestore();
+  }
+}
 
 describe('bench step', () => {
   it('with --peer torch adds the peer time and the ratio', async () => {
