@@ -31,14 +31,15 @@ export const help = [
   '--profile      add a per-kernel breakdown of one step (tf.profile): kernels[{name, ms, calls}].',
 ].join('\n');
 
-const INPUT_SHAPES: Record<ModelName, InputShape> = {
+/** The input each model is benchmarked on (also used by `bench train`). */
+export const INPUT_SHAPES: Record<ModelName, InputShape> = {
   mlp: [28, 28, 1],
   cnn: [28, 28, 1],
   resnet8gn: [32, 32, 3],
   resnet18gn: [32, 32, 3],
 };
-const CLASSES = 10;
-const LR = 0.01;
+export const CLASSES = 10;
+export const LR = 0.01;
 
 export interface StepBenchResult {
   backend: string;

@@ -5,11 +5,12 @@
  * addDecayedWeights(wd)); stage 2 trains P through compose p => W + p with addDecayedWeights(wd)
  * and the L1 prox. The three variants alternate round by round, so they see the same load.
  */
+
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { UsageError } from '../cli/command.js';
-import { createModel, type InputShape, MODEL_NAMES, type ModelName } from '../models/index.js';
+import { createModel, MODEL_NAMES, type ModelName } from '../models/index.js';
 import { BACKEND_NAMES, type BackendName, initBackend } from '../tensor/backend.js';
 import { add, disposeParams, type Params } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
@@ -21,6 +22,7 @@ import {
   l1ProxMap,
   proximalPull,
 } from '../train/transforms.js';
+import { CLASSES, INPUT_SHAPES, LR } from './step.js';
 
 export const help = [
   'Usage: fedslr bench train [--model cnn,resnet8gn] [--batch N] [--steps N] [--rounds N]',
@@ -37,14 +39,6 @@ export const help = [
   'Models: a comma-separated list (default cnn,resnet8gn) of mlp, cnn, resnet8gn, resnet18gn.',
 ].join('\n');
 
-const INPUT_SHAPES: Record<ModelName, InputShape> = {
-  mlp: [28, 28, 1],
-  cnn: [28, 28, 1],
-  resnet8gn: [32, 32, 3],
-  resnet18gn: [32, 32, 3],
-};
-const CLASSES = 10;
-const LR = 0.01;
 const ALPHA = 0.1;
 const WD = 1e-3;
 const LAMBDA = 1e-3;
