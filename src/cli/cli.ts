@@ -24,7 +24,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     load: async () => (await import('./commands/export.js')).command,
   },
   bench: {
-    summary: 'Benchmarks: step (one SGD step), svt (server proximal step)',
+    summary: 'Benchmarks: step (one SGD step), train (FedSLR steps), svt (server step), round',
     load: async () => (await import('./commands/bench.js')).command,
   },
 };
