@@ -55,14 +55,15 @@ export interface StepBenchResult {
   kernels?: { name: string; ms: number; calls: number }[];
 }
 
-function positiveInt(flag: string, value: string): number {
+/** A flag's value as an integer >= 1, or a usage error naming the flag. */
+export function positiveInt(flag: string, value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1)
     throw new UsageError(`--${flag}: expected an integer >= 1, got '${value}'`);
   return n;
 }
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const h = s.length >> 1;
   return s.length % 2 ? s[h]! : (s[h - 1]! + s[h]!) / 2;

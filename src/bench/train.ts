@@ -22,7 +22,7 @@ import {
   l1ProxMap,
   proximalPull,
 } from '../train/transforms.js';
-import { CLASSES, INPUT_SHAPES, LR } from './step.js';
+import { CLASSES, INPUT_SHAPES, LR, median, positiveInt } from './step.js';
 
 export const help = [
   'Usage: fedslr bench train [--model cnn,resnet8gn] [--batch N] [--steps N] [--rounds N]',
@@ -69,19 +69,6 @@ export interface TrainBenchResult {
   /** One-minute load average before and after the runs (the machine may be shared). */
   load: [number, number];
   models: TrainBenchModel[];
-}
-
-function positiveInt(flag: string, value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1)
-    throw new UsageError(`--${flag}: expected an integer >= 1, got '${value}'`);
-  return n;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const h = s.length >> 1;
-  return s.length % 2 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
 }
 
 function randomParams(like: Params, rng: Rng, scale: number): Params {
