@@ -77,6 +77,21 @@ const POLAR_MIN_SIDE = 96;
 /** Same for the subspace path. */
 const SUBSPACE_MIN_SIDE = 96;
 
+/** Y^T Y in float64 for the row-major m x k matrix `y` (both triangles filled). */
+function gramOfColumns(y: ArrayLike<number>, m: number, k: number): Float64Array {
+  const g = new Float64Array(k * k);
+  for (let i = 0; i < m; i++) {
+    const o = i * k;
+    for (let p = 0; p < k; p++) {
+      const yp = y[o + p]!;
+      if (yp === 0) continue;
+      for (let c = p; c < k; c++) g[p * k + c] = g[p * k + c]! + yp * y[o + c]!;
+    }
+  }
+  for (let p = 0; p < k; p++) for (let c = 0; c < p; c++) g[p * k + c] = g[c * k + p]!;
+  return g;
+}
+
 function checkArgs(a: Float32Array, rows: number, cols: number, tau: number): void {
   if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 1 || cols < 1) {
     throw new Error(`svt: rows and cols must be positive integers, got ${rows} x ${cols}`);
@@ -340,16 +355,7 @@ function deflatedPolarSvt(
     const yT = tf.matMul(x0, qT);
     const yd = yT.dataSync();
     yT.dispose();
-    const gy = new Float64Array(b * b);
-    for (let i = 0; i < m; i++) {
-      const o = i * b;
-      for (let p = 0; p < b; p++) {
-        const yp = yd[o + p]!;
-        if (yp === 0) continue;
-        for (let c = p; c < b; c++) gy[p * b + c] = gy[p * b + c]! + yp * yd[o + c]!;
-      }
-    }
-    for (let p = 0; p < b; p++) for (let c = 0; c < p; c++) gy[p * b + c] = gy[c * b + p]!;
+    const gy = gramOfColumns(yd, m, b);
     const { values, vt } = symmetricEigen(gy, b);
     // Deflate the Ritz pairs at or below tau (their SVT is zero); the rest of the block is
     // arbitrary and stays with the polar part.
@@ -478,16 +484,7 @@ function subspaceSvt(
     const yT = tf.matMul(x, qt);
     const yd = yT.dataSync();
     yT.dispose();
-    const gy = new Float64Array(k * k);
-    for (let i = 0; i < m; i++) {
-      const o = i * k;
-      for (let p = 0; p < k; p++) {
-        const yp = yd[o + p]!;
-        if (yp === 0) continue;
-        for (let c = p; c < k; c++) gy[p * k + c] = gy[p * k + c]! + yp * yd[o + c]!;
-      }
-    }
-    for (let p = 0; p < k; p++) for (let c = 0; c < p; c++) gy[p * k + c] = gy[c * k + p]!;
+    const gy = gramOfColumns(yd, m, k);
     const { values, vt } = symmetricEigen(gy, k);
     const order = Array.from({ length: k }, (_, i) => i).sort((i, j) => values[j]! - values[i]!);
     const s = order.map((i) => Math.sqrt(Math.max(values[i]!, 0)));
