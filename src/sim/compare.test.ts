@@ -1,8 +1,8 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseAlgorithmList, runCompare } from './compare.js';
+import { parseAlgorithmList, resumeCompare, runCompare } from './compare.js';
 import { parseConfig } from './config.js';
 
 const dirs: string[] = [];
@@ -63,7 +63,7 @@ describe('runCompare', () => {
     const started: string[] = [];
     const rows = await runCompare(config, entries, {
       outDir: out,
-      onStart: (e) => started.push(e.label),
+      onStart: ({ entry }) => started.push(entry.label),
     });
     expect(started).toEqual(['fedslr', 'feddyn', 'fedslr:ablation=sparse-only']);
     for (const d of ['fedslr', 'feddyn', 'fedslr_ablation_sparse-only'])
@@ -106,5 +106,40 @@ describe('runCompare', () => {
     await expect(
       runCompare(config, parseAlgorithmList('fedavg', config.algorithm), { outDir: out }),
     ).rejects.toThrow(/not empty/);
+  });
+
+  it('resumes an interrupted comparison: keeps finished runs, continues the interrupted one', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'fedslr-compare-'));
+    dirs.push(out);
+    const entries = parseAlgorithmList('fedavg,fedslr,ditto', config.algorithm);
+    const full = await runCompare(config, entries, { outDir: out });
+    // Interrupted during fedslr's second round: fedavg finished, fedslr has only its round-1
+    // checkpoint, ditto never started.
+    const state = JSON.parse(readFileSync(join(out, 'compare.json'), 'utf8'));
+    state.rows = state.rows.slice(0, 1);
+    writeFileSync(join(out, 'compare.json'), JSON.stringify(state));
+    rmSync(join(out, 'fedslr', 'checkpoints', 'round-000002'), { recursive: true });
+    rmSync(join(out, 'fedslr', 'summary.json'));
+    rmSync(join(out, 'ditto'), { recursive: true });
+
+    const started: string[] = [];
+    const resumed = await resumeCompare(out, [], {
+      onStart: ({ entry }) => started.push(entry.label),
+    });
+    expect(started).toEqual(['fedslr', 'ditto']);
+    const same = (r: (typeof full)[number]) => ({ ...r, time_s: 0 });
+    expect(resumed.map(same)).toEqual(full.map(same));
+    const csv = readFileSync(join(out, 'compare.csv'), 'utf8').trim().split('\n');
+    expect(csv.map((l) => l.split(',')[0])).toEqual(['label', 'fedavg', 'fedslr', 'ditto']);
+
+    // More rounds continue every run; other changes are refused by name.
+    const longer = await resumeCompare(out, ['rounds=3'], {});
+    expect(longer.map((r) => r.rounds)).toEqual([3, 3, 3]);
+    await expect(resumeCompare(out, ['seed=2', 'train.lr=0.5'], {})).rejects.toThrow(
+      /differing keys: seed, train.lr/,
+    );
+    await expect(resumeCompare(join(out, 'fedavg'), [], {})).rejects.toThrow(
+      /not a comparison directory/,
+    );
   });
 });

@@ -1,14 +1,25 @@
 /**
  * `fedslr compare`: several algorithms on the identical split, seed, model and schedule (only the
  * config's `algorithm` section changes), one run directory each, and one table of the numbers a
- * FedSLR study reports: compare.md (readable) and compare.csv (for tools), rewritten atomically
- * after every run so an interrupted comparison keeps the rows it finished.
+ * FedSLR study reports: compare.md (readable) and compare.csv (for tools). Both, and compare.json
+ * (the config, the entries and the finished rows), are rewritten atomically after every run, so an
+ * interrupted comparison keeps the rows it finished and `resumeCompare` can continue it: finished
+ * runs are kept, an interrupted run continues from its newest checkpoint, the rest start.
  */
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { writeFileAtomic } from '../util/fs.js';
-import { type AlgorithmConfig, algorithmSchema, ConfigError, type RunConfig } from './config.js';
-import { type ExperimentEvent, runExperiment } from './experiment.js';
+import { writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
+import { listCheckpoints } from './checkpoint.js';
+import {
+  type AlgorithmConfig,
+  algorithmSchema,
+  ConfigError,
+  parseConfig,
+  type RunConfig,
+} from './config.js';
+import { diffKeys, type ExperimentEvent, resumeExperiment, runExperiment } from './experiment.js';
+import { applySet } from './load_config.js';
 import { checkFreshDir, type RunSummary } from './rundir.js';
 
 /** One algorithm of a comparison: its label (also its run directory's name) and its config. */
@@ -81,37 +92,29 @@ export interface CompareRow {
   run_dir: string;
 }
 
-/** Communication counted from the simulator's round events. */
-class Traffic {
-  downloads = 0;
+/** What the clients of the last round downloaded, from the simulator's round events. */
+class LastRound {
+  clients = 0;
   down_params = 0;
-  dense_down_params = 0;
-  down_bytes = 0;
-  up_bytes = 0;
-  lastRoundClients = 0;
-  lastRoundDown = 0;
 
   on(e: ExperimentEvent): void {
-    if (e.type === 'round-start') this.lastRoundClients = e.clients.length;
-    if (e.type !== 'round-end') return;
-    this.downloads += this.lastRoundClients;
-    this.down_params += e.down_params;
-    this.dense_down_params += e.dense_down_params;
-    this.down_bytes += e.down_bytes;
-    this.up_bytes += e.up_bytes;
-    this.lastRoundDown = e.down_params;
+    if (e.type === 'round-start') this.clients = e.clients.length;
+    if (e.type === 'round-end') this.down_params = e.down_params;
   }
 }
 
+/**
+ * A row from a finished run: accuracies from its summary, communication totals from its last
+ * evaluation (which is always at the last round), the last round's download when it ran here.
+ */
 function rowOf(
   entry: CompareEntry,
   summary: RunSummary,
-  t: Traffic,
-  modelParams: number | undefined,
+  last: LastRound | undefined,
   dir: string,
 ): CompareRow {
   const f = summary.final;
-  const row: CompareRow = {
+  return {
     label: entry.label,
     algorithm: summary.algorithm,
     rounds: summary.rounds,
@@ -120,16 +123,14 @@ function rowOf(
     personal_acc_final: f?.personal?.acc,
     personal_acc_best: summary.best.personal_acc?.value,
     personal_acc_p10: f?.personal?.acc_p10,
-    down_params_per_client: t.lastRoundClients ? t.lastRoundDown / t.lastRoundClients : undefined,
+    down_params_per_client: last?.clients ? last.down_params / last.clients : undefined,
     personal_density: f?.personal_density,
-    down_bytes: t.down_bytes,
-    up_bytes: t.up_bytes,
-    down_vs_dense:
-      modelParams && t.downloads ? t.down_params / (t.downloads * modelParams) : undefined,
+    down_bytes: f?.down_bytes ?? 0,
+    up_bytes: f?.up_bytes ?? 0,
+    down_vs_dense: f?.dense_down_params ? f.down_params / f.dense_down_params : undefined,
     time_s: summary.time_s,
     run_dir: dir,
   };
-  return row;
 }
 
 const COLUMNS: (keyof CompareRow)[] = [
@@ -189,15 +190,33 @@ export function compareMarkdown(rows: readonly CompareRow[], config: RunConfig):
   ].join('\n');
 }
 
+export interface CompareStart {
+  entry: CompareEntry;
+  /** Position of the entry in the comparison, from 0, and how many entries there are. */
+  index: number;
+  count: number;
+  runDir: string;
+  rounds: number;
+}
+
 export interface CompareOptions {
   outDir: string;
-  /** Called before each algorithm's run starts. */
-  onStart?: (entry: CompareEntry, index: number, runDir: string) => void;
+  /** Called before each algorithm's run starts or continues. */
+  onStart?: (run: CompareStart) => void;
   onEvent?: (e: ExperimentEvent) => void;
 }
 
 /** A label as a directory name: letters, digits, '.', '_', '-' kept, anything else '_'. */
 export const runDirName = (label: string): string => label.replace(/[^A-Za-z0-9._-]/g, '_');
+
+/** compare.json: what `resumeCompare` needs to continue a comparison. */
+export const COMPARE_STATE = 'compare.json';
+
+interface CompareState {
+  config: RunConfig;
+  entries: CompareEntry[];
+  rows: CompareRow[];
+}
 
 export async function runCompare(
   config: RunConfig,
@@ -208,29 +227,72 @@ export async function runCompare(
   const dirs = entries.map((e) => runDirName(e.label));
   const dup = dirs.find((d, i) => dirs.indexOf(d) !== i);
   if (dup) throw new ConfigError(`--algorithms: two entries share the run directory name '${dup}'`);
-  const done: { entry: CompareEntry; summary: RunSummary; traffic: Traffic; dir: string }[] = [];
-  let modelParams: number | undefined;
-  let rows: CompareRow[] = [];
-  for (const [i, entry] of entries.entries()) {
-    const dir = join(opts.outDir, dirs[i]!);
-    opts.onStart?.(entry, i, dir);
-    const traffic = new Traffic();
-    const summary = await runExperiment(
-      { ...config, algorithm: entry.algorithm },
-      {
-        outDir: dir,
-        onEvent: (e) => {
-          traffic.on(e);
-          opts.onEvent?.(e);
-        },
-      },
+  return compareLoop({ config, entries: [...entries], rows: [] }, [], opts);
+}
+
+/**
+ * Continues the comparison in `outDir`. Only `rounds` and `runtime` may be changed by `sets`
+ * (`--set` overrides); a larger `rounds` continues the finished runs too.
+ */
+export async function resumeCompare(
+  outDir: string,
+  sets: readonly string[],
+  opts: Omit<CompareOptions, 'outDir'>,
+): Promise<CompareRow[]> {
+  const path = join(outDir, COMPARE_STATE);
+  if (!existsSync(path)) {
+    throw Object.assign(
+      new Error(`'${outDir}' is not a comparison directory (no ${COMPARE_STATE})`),
+      { exitCode: 2 },
     );
-    if (traffic.dense_down_params && traffic.downloads)
-      modelParams = traffic.dense_down_params / traffic.downloads;
-    done.push({ entry, summary, traffic, dir });
-    rows = done.map((d) => rowOf(d.entry, d.summary, d.traffic, modelParams, d.dir));
-    writeFileAtomic(join(opts.outDir, 'compare.csv'), compareCsv(rows));
-    writeFileAtomic(join(opts.outDir, 'compare.md'), compareMarkdown(rows, config));
   }
-  return rows;
+  const saved = JSON.parse(readFileSync(path, 'utf8')) as CompareState;
+  let raw = saved.config as unknown as Record<string, unknown>;
+  for (const s of sets) raw = applySet(raw, s);
+  const config = parseConfig(raw, `config of '${outDir}' with --set`);
+  const comparable = (c: RunConfig) => ({ ...c, rounds: 0, runtime: null });
+  const changed = diffKeys(comparable(saved.config), comparable(config));
+  if (changed.length) {
+    throw new ConfigError(
+      `cannot resume '${outDir}' with a different config (only rounds and runtime may change); differing keys: ${changed.join(', ')}`,
+    );
+  }
+  const rows = saved.rows.filter((r) => r.rounds === config.rounds);
+  return compareLoop({ ...saved, config, rows }, sets, { ...opts, outDir });
+}
+
+async function compareLoop(
+  state: CompareState,
+  sets: readonly string[],
+  opts: CompareOptions,
+): Promise<CompareRow[]> {
+  const { config, entries } = state;
+  const save = () => {
+    writeJsonAtomic(join(opts.outDir, COMPARE_STATE), state);
+    writeFileAtomic(join(opts.outDir, 'compare.csv'), compareCsv(state.rows));
+    writeFileAtomic(join(opts.outDir, 'compare.md'), compareMarkdown(state.rows, config));
+  };
+  save();
+  for (const [i, entry] of entries.entries()) {
+    if (state.rows.some((r) => r.label === entry.label)) continue;
+    const dir = join(opts.outDir, runDirName(entry.label));
+    opts.onStart?.({ entry, index: i, count: entries.length, runDir: dir, rounds: config.rounds });
+    const last = new LastRound();
+    const onEvent = (e: ExperimentEvent) => {
+      last.on(e);
+      opts.onEvent?.(e);
+    };
+    // A run that died before its first checkpoint has nothing worth keeping.
+    const resumable = listCheckpoints(dir).length > 0;
+    if (!resumable) rmSync(dir, { recursive: true, force: true });
+    const summary = resumable
+      ? await resumeExperiment(dir, sets, onEvent)
+      : await runExperiment({ ...config, algorithm: entry.algorithm }, { outDir: dir, onEvent });
+    const row = rowOf(entry, summary, last.clients ? last : undefined, dir);
+    state.rows = entries.flatMap((e) =>
+      e === entry ? [row] : state.rows.filter((r) => r.label === e.label),
+    );
+    save();
+  }
+  return state.rows;
 }

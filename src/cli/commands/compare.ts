@@ -1,5 +1,7 @@
 import { basename, extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { CompareStart } from '../../sim/compare.js';
+import type { ExperimentEvent } from '../../sim/experiment.js';
 import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
 
@@ -37,32 +39,56 @@ Exit codes: 0 done, 1 failed while running, 2 bad config or arguments.`,
       throw new UsageError((err as Error).message);
     }
     const { values, positionals } = parsed;
-    if (positionals.length !== 1)
-      throw new UsageError(`expected one config file, got ${positionals.length}`);
-    if (!values.algorithms) throw new UsageError('--algorithms is required (e.g. fedslr,fedavg)');
-    const file = positionals[0]!;
-    const { loadConfig } = await import('../../sim/load_config.js');
-    const { parseAlgorithmList, runCompare } = await import('../../sim/compare.js');
-    const config = loadConfig(file, values.set ?? []);
-    const entries = parseAlgorithmList(values.algorithms, config.algorithm);
-    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-    const outDir = values.out ?? join('runs', `${basename(file, extname(file))}-compare-${stamp}`);
+    const sets = values.set ?? [];
+    const { parseAlgorithmList, resumeCompare, runCompare } = await import('../../sim/compare.js');
     const { Progress } = await import('../progress.js');
     let progress: InstanceType<typeof Progress> | undefined;
-    await runCompare(config, entries, {
-      outDir,
-      onStart: (entry, i, dir) => {
+    let rounds = 0;
+    const hooks = {
+      onStart: (run: CompareStart) => {
         progress?.done();
+        progress = undefined;
         if (values.quiet) return;
         process.stderr.write(
-          `fedslr compare [${i + 1}/${entries.length}]: ${entry.label} on ${config.data.dataset}, ${config.clients.count} clients, ${config.rounds} rounds -> ${dir}\n`,
+          `fedslr compare [${run.index + 1}/${run.count}]: ${run.entry.label}, ${run.rounds} rounds -> ${run.runDir}\n`,
         );
-        progress = new Progress(config.rounds, 0);
+        rounds = run.rounds;
       },
-      onEvent: (e) => {
+      onEvent: (e: ExperimentEvent) => {
+        if (values.quiet) return;
+        if (e.type === 'resumed') {
+          process.stderr.write(`  continuing at round ${e.round} (${e.from})\n`);
+          progress = new Progress(e.rounds, e.round);
+        } else if (e.type === 'round-start' && !progress) progress = new Progress(rounds, 0);
         if (e.type !== 'store' && e.type !== 'checkpoint' && e.type !== 'resumed') progress?.on(e);
       },
-    });
+    };
+    let outDir: string;
+    if (values.resume !== undefined) {
+      if (positionals.length > 0)
+        throw new UsageError('--resume takes the comparison directory instead of a config file');
+      if (values.algorithms !== undefined || values.out !== undefined)
+        throw new UsageError(
+          '--resume continues the comparison as it was started; drop --algorithms and --out',
+        );
+      outDir = values.resume;
+      await resumeCompare(outDir, sets, hooks);
+    } else {
+      if (positionals.length !== 1)
+        throw new UsageError(`expected one config file, got ${positionals.length}`);
+      if (!values.algorithms) throw new UsageError('--algorithms is required (e.g. fedslr,fedavg)');
+      const file = positionals[0]!;
+      const { loadConfig } = await import('../../sim/load_config.js');
+      const config = loadConfig(file, sets);
+      const entries = parseAlgorithmList(values.algorithms, config.algorithm);
+      const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+      outDir = values.out ?? join('runs', `${basename(file, extname(file))}-compare-${stamp}`);
+      if (!values.quiet)
+        process.stderr.write(
+          `fedslr compare: ${entries.length} algorithms on ${config.data.dataset}, ${config.clients.count} clients, ${config.rounds} rounds\n`,
+        );
+      await runCompare(config, entries, { outDir, ...hooks });
+    }
     progress?.done();
     const { readFileSync } = await import('node:fs');
     console.log(readFileSync(join(outDir, 'compare.md'), 'utf8'));
@@ -81,6 +107,7 @@ function parse(argv: string[]) {
       algorithms: { type: 'string' },
       out: { type: 'string' },
       set: { type: 'string', multiple: true },
+      resume: { type: 'string' },
       quiet: { type: 'boolean' },
     },
   });
