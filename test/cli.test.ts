@@ -71,8 +71,15 @@ describe('fedslr command', () => {
         '--quiet',
       ]),
     ).toBe(0);
-    for (const f of ['compare.md', 'compare.csv', 'report.html'])
+    for (const f of ['compare.md', 'compare.csv', 'compare.json', 'report.html'])
       expect(existsSync(join(dir, 'cmp', f)), f).toBe(true);
+    // Nothing left to do: --resume keeps both runs and rewrites the table and report.
+    expect(await main(['compare', '--resume', join(dir, 'cmp'), '--quiet'])).toBe(0);
+    expect(out.join('\n')).toMatch(/\| fedavg \|[\s\S]*\| local \|/);
+    expect(await main(['compare', '--resume', join(dir, 'cmp'), '--algorithms', 'fedavg'])).toBe(2);
+    expect(err.join('\n')).toMatch(/drop --algorithms and --out/);
+    expect(await main(['compare', '--resume', dir])).toBe(2);
+    expect(err.join('\n')).toMatch(/not a comparison directory/);
   });
 
   it('exits 2 with the reason for bad configs and unknown commands, and prints help', async () => {
