@@ -74,8 +74,16 @@ describe('simulation', () => {
       const st = initialState(sim);
       const counts: number[] = [];
       const evals: { global?: unknown; personal?: unknown }[] = [];
+      let drawn = 0;
       for await (const e of simulate(sim, st, () => 0)) {
-        if (e.type === 'round-end') counts.push(tf.memory().numTensors);
+        if (e.type === 'round-start') drawn = e.clients.length;
+        if (e.type === 'round-end') {
+          counts.push(tf.memory().numTensors);
+          expect(e.clients).toBe(drawn);
+          expect(e.train_s).toBeGreaterThan(0);
+          expect(e.server_s).toBeGreaterThan(0);
+        }
+        if (e.type === 'eval') expect(e.eval_s).toBeGreaterThan(0);
         if (e.type === 'eval') evals.push(e.record);
       }
       expect(new Set(counts).size, `${name}: live tensors per round ${counts}`).toBe(1);

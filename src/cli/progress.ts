@@ -58,14 +58,15 @@ export class Progress {
       case 'round-end':
         if (!this.tty) {
           this.out.write(
-            `round ${e.round + 1}/${this.rounds}  train loss ${e.train_loss.toFixed(4)}  ${e.time_s.toFixed(1)}s  ETA ${fmtDuration(this.eta(e.round + 1, 0))}\n`,
+            `round ${e.round + 1}/${this.rounds}  train loss ${e.train_loss.toFixed(4)}  ${e.clients} clients: training ${e.train_s.toFixed(1)}s, server ${e.server_s.toFixed(1)}s  total ${e.time_s.toFixed(1)}s  ETA ${fmtDuration(this.eta(e.round + 1, 0))}\n`,
           );
         }
         break;
       case 'eval': {
         const r = e.record;
         this.lastEval = `  global ${pct(r.global?.acc)}%  personal ${pct(r.personal?.acc)}%`;
-        if (!this.tty) this.out.write(`eval @ round ${r.round}:${this.lastEval}\n`);
+        if (!this.tty)
+          this.out.write(`eval @ round ${r.round}:${this.lastEval}  (${e.eval_s.toFixed(1)}s)\n`);
         break;
       }
     }

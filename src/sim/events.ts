@@ -44,5 +44,11 @@ export type RunEvent =
       up_bytes: number;
       dense_down_params: number;
       train_loss: number;
+      /** Clients drawn this round. */
+      clients: number;
+      /** Seconds spent on the clients (downloads encoded, training, uploads folded in). */
+      train_s: number;
+      /** Seconds of the server's aggregation (FedSLR: mean, dual correction, SVT). */
+      server_s: number;
     }
-  | { type: 'eval'; record: EvalRecord; clients: ClientEval };
+  | { type: 'eval'; record: EvalRecord; clients: ClientEval; eval_s: number };

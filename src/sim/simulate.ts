@@ -145,6 +145,7 @@ export async function* simulate(
       dense_down_params: 0,
     };
     let lossSum = 0;
+    const trainStart = performance.now();
     const tasks: TrainTask[] = drawn.map((client) => {
       const download = algorithm.download(st.server, t, client);
       round.down_params += wireParamsCount(download.params) + extraCount(download.extra);
@@ -180,7 +181,9 @@ export async function* simulate(
       lossSum += r.upload.trainLoss;
       return { client, upload: r.upload };
     });
+    const serverStart = performance.now();
     const agg = algorithm.aggregate(st.server, t, uploads);
+    const serverEnd = performance.now();
     st.server = agg.server;
     if (agg.stats.ranks) lastRanks = agg.stats.ranks;
     for (const k of Object.keys(round) as (keyof typeof round)[]) st.totals[k] += round[k];
@@ -191,10 +194,15 @@ export async function* simulate(
       time_s: now(),
       ...round,
       train_loss: lossSum / drawn.length,
+      clients: drawn.length,
+      train_s: (serverStart - trainStart) / 1000,
+      server_s: (serverEnd - serverStart) / 1000,
     };
     if (st.round % config.evalEvery === 0 || st.round === config.rounds) {
+      const evalStart = performance.now();
       const ev = await evaluateAll(sim, st, executor, st.round, now, lastRanks);
-      yield { type: 'eval', record: ev.record, clients: ev.clients };
+      const eval_s = (performance.now() - evalStart) / 1000;
+      yield { type: 'eval', record: ev.record, clients: ev.clients, eval_s };
     }
   }
 }
