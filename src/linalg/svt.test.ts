@@ -240,6 +240,11 @@ describe('deflated polar path', () => {
       tau: 0.01,
     },
     {
+      name: 'deflated values on both sides of tau',
+      s: [...geometric(95, 1, 0.05), 0.04, 0.031, 0.0299, 0.01, 0],
+      tau: 0.03,
+    },
+    {
       name: 'values at and near zero, wide',
       s: [...geometric(92, 2, 0.05), ...geometric(8, 0.02, 1e-6)],
       tau: 0.03,

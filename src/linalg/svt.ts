@@ -290,15 +290,76 @@ function polarSvt(
 }
 
 /**
+ * Newton-Schulz in the deflated path is designed to converge for singular values above
+ * DEFLATE_BAND * tau; the values below it are found and thresholded exactly instead.
+ */
+const DEFLATE_BAND = 2;
+
+/** Y = X B in float64: X the tall orientation of the row-major float32 `a`, B row-major n x k. */
+function timesX(
+  a: Float32Array,
+  rows: number,
+  cols: number,
+  b: Float64Array,
+  k: number,
+): Float64Array {
+  const tall = rows >= cols;
+  const m = Math.max(rows, cols);
+  const y = new Float64Array(m * k);
+  for (let r = 0; r < rows; r++) {
+    const ao = r * cols;
+    for (let c = 0; c < cols; c++) {
+      const x = a[ao + c]!;
+      if (x === 0) continue;
+      // X[i, j] = a[r, c] with (i, j) = (r, c) when tall, (c, r) when wide.
+      const [i, j] = tall ? [r, c] : [c, r];
+      const yo = i * k;
+      const bo = j * k;
+      for (let q = 0; q < k; q++) y[yo + q] = y[yo + q]! + x * b[bo + q]!;
+    }
+  }
+  return y;
+}
+
+/** Z = X^T Y in float64 for Y row-major m x k (X as in timesX). */
+function timesXT(
+  a: Float32Array,
+  rows: number,
+  cols: number,
+  y: Float64Array,
+  k: number,
+): Float64Array {
+  const tall = rows >= cols;
+  const n = Math.min(rows, cols);
+  const z = new Float64Array(n * k);
+  for (let r = 0; r < rows; r++) {
+    const ao = r * cols;
+    for (let c = 0; c < cols; c++) {
+      const x = a[ao + c]!;
+      if (x === 0) continue;
+      const [i, j] = tall ? [r, c] : [c, r];
+      const zo = j * k;
+      const yo = i * k;
+      for (let q = 0; q < k; q++) z[zo + q] = z[zo + q]! + x * y[yo + q]!;
+    }
+  }
+  return z;
+}
+
+/**
  * The polar path with deflation, for "nearly full" matrices (a few singular values at or below
- * tau, as random square layers have). Newton-Schulz designed for [tau, s_max] leaves the small
- * values unconverged; E = I - X_K^T X_K is then a filter whose dominant eigenvectors are the
- * right singular vectors of those values. A few block iterations on E find them, a float64
- * Rayleigh-Ritz on X Q picks the pairs at or below tau (V_d), and
- *   SVT(A) = (A - tau X_K)(I - V_d V_d^T).
- * Certificates: V_d is invariant for G = X^T X (residual at float32 rounding), X_K is orthonormal
- * on the complement of V_d, and sym(X_K^T X) + 2 s_max V_d V_d^T - tau I passes Cholesky, so every
- * singular value outside V_d exceeds tau. Null when one fails or the block would be large.
+ * tau, as random square layers have). Newton-Schulz designed for [2 tau, s_max] leaves the
+ * values below 2 tau unconverged; E = I - X_K^T X_K is then a filter whose dominant eigenvectors
+ * are their right singular vectors. A few block iterations on E find them, and a float64
+ * Rayleigh-Ritz on X Q gives those pairs; the ones with a float64 residual ||X^T X v - s^2 v||
+ * at float32 rounding are deflated: V_l (s <= tau, dropped) and V_h (s > tau, kept exactly).
+ * With Q = X_K (I - V_d V_d^T) + U_h V_h^T (u = X v / s),
+ *   SVT(A) = A - A V_l V_l^T - tau Q.
+ * Certificates: Q^T Q = I - V_l V_l^T to float32 accuracy, and sym(Q^T X) + 2 s_max V_l V_l^T
+ * - tau I passes Cholesky. As v^T Q^T X v <= ||Q v|| ||X v||, that proves n - l singular values
+ * above tau; by interlacing, the l dropped Ritz values (each <= tau) prove l at or below it.
+ * Null when a certificate fails, a Ritz value is within rounding of tau or the block would be
+ * large.
  */
 function deflatedPolarSvt(
   a: Float32Array,
@@ -320,8 +381,9 @@ function deflatedPolarSvt(
     let fro2 = 0;
     for (let i = 0; i < n; i++) fro2 += gdata[i * n + i]!;
     const scale = Math.min(Math.sqrt(topEigen(gdata, n)) * 1.05, Math.sqrt(fro2));
-    if (!(scale > tau) || tau === 0) return null;
-    const alphas = newtonSchulzSchedule((tau / scale) * 0.98);
+    const band = DEFLATE_BAND * tau;
+    if (!(scale > band) || tau === 0) return null;
+    const alphas = newtonSchulzSchedule((band / scale) * 0.98);
     const [xK, eK] = tf.tidy(() => {
       let x: tf.Tensor2D = tf.div(x0, scale);
       let g: tf.Tensor2D = tf.div(g0, scale * scale);
@@ -342,49 +404,96 @@ function deflatedPolarSvt(
     const q = new Float64Array(n * b);
     for (let i = 0; i < q.length; i++) q[i] = rng.normal();
     orthonormalize(q, n, b);
-    for (let it = 0; it < 3; it++) {
+    for (let it = 0; it < 4; it++) {
       const y = tf.tidy(() => tf.matMul(eK, tf.tensor2d(toRowMajor(q, n, b), [n, b])));
       const yd = y.dataSync();
       y.dispose();
       for (let j = 0; j < b; j++) for (let i = 0; i < n; i++) q[j * n + i] = yd[i * b + j]!;
       orthonormalize(q, n, b);
     }
-    // Rayleigh-Ritz on X Q in float64.
-    const qT = tf.tensor2d(toRowMajor(q, n, b), [n, b]);
-    owned.push(qT);
-    const yT = tf.matMul(x0, qT);
-    const yd = yT.dataSync();
-    yT.dispose();
-    const gy = gramOfColumns(yd, m, b);
-    const { values, vt } = symmetricEigen(gy, b);
-    // Deflate the Ritz pairs at or below tau (their SVT is zero); the rest of the block is
-    // arbitrary and stays with the polar part.
-    const low = Array.from({ length: b }, (_, j) => j).filter((j) => values[j]! <= tau * tau);
-    const d = low.length;
-    if (d === 0) return null;
-    const lam = low.map((j) => Math.max(values[j]!, 0));
-    const w = new Float32Array(b * d);
-    low.forEach((j, c) => {
-      for (let p = 0; p < b; p++) w[p * d + c] = vt[j * b + p]!;
+    // Rayleigh-Ritz on X Q in float64; the pairs below the band are deflated.
+    const qRows = new Float64Array(n * b);
+    for (let j = 0; j < b; j++) for (let i = 0; i < n; i++) qRows[i * b + j] = q[j * n + i]!;
+    const { values, vt } = symmetricEigen(gramOfColumns(timesX(a, rows, cols, qRows, b), m, b), b);
+    const cand = Array.from({ length: b }, (_, j) => j).filter((j) => values[j]! < band * band);
+    // Candidate pairs (n x c, row-major, float64) and their residuals for G = X^T X; only the
+    // converged ones (residual at float32 rounding of G) are deflated. A value near the band may
+    // have been left mixed in the block; it then stays with the polar part, whose certificates
+    // below check that it converged there.
+    const c0 = cand.length;
+    const vc = new Float64Array(n * c0);
+    cand.forEach((j, c) => {
+      for (let p = 0; p < b; p++) {
+        const w = vt[j * b + p]!;
+        for (let i = 0; i < n; i++) vc[i * c0 + c] = vc[i * c0 + c]! + qRows[i * b + p]! * w;
+      }
     });
-    const [resT, offT, hT, outT] = tf.tidy(() => {
-      const vd = tf.matMul(qT, tf.tensor2d(w, [b, d]));
-      const res = tf.max(tf.abs(tf.sub(tf.matMul(g0, vd), tf.mul(vd, tf.tensor1d(lam)))));
-      const pd = tf.matMul(vd, tf.transpose(vd));
-      const proj = tf.sub(tf.eye(n), pd);
-      const off = tf.max(tf.abs(tf.matMul(tf.matMul(proj, eK), proj)));
-      const h = tf.add(tf.matMul(tf.transpose(xK), x0), tf.mul(pd, 2 * scale));
-      const out = tf.matMul(tf.sub(x0, tf.mul(xK, tau)), proj);
-      return [res, off, h, tall ? out : tf.transpose(out)];
+    const xc = timesX(a, rows, cols, vc, c0);
+    const gc = timesXT(a, rows, cols, xc, c0);
+    const tol = 16 * Math.sqrt(m) * EPS32 * scale * scale;
+    const keep: number[] = [];
+    for (let c = 0; c < c0; c++) {
+      const l = Math.max(values[cand[c]!]!, 0);
+      let r2 = 0;
+      for (let i = 0; i < n; i++) r2 += (gc[i * c0 + c]! - vc[i * c0 + c]! * l) ** 2;
+      // s^2 is within the residual (plus float64 rounding) of an eigenvalue of X^T X.
+      const dl = Math.sqrt(r2) + 8 * m * EPS64 * scale * scale;
+      if (dl > tol) continue;
+      keep.push(c);
+    }
+    if (keep.length === 0) return null;
+    // Deflated pairs at or below tau (dropped) and above it (kept exactly: s - tau).
+    const sOf = (c: number) => Math.sqrt(Math.max(values[cand[c]!]!, 0));
+    if (keep.some((c) => Math.abs(sOf(c) - tau) <= 64 * m * EPS64 * scale)) return null;
+    const lowCols = keep.filter((c) => sOf(c) <= tau);
+    const highCols = keep.filter((c) => sOf(c) > tau);
+    const columns = (y: Float64Array, rowsOf: number, cs: number[], f?: (c: number) => number) => {
+      const out = new Float32Array(rowsOf * cs.length);
+      for (let i = 0; i < rowsOf; i++)
+        cs.forEach((c, k) => {
+          out[i * cs.length + k] = y[i * c0 + c]! * (f ? f(c) : 1);
+        });
+      return tf.tensor2d(out, [rowsOf, cs.length]);
+    };
+    const [orthT, hT, outT] = tf.tidy(() => {
+      const vd = columns(vc, n, keep);
+      // Q = X_K on the complement of V_d, u v^T (u = X v / s) on the deflated pairs above tau:
+      // orthonormal except on the dropped pairs, where it is zero.
+      let q = tf.sub(xK, tf.matMul(tf.matMul(xK, vd), vd, false, true));
+      let expected = tf.eye(n) as tf.Tensor2D;
+      let drop: tf.Tensor2D = tf.zeros([m, n]);
+      if (highCols.length)
+        q = tf.add(
+          q,
+          tf.matMul(
+            columns(xc, m, highCols, (c) => 1 / sOf(c)),
+            columns(vc, n, highCols),
+            false,
+            true,
+          ),
+        );
+      let h = tf.matMul(q, x0, true, false);
+      if (lowCols.length) {
+        const vl = columns(vc, n, lowCols);
+        const pl = tf.matMul(vl, vl, false, true);
+        expected = tf.sub(expected, pl);
+        h = tf.add(h, tf.mul(pl, 2 * scale));
+        drop = tf.matMul(columns(xc, m, lowCols), vl, false, true);
+      }
+      const orth = tf.max(tf.abs(tf.sub(tf.matMul(q, q, true, false), expected)));
+      // SVT(X) = X - (dropped pairs) - tau Q.
+      const out = tf.sub(tf.sub(x0, drop), tf.mul(q, tau));
+      return [orth, h, tall ? out : tf.transpose(out)];
     });
-    owned.push(resT, offT, hT, outT);
-    const res = resT.dataSync()[0]!;
-    const off = offT.dataSync()[0]!;
-    if (!(res <= 16 * Math.sqrt(m) * EPS32 * scale * scale)) return null;
-    if (!(off <= 64 * Math.sqrt(m) * EPS32)) return null;
-    const margin = tau * off + 8 * Math.sqrt(m) * EPS32 * scale;
+    owned.push(orthT, hT, outT);
+    const orth = orthT.dataSync()[0]!;
+    if (!(orth <= 64 * Math.sqrt(m) * EPS32)) return null;
+    // v^T Q^T X v <= ||Q v|| ||X v||, so sym(Q^T X) + 2 s_max P_low > (tau + margin) I proves
+    // n - #low singular values above tau; interlacing (each dropped Ritz value bounds a
+    // singular value from above) proves #low at or below it.
+    const margin = tau * orth + 8 * Math.sqrt(m) * EPS32 * scale;
     if (!isPositiveDefinite(hT.dataSync() as Float32Array, n, tau + margin)) return null;
-    const rank = n - d;
+    const rank = n - lowCols.length;
     return {
       rows,
       cols,
@@ -395,7 +504,7 @@ function deflatedPolarSvt(
       v: null,
       matrix: outT.dataSync() as Float32Array,
       method: 'polar',
-      polarOrthError: off,
+      polarOrthError: orth,
       hint: { fullRank: rank === n, rank },
     };
   } finally {
