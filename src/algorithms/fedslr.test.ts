@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { pack, wireParamsCount } from '../codec/wire.js';
+import { plantedMatrix } from '../linalg/planted.js';
 import { createModel } from '../models/index.js';
 import { initBackend } from '../tensor/backend.js';
 import type { ParamArrays } from '../tensor/params.js';
@@ -152,6 +153,24 @@ describe('FedSLR server', () => {
       expect(maxErr, name).toBeLessThan(1e-6);
     }
     tf.dispose(Object.values(t));
+  });
+
+  it("keeps each matrix's SVT warm start (right singular vectors) in the server state", () => {
+    // A 150 x 120 dense kernel of rank 10, thresholded at tau = mu / alpha = 0.1 by the
+    // subspace path, which the next round starts from the kept basis.
+    const algo = fedslr(ctx([150, 1, 1], 120, 4), { ...FEDSLR_DEFAULTS, alpha: 0.1, mu: 0.01 });
+    const s = Array.from({ length: 10 }, (_, i) => 1 - 0.07 * i);
+    const W = {
+      'out.kernel': arr([150, 120], Array.from(plantedMatrix(150, 120, s, 3))),
+      'out.bias': arr([120], new Array(120).fill(0)),
+    };
+    const r1 = algo.aggregate(algo.initServer(W), 0, [{ client: 0, upload: upload(W) }]);
+    expect(r1.stats.ranks!['out.kernel']).toEqual({ rank: 10, full: 120 });
+    const basis = r1.server.tensors['svtHints']?.['out.kernel|basis'];
+    expect(basis?.data.length).toBe(120 * 10);
+    expect(r1.server.scalars!['out.kernel|rank']).toBe(10);
+    const r2 = algo.aggregate(r1.server, 1, [{ client: 0, upload: upload(r1.server.global!) }]);
+    expect(r2.stats.ranks!['out.kernel']).toEqual({ rank: 10, full: 120 });
   });
 
   it('sends full-rank matrices dense', () => {

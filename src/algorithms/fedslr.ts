@@ -272,7 +272,7 @@ export function dynamicFamily(
         }
       }
       return {
-        server: { global, tensors: { dualSum, factors }, scalars: hints },
+        server: { global, tensors: { dualSum, factors, svtHints: hintArrays }, scalars: hints },
         stats: parts.svt ? { ranks } : {},
       };
     },
