@@ -2,7 +2,9 @@
  * `fedslr bench server`: the time of FedSLR's server step (FEDSLR.md steps 5 and 6: the dual sum,
  * the corrected mean and the SVT of every weight matrix) for a model, over consecutive rounds, as
  * the simulator runs it (`fedslr(...).aggregate`, with the SVT warm starts kept in the server
- * state). Client uploads are the global model plus seeded noise, like small training updates.
+ * state). Client uploads are the regime's model plus fresh seeded noise each round, like small
+ * training updates; they do not start from the thresholded model, whose singular values would
+ * shrink by tau every round and leave the regime.
  *
  * Regimes:
  * - full: PyTorch's initial weights and FEDSLR.md's defaults (mu 1e-4, alpha 0.1, tau 1e-3):
@@ -28,7 +30,7 @@ export const help = [
   '',
   "Times FedSLR's server step (dual sum, corrected mean, SVT of every weight matrix) over",
   '--rounds consecutive rounds (default 3; the first has no warm start) with --clients uploads',
-  '(default 10) of the global model plus small seeded noise. Defaults: resnet18gn, 100 classes.',
+  "(default 10): the regime's model plus fresh small noise. Defaults: resnet18gn, 100 classes.",
   'full: initial weights, mu 1e-4, alpha 0.1 (tau 1e-3); low: weight matrices planted at 10% rank,',
   'tau 0.1. Prints per regime {"model", "regime", "tau", "matrices", "params", "round_s": [...],',
   '"first_s", "warm_s" (median of the later rounds), "rank_ratio"}.',
@@ -57,7 +59,7 @@ function globalModel(model: Model, regime: Regime): ParamArrays {
   return arrays;
 }
 
-/** Client i's upload in round t: the global model plus Gaussian noise of 1e-3 x its RMS entry. */
+/** Client i's upload in round t: the model plus Gaussian noise of 1e-3 x its RMS entry. */
 function uploads(global: ParamArrays, clients: number, round: number): AggregateInput[] {
   return Array.from({ length: clients }, (_, client) => {
     const rng = Rng.derive(11, round, client);
@@ -98,12 +100,13 @@ export async function benchServer(
   const model = createModel(name, { inputShape: INPUT_SHAPES[name], classes });
   const train = { lr: 0.1, lrDecay: 1, weightDecay: 0, batchSize: 20, epochs: 1 };
   const algorithm = fedslr({ model, numClients: 100, train }, { mu: MU[regime], alpha: ALPHA });
-  let server: ServerState = algorithm.initServer(globalModel(model, regime));
+  const start = globalModel(model, regime);
+  let server: ServerState = algorithm.initServer(start);
   const round_s: number[] = [];
   let rank = 0;
   let full = 0;
   for (let t = 0; t < rounds; t++) {
-    const ups = uploads(server.global!, clients, t);
+    const ups = uploads(start, clients, t);
     const t0 = performance.now();
     const out = algorithm.aggregate(server, t, ups);
     round_s.push((performance.now() - t0) / 1000);
