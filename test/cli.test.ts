@@ -96,5 +96,7 @@ describe('fedslr command', () => {
     expect(await main(['--help'])).toBe(0);
     expect(await main(['run', '--help'])).toBe(0);
     expect(out.join('\n')).toMatch(/Usage: fedslr run <config/);
+    expect(await main(['compare', '--help'])).toBe(0);
+    expect(out.join('\n')).toMatch(/fedslr compare --resume DIR[\s\S]*compare\.json/);
   });
 });

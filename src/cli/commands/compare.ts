@@ -9,6 +9,7 @@ export const command: Command = {
   name: 'compare',
   summary: 'Run several algorithms on the identical setup and tabulate them',
   help: `Usage: fedslr compare <config.yaml|json> --algorithms A,B,... [--out DIR] [--set key=value ...] [--quiet]
+       fedslr compare --resume DIR [--set rounds=N] [--quiet]
 
 Runs each algorithm on the identical data split, seed, model and schedule of the config (only its
 algorithm section changes) and writes, under DIR:
@@ -17,6 +18,7 @@ algorithm section changes) and writes, under DIR:
                  personal accuracy, parameters sent per client, personal density, downlink and
                  uplink bytes, downlink vs dense models, wall time
   compare.csv    the same numbers, unrounded
+  compare.json   the config, the entries and the finished rows (what --resume reads)
   report.html    all runs' charts overlaid, with the table
 
 Options:
@@ -28,6 +30,9 @@ Options:
                      fedavg-ft
   --out DIR          output directory (default runs/<config>-compare-<time>); must be empty
   --set key=value    override a config value by its dot path (repeatable), as in \`fedslr run\`
+  --resume DIR       continue an interrupted comparison: finished runs are kept, the interrupted
+                     run continues from its newest checkpoint, the others start; --set may
+                     change only rounds (more rounds extend the finished runs too) and runtime
   --quiet            no progress output
 
 Exit codes: 0 done, 1 failed while running, 2 bad config or arguments.`,
