@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/sim/config.js';
-import { runExperiment } from '../src/sim/experiment.js';
+import { InProcessExecutor } from '../src/sim/executor.js';
+import { type ExperimentEvent, runExperiment } from '../src/sim/experiment.js';
 import { setup } from '../src/sim/setup.js';
 import { initialState, simulate } from '../src/sim/simulate.js';
 
@@ -75,7 +76,7 @@ describe('simulation', () => {
       const counts: number[] = [];
       const evals: { global?: unknown; personal?: unknown }[] = [];
       let drawn = 0;
-      for await (const e of simulate(sim, st, () => 0)) {
+      for await (const e of simulate(sim, st, () => 0, new InProcessExecutor(sim))) {
         if (e.type === 'round-start') drawn = e.clients.length;
         if (e.type === 'round-end') {
           counts.push(tf.memory().numTensors);
@@ -95,6 +96,7 @@ describe('simulation', () => {
 
   it('gives bitwise identical metrics and models with a worker pool of 2 as in-process', async () => {
     const dirs = [1, 2].map(() => mkdtempSync(join(tmpdir(), 'fedslr-pool-')));
+    const used: number[] = [];
     for (const [i, workers] of [1, 2].entries()) {
       await runExperiment(
         small(
@@ -107,9 +109,13 @@ describe('simulation', () => {
         ),
         {
           outDir: dirs[i]!,
+          onEvent: (e: ExperimentEvent) => {
+            if (e.type === 'executor') used.push(e.workers);
+          },
         },
       );
     }
+    expect(used).toEqual([1, 2]);
     const strip = (d: string) =>
       readLines(join(d, 'metrics.jsonl')).map((r) => ({ ...r, time_s: 0 }));
     expect(strip(dirs[1]!)).toEqual(strip(dirs[0]!));

@@ -9,6 +9,7 @@ import { paramCount } from '../tensor/params.js';
 import { type CheckpointMeta, latestCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { ConfigError, parseConfig, type RunConfig } from './config.js';
 import type { RunEvent } from './events.js';
+import { createExecutor } from './executor.js';
 import { applySet } from './load_config.js';
 import { checkFreshDir, FILES, RunDir, type RunSummary, summarizeRun } from './rundir.js';
 import { setup } from './setup.js';
@@ -21,7 +22,9 @@ export type ExperimentEvent =
   | RunEvent
   | { type: 'checkpoint'; round: number; dir: string }
   | { type: 'resumed'; round: number; rounds: number; from: string; skipped: string[] }
-  | { type: 'store'; kind: 'memory' | 'disk'; estimatedBytes: number };
+  | { type: 'store'; kind: 'memory' | 'disk'; estimatedBytes: number }
+  /** Who trains and evaluates the clients: 1 = the main thread, more = that many worker threads. */
+  | { type: 'executor'; workers: number };
 
 export interface ExperimentOptions {
   outDir: string;
@@ -76,12 +79,18 @@ async function drive(
     st.dirty.clear();
     onEvent?.({ type: 'checkpoint', round: st.round, dir: prev.dir });
   };
-  for await (const e of simulate(sim, st, now)) {
-    if (e.type === 'eval') dir.addEval(e.record, e.clients);
-    onEvent?.(e);
-    const every = config.runtime.checkpointEvery;
-    if (e.type === 'eval' || (e.type === 'round-end' && every > 0 && st.round % every === 0))
-      checkpoint();
+  const executor = await createExecutor(sim);
+  onEvent?.({ type: 'executor', workers: executor.workers });
+  try {
+    for await (const e of simulate(sim, st, now, executor)) {
+      if (e.type === 'eval') dir.addEval(e.record, e.clients);
+      onEvent?.(e);
+      const every = config.runtime.checkpointEvery;
+      if (e.type === 'eval' || (e.type === 'round-end' && every > 0 && st.round % every === 0))
+        checkpoint();
+    }
+  } finally {
+    await executor.close();
   }
   if (!prev || prev.meta.round !== st.round) checkpoint();
   const summary = summarizeRun(sim.algorithm.name, dir.records, st.round, now());

@@ -15,7 +15,7 @@ import { Rng } from '../tensor/rng.js';
 import { SAMPLING_STREAM, type TrainOutcome, type TrainTask } from './client_work.js';
 import type { RunConfig } from './config.js';
 import type { ClientEval, EvalRecord, RunEvent } from './events.js';
-import { type Executor, InProcessExecutor } from './executor.js';
+import type { Executor } from './executor.js';
 import { drawClients } from './sampling.js';
 import { summarize } from './stats.js';
 import { type ClientStore, MemoryStore } from './store.js';
@@ -122,7 +122,7 @@ export async function* simulate(
   sim: Simulation,
   st: SimState,
   now: () => number,
-  executor: Executor = new InProcessExecutor(sim),
+  executor: Executor,
 ): AsyncGenerator<RunEvent> {
   const { config, algorithm } = sim;
   const n = sim.clients.length;

@@ -65,7 +65,13 @@ Exit codes: 0 done, 1 failed while running, 2 bad config or arguments.`,
           process.stderr.write(`  continuing at round ${e.round} (${e.from})\n`);
           progress = new Progress(e.rounds, e.round);
         } else if (e.type === 'round-start' && !progress) progress = new Progress(rounds, 0);
-        if (e.type !== 'store' && e.type !== 'checkpoint' && e.type !== 'resumed') progress?.on(e);
+        if (
+          e.type !== 'store' &&
+          e.type !== 'checkpoint' &&
+          e.type !== 'resumed' &&
+          e.type !== 'executor'
+        )
+          progress?.on(e);
       },
     };
     let outDir: string;

@@ -56,7 +56,7 @@ stdout. Exit codes: 0 done, 1 failed while running, 2 bad config or arguments.`,
             `fedslr run: resuming ${values.resume} at round ${e.round} (${e.from})\n`,
           );
           progress = new Progress(e.rounds, e.round);
-        } else if (e.type === 'store' || e.type === 'checkpoint') return;
+        } else if (e.type === 'store' || e.type === 'checkpoint' || e.type === 'executor') return;
         else progress?.on(e);
       });
       progress?.done();
@@ -85,6 +85,9 @@ stdout. Exit codes: 0 done, 1 failed while running, 2 bad config or arguments.`,
             process.stderr.write(
               `client state (~${(e.estimatedBytes / 1e9).toFixed(1)} GB) kept on disk\n`,
             );
+        } else if (e.type === 'executor') {
+          if (e.workers > 1 && !values.quiet)
+            process.stderr.write(`clients trained and evaluated on ${e.workers} worker threads\n`);
         } else if (e.type !== 'checkpoint' && e.type !== 'resumed') progress?.on(e);
       },
     });
