@@ -136,6 +136,14 @@ describe('svt', () => {
     });
   }
 
+  it.each(CASES)('$name (gram, factors only when they pay)', ({ rows, cols, s, tau }) => {
+    const a = plantedMatrix(rows, cols, s, 5);
+    const r = svt(a, rows, cols, tau, { method: 'gram', factors: 'whenLowRank' });
+    expect(r.method).toBe('gram');
+    expect(r.values === null).toBe(!lowRankPays(rows, cols, r.rank));
+    checkResult(r, a, s, tau);
+  });
+
   it('the zero matrix thresholds to zero with rank 0', () => {
     for (const method of ['jacobi', 'gram', 'auto'] as const) {
       const r = svt(new Float32Array(12), 3, 4, 0.1, { method });

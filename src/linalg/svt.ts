@@ -20,7 +20,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../tensor/rng.js';
 import { isPositiveDefinite } from './cholesky.js';
 import { lowRankPays } from './prox.js';
-import { EPS64, gramSvd, jacobiSvd, type Svd, symmetricEigen } from './svd.js';
+import { EPS64, jacobiSvd, type Svd, symmetricEigen } from './svd.js';
 
 export type SvtMethod = 'auto' | 'polar' | 'subspace' | 'gram' | 'jacobi';
 /**
@@ -102,26 +102,9 @@ function checkArgs(a: Float32Array, rows: number, cols: number, tau: number): vo
     throw new Error(`svt: tau must be a finite number >= 0, got ${tau}`);
 }
 
-/** Builds the result from an SVD; null when the certificate for a Gram SVD fails. */
-function fromSvd(
-  svd: Svd,
-  tau: number,
-  certify: boolean,
-  policy: FactorPolicy,
-  method: 'gram' | 'jacobi',
-): SvtResult | null {
+/** Builds the result from an exact SVD (the Jacobi path). */
+function fromSvd(svd: Svd, tau: number, policy: FactorPolicy): SvtResult {
   const { rows, cols, k, s } = svd;
-  const smax = s[0] ?? 0;
-  if (certify && smax > 0) {
-    // Absolute error of the Gram eigenvalues is about n * eps64 * smax^2 (worst case); 8x that.
-    const dl = 8 * k * EPS64 * smax * smax;
-    const t2 = tau * tau;
-    for (let i = 0; i < k; i++) {
-      const l = s[i]! * s[i]!;
-      if (Math.abs(l - t2) <= dl) return null;
-      if (s[i]! > tau && dl / l > 1e-5) return null;
-    }
-  }
   let rank = 0;
   while (rank < k && s[rank]! > tau) rank++;
   const values = new Float64Array(rank);
@@ -158,9 +141,147 @@ function fromSvd(
     u,
     v,
     matrix,
-    method,
+    method: 'jacobi',
     hint: { fullRank: rank === full, rank },
   };
+}
+
+/**
+ * The Gram path: eigendecomposition of the float64 Gram matrix G = X^T X of the tall orientation
+ * X (m x n), then SVT(X) = X V_r diag(1 - tau / s) V_r^T over the r values above tau, without
+ * forming the left singular vectors unless the factors are wanted. Null when the error bound of
+ * the Gram eigenvalues (about n eps64 s_max^2) does not separate every s^2 from tau^2 or keep
+ * each kept s^2 to 1e-5 relative accuracy.
+ */
+function gramSvt(
+  a: Float32Array,
+  rows: number,
+  cols: number,
+  tau: number,
+  policy: FactorPolicy,
+): SvtResult | null {
+  const tall = rows >= cols;
+  const n = tall ? cols : rows;
+  const m = tall ? rows : cols;
+  // X row-major (m x n) and column-major (its n columns), in float64; every product below is a
+  // dot product of contiguous rows, which V8 runs several times faster than row updates.
+  const xr = new Float64Array(m * n);
+  const xc = new Float64Array(m * n);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const x = a[r * cols + c]!;
+      const [i, p] = tall ? [r, c] : [c, r];
+      xr[i * n + p] = x;
+      xc[p * m + i] = x;
+    }
+  }
+  const g = new Float64Array(n * n);
+  for (let p = 0; p < n; p++) {
+    for (let q = p; q < n; q++) {
+      const t = dot(xc, p * m, xc, q * m, m);
+      g[p * n + q] = t;
+      g[q * n + p] = t;
+    }
+  }
+  const { values, vt } = symmetricEigen(g, n);
+  const order = Array.from({ length: n }, (_, i) => i).sort((x, y) => values[y]! - values[x]!);
+  const s = order.map((j) => Math.sqrt(Math.max(values[j]!, 0)));
+  const smax = s[0]!;
+  if (smax > 0) {
+    const dl = 8 * n * EPS64 * smax * smax;
+    const t2 = tau * tau;
+    for (let i = 0; i < n; i++) {
+      const l = s[i]! * s[i]!;
+      if (Math.abs(l - t2) <= dl) return null;
+      if (s[i]! > tau && dl / l > 1e-5) return null;
+    }
+  }
+  let r = 0;
+  while (r < n && s[r]! > tau) r++;
+  // The kept right singular vectors of X: as rows (vk, r x n) and as columns (vkRows, n x r,
+  // row p holding component p of each), and that second form scaled by w_j = 1 - tau / s_j.
+  const vk = new Float64Array(r * n);
+  const vkRows = new Float64Array(n * r);
+  const vkRowsW = new Float64Array(n * r);
+  for (let j = 0; j < r; j++) {
+    const src = order[j]! * n;
+    const w = 1 - tau / s[j]!;
+    for (let p = 0; p < n; p++) {
+      const x = vt[src + p]!;
+      vk[j * n + p] = x;
+      vkRows[p * r + j] = x;
+      vkRowsW[p * r + j] = x * w;
+    }
+  }
+  const withFactors = policy === 'always' || lowRankPays(rows, cols, r);
+  const matrix = new Float32Array(rows * cols);
+  const put = tall
+    ? (i: number, q: number, x: number) => {
+        matrix[i * cols + q] = x;
+      }
+    : (i: number, q: number, x: number) => {
+        matrix[q * cols + i] = x;
+      };
+  const values64 = new Float64Array(r);
+  for (let j = 0; j < r; j++) values64[j] = s[j]! - tau;
+  let u: Float32Array | null = null;
+  let v: Float32Array | null = null;
+  if (withFactors || 2 * m * r < n * r + m * n) {
+    // Y = X V_r (m x r); SVT(X) = Y diag(w) V_r^T; the left vectors are y_j / s_j.
+    const y = new Float64Array(m * r);
+    for (let i = 0; i < m; i++)
+      for (let j = 0; j < r; j++) y[i * r + j] = dot(xr, i * n, vk, j * n, n);
+    for (let i = 0; i < m; i++)
+      for (let q = 0; q < n; q++) put(i, q, dot(y, i * r, vkRowsW, q * r, r));
+    if (withFactors) {
+      const mSide = new Float32Array(m * r);
+      for (let i = 0; i < m; i++)
+        for (let j = 0; j < r; j++) mSide[i * r + j] = y[i * r + j]! / s[j]!;
+      const nSide = Float32Array.from(vkRows);
+      u = tall ? mSide : nSide;
+      v = tall ? nSide : mSide;
+    }
+  } else {
+    // M = V_r diag(w) V_r^T (n x n, symmetric), SVT(X) = X M.
+    const mm = new Float64Array(n * n);
+    for (let p = 0; p < n; p++) {
+      for (let q = p; q < n; q++) {
+        const t = dot(vkRowsW, p * r, vkRows, q * r, r);
+        mm[p * n + q] = t;
+        mm[q * n + p] = t;
+      }
+    }
+    for (let i = 0; i < m; i++) for (let q = 0; q < n; q++) put(i, q, dot(xr, i * n, mm, q * n, n));
+  }
+  return {
+    rows,
+    cols,
+    rank: r,
+    fullRank: n,
+    values: withFactors ? values64 : null,
+    u,
+    v,
+    matrix,
+    method: 'gram',
+    hint: { fullRank: r === n, rank: r },
+  };
+}
+
+/** Dot product of x[xo .. xo + len) and y[yo .. yo + len), four partial sums. */
+function dot(x: Float64Array, xo: number, y: Float64Array, yo: number, len: number): number {
+  let t0 = 0;
+  let t1 = 0;
+  let t2 = 0;
+  let t3 = 0;
+  let k = 0;
+  for (; k + 3 < len; k += 4) {
+    t0 += x[xo + k]! * y[yo + k]!;
+    t1 += x[xo + k + 1]! * y[yo + k + 1]!;
+    t2 += x[xo + k + 2]! * y[yo + k + 2]!;
+    t3 += x[xo + k + 3]! * y[yo + k + 3]!;
+  }
+  for (; k < len; k++) t0 += x[xo + k]! * y[yo + k]!;
+  return t0 + t1 + (t2 + t3);
 }
 
 /** Largest eigenvalue of a symmetric PSD matrix (float64 power iteration, Rayleigh quotient). */
@@ -682,7 +803,7 @@ export function svt(
       `svt: method must be one of auto, polar, subspace, gram, jacobi; got '${method}'`,
     );
   }
-  if (method === 'jacobi') return fromSvd(jacobiSvd(a, rows, cols), tau, false, policy, 'jacobi')!;
+  if (method === 'jacobi') return fromSvd(jacobiSvd(a, rows, cols), tau, policy);
   const side = Math.min(rows, cols);
   if (method === 'polar' && policy === 'always') {
     throw new Error("svt: method 'polar' returns no factors; use factors: 'whenLowRank'");
@@ -720,8 +841,7 @@ export function svt(
     const r = subspaceSvt(a, rows, cols, tau, policy, opts.hint);
     if (r) return r;
   }
-  const g = fromSvd(gramSvd(a, rows, cols), tau, true, policy, 'gram');
-  return g ?? fromSvd(jacobiSvd(a, rows, cols), tau, false, policy, 'jacobi')!;
+  return gramSvt(a, rows, cols, tau, policy) ?? fromSvd(jacobiSvd(a, rows, cols), tau, policy);
 }
 
 /** The factors FEDSLR.md's downlink sends: U sqrt(S) (rows x rank) and sqrt(S) V^T (rank x cols). */
