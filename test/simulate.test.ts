@@ -2,12 +2,13 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/sim/config.js';
 import { InProcessExecutor } from '../src/sim/executor.js';
 import { type ExperimentEvent, runExperiment } from '../src/sim/experiment.js';
 import { setup } from '../src/sim/setup.js';
 import { initialState, simulate } from '../src/sim/simulate.js';
+import { initBackend, wasmThreads } from '../src/tensor/backend.js';
 
 const small = (algorithm: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
   parseConfig({
@@ -32,6 +33,11 @@ const readLines = (f: string) =>
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l));
+
+// Two XNNPACK threads in the main thread (whatever the cores), so in-process runs are threaded.
+beforeAll(async () => {
+  await initBackend('wasm', { threads: 2 });
+});
 
 describe('simulation', () => {
   it('gives identical metrics for the same seed and different ones for another seed', async () => {
@@ -116,6 +122,8 @@ describe('simulation', () => {
       );
     }
     expect(used).toEqual([1, 2]);
+    // In-process means the main thread's backend, which runs XNNPACK on two threads here.
+    expect(wasmThreads().threads).toBe(2);
     const strip = (d: string) =>
       readLines(join(d, 'metrics.jsonl')).map((r) => ({ ...r, time_s: 0 }));
     expect(strip(dirs[1]!)).toEqual(strip(dirs[0]!));

@@ -10,13 +10,16 @@ import { type Executor, InProcessExecutor, WorkerPool } from '../sim/executor.js
 import { loadConfig } from '../sim/load_config.js';
 import { setup } from '../sim/setup.js';
 import { initialState, simulate } from '../sim/simulate.js';
+import { wasmThreads } from '../tensor/backend.js';
 
 export const help = `Usage: fedslr bench round [--config FILE] [--rounds N] [--pool N] [--set key=value ...] [--json]
 
 Times FedSLR rounds with the clients trained in the main thread (pool 1) and by a pool of
 --pool worker threads (default 2), on the same clients. Default config: examples/fmnist-fedslr.yaml,
 or examples/quickstart.yaml where Fashion-MNIST is not installed. Prints
-{"config", "clients", "rounds", "pool1_s", "poolN_s", "ratio"} (seconds per round; ratio = poolN / pool1).`;
+{"config", "threads", "clients", "rounds", "pool1_s", "poolN_s", "ratio"} (seconds per round;
+ratio = poolN / pool1; threads: XNNPACK threads of the main thread, which trains pool 1's
+clients: runtime.threads, default one per core; workers use one each).`;
 
 async function hasFashionMnist(): Promise<boolean> {
   try {
@@ -84,6 +87,7 @@ export async function run(argv: string[]): Promise<number> {
   const many = await timeRounds(config, pool);
   const result = {
     config: file,
+    threads: wasmThreads().threads,
     clients: one.clients,
     rounds,
     pool1_s: one.seconds,

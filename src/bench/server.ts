@@ -22,7 +22,7 @@ import { createModel, MODEL_NAMES, type Model, type ModelName } from '../models/
 import { initBackend } from '../tensor/backend.js';
 import { type ParamArrays, toArrays } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
-import { INPUT_SHAPES, median, positiveInt } from './step.js';
+import { INPUT_SHAPES, median, positiveInt, threadsInUse } from './step.js';
 
 export const help = [
   'Usage: fedslr bench server [--model resnet18gn|resnet8gn|cnn|mlp] [--classes N]',
@@ -151,13 +151,13 @@ export async function run(argv: string[]): Promise<number> {
   const classes = positiveInt('classes', values.classes);
   const clients = positiveInt('clients', values.clients);
   const rounds = positiveInt('rounds', values.rounds);
-  await initBackend('wasm');
+  const threads = threadsInUse(await initBackend('wasm'));
   for (const regime of regimes) {
     const r = await benchServer(name, classes, regime, clients, rounds);
-    if (values.json) console.log(JSON.stringify(r));
+    if (values.json) console.log(JSON.stringify({ threads, ...r }));
     else
       console.log(
-        `${r.model} (${r.classes} classes, ${r.matrices} matrices), ${r.regime} regime, tau ${r.tau}: rounds ${r.round_s.map((s) => s.toFixed(2)).join(', ')} s; kept rank ${(100 * r.rank_ratio).toFixed(1)}%`,
+        `${r.model} (${r.classes} classes, ${r.matrices} matrices), ${r.regime} regime, tau ${r.tau}, ${threads} threads: rounds ${r.round_s.map((s) => s.toFixed(2)).join(', ')} s; kept rank ${(100 * r.rank_ratio).toFixed(1)}%`,
       );
   }
   return 0;

@@ -14,8 +14,10 @@ async function jsonOf(argv: string[]): Promise<Record<string, unknown>> {
 
 describe('bench step', () => {
   it('prints backend, model, batch, the median step time and the step count', async () => {
-    const r = await jsonOf(['--model', 'mlp', '--batch', '8', '--steps', '3', '--warmup', '1']);
-    expect(r).toMatchObject({ backend: 'wasm', model: 'mlp', batch: 8, steps: 3 });
+    const r = await jsonOf([
+      ...['--model', 'mlp', '--batch', '8', '--steps', '3', '--warmup', '1', '--threads', '2'],
+    ]);
+    expect(r).toMatchObject({ backend: 'wasm', threads: 2, model: 'mlp', batch: 8, steps: 3 });
     expect(r.ms_per_step).toBeGreaterThan(0);
     expect(r.ratio).toBeUndefined();
   });
@@ -23,5 +25,8 @@ describe('bench step', () => {
   it('rejects a bad model or count with a usage error naming the flag', async () => {
     await expect(run(['--model', 'vgg'])).rejects.toThrow(UsageError);
     await expect(run(['--steps', '0'])).rejects.toThrow(/--steps: expected an integer >= 1/);
+    await expect(run(['--threads', '9'])).rejects.toThrow(
+      /--threads: expected an integer in 0\.\.8/,
+    );
   });
 });

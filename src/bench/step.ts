@@ -11,15 +11,17 @@ import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { UsageError } from '../cli/command.js';
 import { createModel, type InputShape, MODEL_NAMES, type ModelName } from '../models/index.js';
-import { BACKEND_NAMES, type BackendName, initBackend } from '../tensor/backend.js';
+import { BACKEND_NAMES, type BackendName, initBackend, wasmThreads } from '../tensor/backend.js';
 import type { Params } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
+import { MAX_WASM_THREADS } from '../tensor/wasm_threads.js';
 import { makeStep } from '../train/index.js';
 
 export const help = [
   'Usage: fedslr bench step [--model cnn|resnet8gn|resnet18gn|mlp] [--batch N] [--steps N]',
   '                         [--warmup N] [--rounds N] [--backend wasm|cpu|auto|tensorflow]',
-  '                         [--peer torch] [--python PATH] [--peer-threads N] [--profile] [--json]',
+  '                         [--threads N] [--peer torch] [--python PATH] [--peer-threads N]',
+  '                         [--profile] [--json]',
   '',
   'Times one SGD step (forward, backward, w -= lr * g) of the model on a random batch:',
   'cnn and mlp on 1x28x28 inputs, resnet8gn and resnet18gn on 3x32x32; 10 classes.',
@@ -28,6 +30,7 @@ export const help = [
   '--peer torch   also time the same step in PyTorch (bench/step_torch.py, run by --python,',
   '               default /usr/bin/python3, with --peer-threads threads, default 2), alternating',
   '               with ours in --rounds rounds (default 5); adds peer_ms_per_step and ratio.',
+  '--threads N    XNNPACK threads of the wasm backend (default 0: one per core).',
   '--profile      add a per-kernel breakdown of one step (tf.profile): kernels[{name, ms, calls}].',
 ].join('\n');
 
@@ -43,6 +46,8 @@ export const LR = 0.01;
 
 export interface StepBenchResult {
   backend: string;
+  /** XNNPACK threads of the wasm backend (0 for other backends). */
+  threads: number;
   model: ModelName;
   batch: number;
   ms_per_step: number;
@@ -53,6 +58,21 @@ export interface StepBenchResult {
   peer_threads?: number;
   peer_version?: string;
   kernels?: { name: string; ms: number; calls: number }[];
+}
+
+/** A --threads value: an integer in 0..8 (0: one per core), or a usage error. */
+export function threadsFlag(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > MAX_WASM_THREADS)
+    throw new UsageError(
+      `--threads: expected an integer in 0..${MAX_WASM_THREADS}, got '${value}'`,
+    );
+  return n;
+}
+
+/** XNNPACK threads in use when `backend` is wasm, else 0. */
+export function threadsInUse(backend: string): number {
+  return backend === 'wasm' ? wasmThreads().threads : 0;
 }
 
 /** A flag's value as an integer >= 1, or a usage error naming the flag. */
@@ -195,6 +215,7 @@ export async function run(argv: string[]): Promise<number> {
       warmup: { type: 'string', default: '5' },
       rounds: { type: 'string', default: '5' },
       backend: { type: 'string', default: 'wasm' },
+      threads: { type: 'string', default: '0' },
       peer: { type: 'string' },
       python: { type: 'string', default: '/usr/bin/python3' },
       'peer-threads': { type: 'string', default: '2' },
@@ -223,7 +244,7 @@ export async function run(argv: string[]): Promise<number> {
   const rounds = Math.min(steps, positiveInt('rounds', values.rounds));
   const peerThreads = positiveInt('peer-threads', values['peer-threads']);
 
-  const backend = await initBackend(backendName);
+  const backend = await initBackend(backendName, { threads: threadsFlag(values.threads) });
   const peer = values.peer ? await TorchPeer.start(values.python, model, batch, peerThreads) : null;
   const ours = new OurStep(model, batch);
   const times: number[] = [];
@@ -246,6 +267,7 @@ export async function run(argv: string[]): Promise<number> {
   const round2 = (v: number) => Math.round(v * 100) / 100;
   const result: StepBenchResult = {
     backend,
+    threads: threadsInUse(backend),
     model,
     batch,
     ms_per_step: round2(median(times)),
@@ -264,7 +286,9 @@ export async function run(argv: string[]): Promise<number> {
     console.log(JSON.stringify(result));
     return 0;
   }
-  console.log(`model ${model}, batch ${batch}, backend ${backend}, ${times.length} steps`);
+  console.log(
+    `model ${model}, batch ${batch}, backend ${backend} (${result.threads} threads), ${times.length} steps`,
+  );
   console.log(`  ours   ${result.ms_per_step.toFixed(2)} ms/step (median)`);
   if (peer) {
     console.log(

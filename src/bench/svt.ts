@@ -19,10 +19,11 @@ import { gramSvd } from '../linalg/svd.js';
 import { type SvtHint, type SvtResult, svt } from '../linalg/svt.js';
 import { type BackendName, initBackend } from '../tensor/backend.js';
 import { Rng } from '../tensor/rng.js';
+import { threadsFlag, threadsInUse } from './step.js';
 
 export const help = [
   'Usage: fedslr bench svt [--shapes cnn|resnet18gn|all|RxC,...] [--regime full|low|both]',
-  '                        [--reps N] [--backend wasm|cpu|auto] [--no-numpy] [--json]',
+  '                        [--reps N] [--backend wasm|cpu|auto] [--threads N] [--no-numpy] [--json]',
   '',
   'Times the SVT operator (linalg/svt.ts) per shape and regime; with python3 + numpy, also',
   "LAPACK's SVD + threshold on the same matrices (bench/svt_numpy.py) and the ratio ours/LAPACK.",
@@ -158,6 +159,7 @@ export async function run(argv: string[]): Promise<number> {
       regime: { type: 'string', default: 'both' },
       reps: { type: 'string', default: '3' },
       backend: { type: 'string', default: 'wasm' },
+      threads: { type: 'string', default: '0' },
       'no-numpy': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
@@ -170,7 +172,10 @@ export async function run(argv: string[]): Promise<number> {
   const reps = Number(values.reps);
   if (!Number.isInteger(reps) || reps < 1)
     throw new Error(`--reps: expected a positive integer, got '${values.reps}'`);
-  const backend = await initBackend(values.backend as BackendName);
+  const backend = await initBackend(values.backend as BackendName, {
+    threads: threadsFlag(values.threads!),
+  });
+  const threads = threadsInUse(backend);
   const dir = mkdtempSync(join(tmpdir(), 'fedslr-svt-'));
   let numpyVersion: string | null = null;
   const rows: Row[] = [];
@@ -265,11 +270,14 @@ export async function run(argv: string[]): Promise<number> {
       }
     }
     if (values.json) {
-      for (const row of rows) console.log(JSON.stringify({ backend, numpy: numpyVersion, ...row }));
+      for (const row of rows)
+        console.log(JSON.stringify({ backend, threads, numpy: numpyVersion, ...row }));
     } else {
       const fmt = (x: number | null | undefined, d = 1) => (x == null ? '-' : x.toFixed(d));
       const sci = (x: number | null | undefined) => (x == null ? '-' : x.toExponential(1));
-      console.log(`backend ${backend}; numpy ${numpyVersion ?? 'unavailable'}`);
+      console.log(
+        `backend ${backend} (${threads} threads); numpy ${numpyVersion ?? 'unavailable'}`,
+      );
       console.log(
         'shape       regime  method    rank/exp     ms      cold_ms  lapack_ms  ratio  sv_err   orth     recon',
       );

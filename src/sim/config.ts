@@ -217,6 +217,11 @@ export const configSchema = z
         memoryBudget: z.number().positive().default(4e9),
         /** Clients trained in parallel by worker threads (0: one per core; 1: in the main thread). */
         workers: z.number().int().nonnegative().default(0),
+        /**
+         * XNNPACK threads of the main thread's wasm backend (0: one per core, at most 8): the
+         * server step, and training and evaluation when workers is 1. Worker threads use one each.
+         */
+        threads: z.number().int().min(0).max(8).default(0),
         /** Also checkpoint every this many rounds (0: only at evaluations and at the end). */
         checkpointEvery: z.number().int().nonnegative().default(0),
         /** Checkpoints kept (the newest); older ones are deleted. */
@@ -224,6 +229,7 @@ export const configSchema = z
       })
       .default({
         workers: 0,
+        threads: 0,
         store: 'auto',
         memoryBudget: 4e9,
         checkpointEvery: 0,

@@ -107,6 +107,7 @@ export async function runExperiment(
   const dir = new RunDir(opts.outDir);
   dir.writeConfig(config, {
     backend: info.backend,
+    threads: info.threads,
     trainSamples: info.trainSamples,
     testSamples: info.testSamples,
   });

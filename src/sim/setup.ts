@@ -18,7 +18,7 @@ import {
 import { type ClientData, federate } from '../data/clients.js';
 import { loadDataset } from '../data/load.js';
 import { createModel } from '../models/index.js';
-import { initBackend } from '../tensor/backend.js';
+import { initBackend, wasmThreads } from '../tensor/backend.js';
 import { disposeParams, toArrays } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
 import type { AlgorithmConfig, RunConfig } from './config.js';
@@ -70,6 +70,8 @@ async function asInputError<T>(fn: () => Promise<T>): Promise<T> {
 
 export interface SetupInfo {
   backend: string;
+  /** XNNPACK threads of this thread's wasm backend (0 when another backend is in use). */
+  threads: number;
   trainSamples: number;
   testSamples: number;
 }
@@ -126,7 +128,7 @@ export async function setup(
   config: RunConfig,
   given?: { clients: readonly ClientData[] },
 ): Promise<{ sim: Simulation; info: SetupInfo }> {
-  const backend = await initBackend(config.train.backend);
+  const backend = await initBackend(config.train.backend, { threads: config.runtime.threads });
   let clients = given?.clients;
   if (!clients) {
     const splits = await asInputError(() =>
@@ -163,6 +165,7 @@ export async function setup(
     sim,
     info: {
       backend,
+      threads: backend === 'wasm' ? wasmThreads().threads : 0,
       trainSamples: clients.reduce((s, c) => s + c.train.size, 0),
       testSamples: clients.reduce((s, c) => s + c.test.size, 0),
     },

@@ -12,6 +12,10 @@ export const BACKEND_NAMES: readonly BackendName[] = ['auto', 'wasm', 'cpu', 'te
 
 let wasmLoaded = false;
 let tfnodeLoaded: boolean | null = null;
+/** XNNPACK threads of this thread's wasm backend, once it is initialised. */
+let wasmThreadCount = 0;
+/** Why the threaded build was not used, when threads were asked for and it could not be. */
+let wasmThreadNote: string | undefined;
 
 async function loadWasm(): Promise<void> {
   if (wasmLoaded) return;
@@ -19,6 +23,46 @@ async function loadWasm(): Promise<void> {
   const { registerWasmKernels } = await import('./kernels/register.js');
   registerWasmKernels();
   wasmLoaded = true;
+}
+
+export interface BackendOptions {
+  /**
+   * XNNPACK threads for the wasm backend (Node's main thread only; worker threads always use one,
+   * since the simulator runs one worker per core). 0: one per core. Fixed by the first wasm
+   * initialisation in a thread. Results do not depend on it.
+   */
+  threads?: number;
+}
+
+/** Threads of the wasm backend in use (1 when single-threaded), and why not more if it failed. */
+export function wasmThreads(): { threads: number; note?: string } {
+  return wasmThreadNote
+    ? { threads: wasmThreadCount, note: wasmThreadNote }
+    : { threads: wasmThreadCount };
+}
+
+async function setWasmBackend(threads: number): Promise<boolean> {
+  if (wasmThreadCount > 0 || typeof process === 'undefined' || !process.versions?.node)
+    return tf.setBackend('wasm');
+  const { isMainThread } = await import('node:worker_threads');
+  const { availableParallelism } = await import('node:os');
+  const { MAX_WASM_THREADS, prepareWasmThreads } = await import('./wasm_threads.js');
+  const want = isMainThread
+    ? Math.min(threads === 0 ? availableParallelism() : threads, MAX_WASM_THREADS)
+    : 1;
+  const setup = want > 1 ? prepareWasmThreads(want) : undefined;
+  if (setup && 'reason' in setup) wasmThreadNote = setup.reason;
+  try {
+    const ok = await tf.setBackend('wasm');
+    wasmThreadCount = ok ? 1 : 0;
+    return ok;
+  } finally {
+    if (setup && 'finish' in setup) {
+      const got = setup.finish();
+      if (wasmThreadCount > 0) wasmThreadCount = got;
+      if (got !== want) wasmThreadNote = `asked for ${want} threads, the backend runs ${got}`;
+    }
+  }
 }
 
 async function loadTfNode(): Promise<boolean> {
@@ -36,7 +80,10 @@ async function loadTfNode(): Promise<boolean> {
 }
 
 /** Selects and initialises a backend; returns the name of the backend now in use. */
-export async function initBackend(name: BackendName = 'auto'): Promise<string> {
+export async function initBackend(
+  name: BackendName = 'auto',
+  opts: BackendOptions = {},
+): Promise<string> {
   if (!BACKEND_NAMES.includes(name)) {
     throw new Error(`backend: expected one of ${BACKEND_NAMES.join(', ')}, got '${name}'`);
   }
@@ -51,7 +98,8 @@ export async function initBackend(name: BackendName = 'auto'): Promise<string> {
   }
   if (target === 'wasm') await loadWasm();
   if (tf.getBackend() !== target || !tf.findBackend(target)) {
-    const ok = await tf.setBackend(target);
+    const ok =
+      target === 'wasm' ? await setWasmBackend(opts.threads ?? 0) : await tf.setBackend(target);
     if (!ok) throw new Error(`backend '${target}' failed to initialise`);
   }
   await tf.ready();

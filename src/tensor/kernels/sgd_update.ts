@@ -144,7 +144,7 @@ const v128const = (word: number) => [
  * scalars, an element count that is a multiple of 4) that makes one pass over the four-lane
  * groups, keeping w and the running gradient in registers. A decay term's x is unused.
  */
-function programBytes(kinds: readonly number[], shrink: boolean): Uint8Array {
+function programBytes(kinds: readonly number[], shrink: boolean, shared: boolean): Uint8Array {
   const k = kinds.length;
   const [OUT, W, G] = [0, 1, 2];
   const x = (j: number) => 3 + j;
@@ -245,7 +245,18 @@ function programBytes(kinds: readonly number[], shrink: boolean): Uint8Array {
   const bytes = [
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
     ...section(1, vec([[0x60, ...vec(params.map((t) => [t])), ...vec([])]])),
-    ...section(2, vec([[...str('env'), ...str('memory'), 0x02, 0x00, 0x00]])),
+    // The memory import: no maximum, or (the threaded build's) shared with at most 4 GiB.
+    ...section(
+      2,
+      vec([
+        [
+          ...str('env'),
+          ...str('memory'),
+          0x02,
+          ...(shared ? [0x03, 0x00, ...uleb(65536)] : [0x00, 0x00]),
+        ],
+      ]),
+    ),
     ...section(3, vec([uleb(0)])),
     ...section(7, vec([[...str('update'), 0x00, ...uleb(0)]])),
     ...section(10, vec([[...uleb(body.length), ...body]])),
@@ -257,7 +268,7 @@ type ProgramFn = (...args: number[]) => void;
 
 /** The parts of the WebAssembly API used here (the project's type libraries lack it). */
 interface WasmMemory {
-  readonly buffer: ArrayBuffer;
+  readonly buffer: ArrayBuffer | SharedArrayBuffer;
 }
 interface WasmApi {
   Module: new (bytes: Uint8Array) => object;
@@ -272,18 +283,25 @@ const modules = new Map<string, object>();
 const instances = new WeakMap<WasmMemory, Map<string, ProgramFn | null>>();
 
 /**
- * The compiled program instantiated on the backend's memory (which its module exports), or null
- * where that cannot be done (a build without the export, a shared memory, no SIMD): the kernel
- * then runs the plain loops over the heap, with the same results.
+ * The compiled program instantiated on the backend's memory (which the single-threaded module
+ * exports and the threaded one imports as shared memory), or null where that cannot be done (no
+ * such memory, no SIMD): the kernel then runs the plain loops over the heap, with the same
+ * results.
  */
 function programFn(
   backend: BackendWasm,
   kinds: readonly number[],
   shrink: boolean,
 ): ProgramFn | null {
-  const memory = (backend.wasm as unknown as { asm?: { memory?: WasmMemory } }).asm?.memory;
+  const module = backend.wasm as unknown as {
+    asm?: { memory?: WasmMemory };
+    wasmMemory?: WasmMemory;
+  };
+  const memory = module.asm?.memory ?? module.wasmMemory;
   if (!memory) return null;
-  const key = `${kinds.join('')}${shrink ? 't' : ''}`;
+  const shared =
+    typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+  const key = `${kinds.join('')}${shrink ? 't' : ''}${shared ? 's' : ''}`;
   let fns = instances.get(memory);
   if (!fns) {
     fns = new Map();
@@ -292,7 +310,8 @@ function programFn(
   if (!fns.has(key)) {
     let fn: ProgramFn | null = null;
     try {
-      if (!modules.has(key)) modules.set(key, new wasmApi.Module(programBytes(kinds, shrink)));
+      if (!modules.has(key))
+        modules.set(key, new wasmApi.Module(programBytes(kinds, shrink, shared)));
       const compiled = modules.get(key)!;
       fn = (new wasmApi.Instance(compiled, { env: { memory } }).exports as { update: ProgramFn })
         .update;
