@@ -4,11 +4,12 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/sim/config.js';
-import { InProcessExecutor } from '../src/sim/executor.js';
+import { type Executor, InProcessExecutor, WorkerPool } from '../src/sim/executor.js';
 import { type ExperimentEvent, runExperiment } from '../src/sim/experiment.js';
 import { setup } from '../src/sim/setup.js';
 import { initialState, simulate } from '../src/sim/simulate.js';
 import { initBackend, wasmThreads } from '../src/tensor/backend.js';
+import type { ParamArrays } from '../src/tensor/params.js';
 
 const small = (algorithm: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
   parseConfig({
@@ -130,6 +131,36 @@ describe('simulation', () => {
     const server = (d: string) =>
       readFileSync(join(d, 'checkpoints', 'round-000002', 'server.msgpack')).toString('base64');
     expect(server(dirs[1]!)).toEqual(server(dirs[0]!));
+  });
+
+  it('trains the cnn to the same bits on two threads (in-process) as on one (worker threads)', async () => {
+    const config = small(
+      { name: 'fedavg' },
+      {
+        rounds: 1,
+        clients: { count: 40, sampling: { kind: 'count', k: 2 } },
+        model: { name: 'cnn' },
+      },
+    );
+    const { sim } = await setup(config);
+    const bits = (set: ParamArrays) =>
+      Object.values(set).map((a) =>
+        Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength).toString('base64'),
+      );
+    const serverAfterRound = async (executor: Executor) => {
+      const st = initialState(sim);
+      try {
+        for await (const e of simulate(sim, st, () => 0, executor))
+          if (e.type === 'round-end') break;
+      } finally {
+        await executor.close();
+      }
+      return bits(st.server.global!);
+    };
+    const threaded = await serverAfterRound(new InProcessExecutor(sim));
+    expect(threaded).not.toEqual(bits(sim.init));
+    expect(wasmThreads().threads).toBe(2);
+    expect(await serverAfterRound(await WorkerPool.start(sim, 2))).toEqual(threaded);
   });
 
   it('refuses a non-empty output directory', async () => {
