@@ -12,7 +12,7 @@ export * from './sim/events.js';
 export { runExperiment } from './sim/experiment.js';
 export { setup } from './sim/setup.js';
 export { initialState, simulate } from './sim/simulate.js';
-export { initBackend } from './tensor/backend.js';
+export { type BackendOptions, initBackend, wasmThreads } from './tensor/backend.js';
 export * from './tensor/params.js';
 export { Rng } from './tensor/rng.js';
 export * from './train/index.js';
