@@ -17,9 +17,12 @@ let wasmThreadCount = 0;
 /** Why the threaded build was not used, when threads were asked for and it could not be. */
 let wasmThreadNote: string | undefined;
 
+/** The wasm backend package's thread setting, from the copy of the package in use. */
+let setWasmThreadsCount: ((n: number) => void) | undefined;
+
 async function loadWasm(): Promise<void> {
   if (wasmLoaded) return;
-  await import('@tensorflow/tfjs-backend-wasm');
+  setWasmThreadsCount = (await import('@tensorflow/tfjs-backend-wasm')).setThreadsCount;
   const { registerWasmKernels } = await import('./kernels/register.js');
   registerWasmKernels();
   wasmLoaded = true;
@@ -50,7 +53,8 @@ async function setWasmBackend(threads: number): Promise<boolean> {
   const want = isMainThread
     ? Math.min(threads === 0 ? availableParallelism() : threads, MAX_WASM_THREADS)
     : 1;
-  const setup = want > 1 ? prepareWasmThreads(want) : undefined;
+  const setup =
+    want > 1 && setWasmThreadsCount ? prepareWasmThreads(want, setWasmThreadsCount) : undefined;
   if (setup && 'reason' in setup) wasmThreadNote = setup.reason;
   try {
     const ok = await tf.setBackend('wasm');

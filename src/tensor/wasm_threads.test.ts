@@ -25,7 +25,8 @@ describe('threaded wasm backend in Node', () => {
   });
 
   it('refuses thread counts it cannot give, with the reason', () => {
-    expect(prepareWasmThreads(1)).toEqual({ reason: expect.stringMatching(/2\.\.8, got 1/) });
-    expect(prepareWasmThreads(9)).toEqual({ reason: expect.stringMatching(/got 9/) });
+    const set = () => {};
+    expect(prepareWasmThreads(1, set)).toEqual({ reason: expect.stringMatching(/2\.\.8, got 1/) });
+    expect(prepareWasmThreads(9, set)).toEqual({ reason: expect.stringMatching(/got 9/) });
   });
 });

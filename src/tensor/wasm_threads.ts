@@ -43,12 +43,16 @@ export type ThreadSetup = { finish: () => number } | { reason: string };
 
 /**
  * Prepares the first initialisation of the wasm backend to load its threaded build with
- * `threads` XNNPACK threads. Call `finish()` once `tf.setBackend('wasm')` has settled (whatever
- * its outcome): it undoes the patches and returns the thread count the backend reports. Returns
- * a reason instead when the installed package does not look as expected; the backend then loads
- * its single-threaded build as usual.
+ * `threads` XNNPACK threads; `setThreadsCount` is that of the copy of @tensorflow/tfjs-backend-wasm
+ * in use (loading another copy would register every kernel twice). Call `finish()` once
+ * `tf.setBackend('wasm')` has settled (whatever its outcome): it undoes the patches and returns
+ * the thread count the backend reports. Returns a reason instead when the installed package does
+ * not look as expected; the backend then loads its single-threaded build as usual.
  */
-export function prepareWasmThreads(threads: number): ThreadSetup {
+export function prepareWasmThreads(
+  threads: number,
+  setThreadsCount: (n: number) => void,
+): ThreadSetup {
   if (!Number.isInteger(threads) || threads < 2 || threads > MAX_WASM_THREADS)
     return { reason: `threads must be an integer in 2..${MAX_WASM_THREADS}, got ${threads}` };
   let wasmOut: string;
@@ -84,10 +88,7 @@ export function prepareWasmThreads(threads: number): ThreadSetup {
     return Array.from({ length: 2 * threads }, () => one);
   };
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
-  const wasmPackage = require('@tensorflow/tfjs-backend-wasm') as {
-    setThreadsCount(n: number): void;
-  };
-  wasmPackage.setThreadsCount(threads);
+  setThreadsCount(threads);
   return {
     finish: () => {
       URL.createObjectURL = createObjectURL;
