@@ -10,7 +10,6 @@ import { type Executor, InProcessExecutor, WorkerPool } from '../sim/executor.js
 import { loadConfig } from '../sim/load_config.js';
 import { setup } from '../sim/setup.js';
 import { initialState, simulate } from '../sim/simulate.js';
-import { wasmThreads } from '../tensor/backend.js';
 
 export const help = `Usage: fedslr bench round [--config FILE] [--rounds N] [--pool N] [--set key=value ...] [--json]
 
@@ -37,8 +36,8 @@ function example(name: string): string {
 async function timeRounds(
   config: ReturnType<typeof loadConfig>,
   pool: number,
-): Promise<{ seconds: number; clients: number }> {
-  const { sim } = await setup(config);
+): Promise<{ seconds: number; clients: number; threads: number }> {
+  const { sim, info } = await setup(config);
   const executor: Executor =
     pool <= 1 ? new InProcessExecutor(sim) : await WorkerPool.start(sim, pool);
   const st = initialState(sim);
@@ -55,7 +54,11 @@ async function timeRounds(
   } finally {
     await executor.close();
   }
-  return { seconds: total / 1000 / config.rounds, clients: clients / config.rounds };
+  return {
+    seconds: total / 1000 / config.rounds,
+    clients: clients / config.rounds,
+    threads: info.threads,
+  };
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -87,7 +90,7 @@ export async function run(argv: string[]): Promise<number> {
   const many = await timeRounds(config, pool);
   const result = {
     config: file,
-    threads: wasmThreads().threads,
+    threads: one.threads,
     clients: one.clients,
     rounds,
     pool1_s: one.seconds,

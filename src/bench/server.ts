@@ -19,10 +19,10 @@ import { UsageError } from '../cli/command.js';
 import { fromMatrixArray, matrixShape } from '../linalg/matrix_view.js';
 import { plantedMatrix } from '../linalg/planted.js';
 import { createModel, MODEL_NAMES, type Model, type ModelName } from '../models/index.js';
-import { initBackend } from '../tensor/backend.js';
+import { backendThreads, initBackend } from '../tensor/backend.js';
 import { type ParamArrays, toArrays } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
-import { INPUT_SHAPES, median, positiveInt, threadsInUse } from './step.js';
+import { INPUT_SHAPES, median, positiveInt } from './step.js';
 
 export const help = [
   'Usage: fedslr bench server [--model resnet18gn|resnet8gn|cnn|mlp] [--classes N]',
@@ -151,7 +151,7 @@ export async function run(argv: string[]): Promise<number> {
   const classes = positiveInt('classes', values.classes);
   const clients = positiveInt('clients', values.clients);
   const rounds = positiveInt('rounds', values.rounds);
-  const threads = threadsInUse(await initBackend('wasm'));
+  const threads = backendThreads(await initBackend('wasm'));
   for (const regime of regimes) {
     const r = await benchServer(name, classes, regime, clients, rounds);
     if (values.json) console.log(JSON.stringify({ threads, ...r }));

@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { UsageError } from '../cli/command.js';
 import { createModel, type InputShape, MODEL_NAMES, type ModelName } from '../models/index.js';
-import { BACKEND_NAMES, type BackendName, initBackend, wasmThreads } from '../tensor/backend.js';
+import { BACKEND_NAMES, type BackendName, backendThreads, initBackend } from '../tensor/backend.js';
 import type { Params } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
 import { MAX_WASM_THREADS } from '../tensor/wasm_threads.js';
@@ -68,11 +68,6 @@ export function threadsFlag(value: string): number {
       `--threads: expected an integer in 0..${MAX_WASM_THREADS}, got '${value}'`,
     );
   return n;
-}
-
-/** XNNPACK threads in use when `backend` is wasm, else 0. */
-export function threadsInUse(backend: string): number {
-  return backend === 'wasm' ? wasmThreads().threads : 0;
 }
 
 /** A flag's value as an integer >= 1, or a usage error naming the flag. */
@@ -267,7 +262,7 @@ export async function run(argv: string[]): Promise<number> {
   const round2 = (v: number) => Math.round(v * 100) / 100;
   const result: StepBenchResult = {
     backend,
-    threads: threadsInUse(backend),
+    threads: backendThreads(backend),
     model,
     batch,
     ms_per_step: round2(median(times)),

@@ -17,9 +17,9 @@ import { parseArgs } from 'node:util';
 import { lowRankProduct, randomOrthonormal } from '../linalg/planted.js';
 import { gramSvd } from '../linalg/svd.js';
 import { type SvtHint, type SvtResult, svt } from '../linalg/svt.js';
-import { type BackendName, initBackend } from '../tensor/backend.js';
+import { type BackendName, backendThreads, initBackend } from '../tensor/backend.js';
 import { Rng } from '../tensor/rng.js';
-import { threadsFlag, threadsInUse } from './step.js';
+import { threadsFlag } from './step.js';
 
 export const help = [
   'Usage: fedslr bench svt [--shapes cnn|resnet18gn|all|RxC,...] [--regime full|low|both]',
@@ -175,7 +175,7 @@ export async function run(argv: string[]): Promise<number> {
   const backend = await initBackend(values.backend as BackendName, {
     threads: threadsFlag(values.threads!),
   });
-  const threads = threadsInUse(backend);
+  const threads = backendThreads(backend);
   const dir = mkdtempSync(join(tmpdir(), 'fedslr-svt-'));
   let numpyVersion: string | null = null;
   const rows: Row[] = [];

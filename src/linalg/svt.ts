@@ -175,15 +175,7 @@ function gramSvt(
       xc[p * m + i] = x;
     }
   }
-  const g = new Float64Array(n * n);
-  for (let p = 0; p < n; p++) {
-    for (let q = p; q < n; q++) {
-      const t = dot(xc, p * m, xc, q * m, m);
-      g[p * n + q] = t;
-      g[q * n + p] = t;
-    }
-  }
-  const { values, vt } = symmetricEigen(g, n);
+  const { values, vt } = symmetricEigen(symmetricDots(xc, xc, n, m), n);
   const order = Array.from({ length: n }, (_, i) => i).sort((x, y) => values[y]! - values[x]!);
   const s = order.map((j) => Math.sqrt(Math.max(values[j]!, 0)));
   const smax = s[0]!;
@@ -243,14 +235,7 @@ function gramSvt(
     }
   } else {
     // M = V_r diag(w) V_r^T (n x n, symmetric), SVT(X) = X M.
-    const mm = new Float64Array(n * n);
-    for (let p = 0; p < n; p++) {
-      for (let q = p; q < n; q++) {
-        const t = dot(vkRowsW, p * r, vkRows, q * r, r);
-        mm[p * n + q] = t;
-        mm[q * n + p] = t;
-      }
-    }
+    const mm = symmetricDots(vkRowsW, vkRows, n, r);
     for (let i = 0; i < m; i++) for (let q = 0; q < n; q++) put(i, q, dot(xr, i * n, mm, q * n, n));
   }
   return {
@@ -265,6 +250,22 @@ function gramSvt(
     method: 'gram',
     hint: { fullRank: r === n, rank: r },
   };
+}
+
+/**
+ * The count x count matrix of dot products of rows p of `x` and q of `y` (each `len` long,
+ * row-major), computed for q >= p and mirrored: callers pass rows whose products are symmetric.
+ */
+function symmetricDots(x: Float64Array, y: Float64Array, count: number, len: number): Float64Array {
+  const out = new Float64Array(count * count);
+  for (let p = 0; p < count; p++) {
+    for (let q = p; q < count; q++) {
+      const t = dot(x, p * len, y, q * len, len);
+      out[p * count + q] = t;
+      out[q * count + p] = t;
+    }
+  }
+  return out;
 }
 
 /** Dot product of x[xo .. xo + len) and y[yo .. yo + len), four partial sums. */

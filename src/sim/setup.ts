@@ -18,7 +18,7 @@ import {
 import { type ClientData, federate } from '../data/clients.js';
 import { loadDataset } from '../data/load.js';
 import { createModel } from '../models/index.js';
-import { initBackend, wasmThreads } from '../tensor/backend.js';
+import { backendThreads, initBackend } from '../tensor/backend.js';
 import { disposeParams, toArrays } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
 import type { AlgorithmConfig, RunConfig } from './config.js';
@@ -165,7 +165,7 @@ export async function setup(
     sim,
     info: {
       backend,
-      threads: backend === 'wasm' ? wasmThreads().threads : 0,
+      threads: backendThreads(backend),
       trainSamples: clients.reduce((s, c) => s + c.train.size, 0),
       testSamples: clients.reduce((s, c) => s + c.test.size, 0),
     },

@@ -44,6 +44,11 @@ export function wasmThreads(): { threads: number; note?: string } {
     : { threads: wasmThreadCount };
 }
 
+/** XNNPACK threads when `backend` (a name initBackend returned) is wasm, else 0. */
+export function backendThreads(backend: string): number {
+  return backend === 'wasm' ? wasmThreadCount : 0;
+}
+
 async function setWasmBackend(threads: number): Promise<boolean> {
   if (wasmThreadCount > 0 || typeof process === 'undefined' || !process.versions?.node)
     return tf.setBackend('wasm');
