@@ -76,8 +76,20 @@ describe('fedslr command', () => {
     // Nothing left to do: --resume keeps both runs and rewrites the table and report.
     expect(await main(['compare', '--resume', join(dir, 'cmp'), '--quiet'])).toBe(0);
     expect(out.join('\n')).toMatch(/\| fedavg \|[\s\S]*\| local \|/);
-    expect(await main(['compare', '--resume', join(dir, 'cmp'), '--algorithms', 'fedavg'])).toBe(2);
-    expect(err.join('\n')).toMatch(/drop --algorithms and --out/);
+    expect(await main(['compare', '--resume', join(dir, 'cmp'), '--out', join(dir, 'x')])).toBe(2);
+    expect(err.join('\n')).toMatch(/drop --out/);
+    // --algorithms on --resume adds the entries the comparison lacks.
+    expect(
+      await main([
+        'compare',
+        '--resume',
+        join(dir, 'cmp'),
+        '--algorithms',
+        'local,fedprox',
+        '--quiet',
+      ]),
+    ).toBe(0);
+    expect(out.at(-2)).toMatch(/\| fedavg \|[\s\S]*\| local \|[\s\S]*\| fedprox \|/);
     expect(await main(['compare', '--resume', dir])).toBe(2);
     expect(err.join('\n')).toMatch(/not a comparison directory/);
   });

@@ -135,6 +135,17 @@ describe('runCompare', () => {
     // More rounds continue every run; other changes are refused by name.
     const longer = await resumeCompare(out, ['rounds=3'], {});
     expect(longer.map((r) => r.rounds)).toEqual([3, 3, 3]);
+    // --algorithms on a resume adds only what the comparison lacks.
+    const added: string[] = [];
+    const grown = await resumeCompare(
+      out,
+      ['rounds=3'],
+      { onStart: ({ entry }) => added.push(entry.label) },
+      'ditto,fedprox:mu=0.5',
+    );
+    expect(added).toEqual(['fedprox:mu=0.5']);
+    expect(grown.map((r) => r.label)).toEqual(['fedavg', 'fedslr', 'ditto', 'fedprox:mu=0.5']);
+    expect(grown.slice(0, 3)).toEqual(longer);
     await expect(resumeCompare(out, ['seed=2', 'train.lr=0.5'], {})).rejects.toThrow(
       /differing keys: seed, train.lr/,
     );

@@ -224,20 +224,21 @@ export async function runCompare(
   opts: CompareOptions,
 ): Promise<CompareRow[]> {
   checkFreshDir(opts.outDir);
-  const dirs = entries.map((e) => runDirName(e.label));
-  const dup = dirs.find((d, i) => dirs.indexOf(d) !== i);
-  if (dup) throw new ConfigError(`--algorithms: two entries share the run directory name '${dup}'`);
+  checkRunDirs(entries);
   return compareLoop({ config, entries: [...entries], rows: [] }, [], opts);
 }
 
 /**
  * Continues the comparison in `outDir`. Only `rounds` and `runtime` may be changed by `sets`
- * (`--set` overrides); a larger `rounds` continues the finished runs too.
+ * (`--set` overrides); a larger `rounds` continues the finished runs too. `add` (an
+ * `--algorithms` list) appends the entries the comparison does not have yet, so a study can grow
+ * without rerunning what it finished; an entry it has must be listed unchanged.
  */
 export async function resumeCompare(
   outDir: string,
   sets: readonly string[],
   opts: Omit<CompareOptions, 'outDir'>,
+  add?: string,
 ): Promise<CompareRow[]> {
   const path = join(outDir, COMPARE_STATE);
   if (!existsSync(path)) {
@@ -258,7 +259,29 @@ export async function resumeCompare(
     );
   }
   const rows = saved.rows.filter((r) => r.rounds === config.rounds);
-  return compareLoop({ ...saved, config, rows }, sets, { ...opts, outDir });
+  const entries = add === undefined ? saved.entries : addEntries(saved.entries, add, config);
+  return compareLoop({ ...saved, config, entries, rows }, sets, { ...opts, outDir });
+}
+
+function addEntries(entries: CompareEntry[], list: string, config: RunConfig): CompareEntry[] {
+  const added = parseAlgorithmList(list, config.algorithm).filter((entry) => {
+    const had = entries.find((e) => e.label === entry.label);
+    if (had && JSON.stringify(had.algorithm) !== JSON.stringify(entry.algorithm)) {
+      throw new ConfigError(
+        `--algorithms: '${entry.label}' is already in the comparison with other options; give the new entry another label (e.g. add an option)`,
+      );
+    }
+    return !had;
+  });
+  const all = [...entries, ...added];
+  checkRunDirs(all);
+  return all;
+}
+
+function checkRunDirs(entries: readonly CompareEntry[]): void {
+  const dirs = entries.map((e) => runDirName(e.label));
+  const dup = dirs.find((d, i) => dirs.indexOf(d) !== i);
+  if (dup) throw new ConfigError(`--algorithms: two entries share the run directory name '${dup}'`);
 }
 
 async function compareLoop(

@@ -9,7 +9,7 @@ export const command: Command = {
   name: 'compare',
   summary: 'Run several algorithms on the identical setup and tabulate them',
   help: `Usage: fedslr compare <config.yaml|json> --algorithms A,B,... [--out DIR] [--set key=value ...] [--quiet]
-       fedslr compare --resume DIR [--set rounds=N] [--quiet]
+       fedslr compare --resume DIR [--algorithms A,B,...] [--set rounds=N] [--quiet]
 
 Runs each algorithm on the identical data split, seed, model and schedule of the config (only its
 algorithm section changes) and writes, under DIR:
@@ -32,7 +32,8 @@ Options:
   --set key=value    override a config value by its dot path (repeatable), as in \`fedslr run\`
   --resume DIR       continue an interrupted comparison: finished runs are kept, the interrupted
                      run continues from its newest checkpoint, the others start; --set may
-                     change only rounds (more rounds extend the finished runs too) and runtime
+                     change only rounds (more rounds extend the finished runs too) and runtime;
+                     with --algorithms, entries the comparison lacks are added and run after it
   --quiet            no progress output
 
 Exit codes: 0 done, 1 failed while running, 2 bad config or arguments.`,
@@ -78,12 +79,10 @@ Exit codes: 0 done, 1 failed while running, 2 bad config or arguments.`,
     if (values.resume !== undefined) {
       if (positionals.length > 0)
         throw new UsageError('--resume takes the comparison directory instead of a config file');
-      if (values.algorithms !== undefined || values.out !== undefined)
-        throw new UsageError(
-          '--resume continues the comparison as it was started; drop --algorithms and --out',
-        );
+      if (values.out !== undefined)
+        throw new UsageError('--resume continues in the comparison directory itself; drop --out');
       outDir = values.resume;
-      await resumeCompare(outDir, sets, hooks);
+      await resumeCompare(outDir, sets, hooks, values.algorithms);
     } else {
       if (positionals.length !== 1)
         throw new UsageError(`expected one config file, got ${positionals.length}`);
