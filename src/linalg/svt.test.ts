@@ -5,7 +5,14 @@ import { isPositiveDefinite } from './cholesky.js';
 import { plantedMatrix } from './planted.js';
 import { lowRankPays } from './prox.js';
 import { gramSvd, jacobiSvd, type Svd } from './svd.js';
-import { balancedFactors, newtonSchulzSchedule, type SvtResult, svt, svtMatrix } from './svt.js';
+import {
+  balancedFactors,
+  gramDomainPolar,
+  newtonSchulzSchedule,
+  type SvtResult,
+  svt,
+  svtMatrix,
+} from './svt.js';
 
 beforeAll(async () => {
   await initBackend('cpu');
@@ -208,6 +215,39 @@ describe('polar path', () => {
       checkResult(r, a, s, tau);
     },
   );
+
+  it.each([
+    { rows: 400, cols: 100 },
+    { rows: 100, cols: 400 },
+  ])('iterates on the Gram matrix of a $rows x $cols matrix', ({ rows, cols }) => {
+    const s = geometric(100, 1, 0.02);
+    const tau = 0.01;
+    const a = plantedMatrix(rows, cols, s, 21);
+    const r = svt(a, rows, cols, tau, { method: 'polar', factors: 'whenLowRank' });
+    expect(r.method).toBe('polar');
+    checkResult(r, a, s, tau);
+    // The Gram-domain iterate, before polishing, is already near orthonormal, so one or two plain
+    // Newton-Schulz steps finish it.
+    const tall = tf.tidy(() => {
+      const t = tf.tensor2d(a, [rows, cols]);
+      return rows >= cols ? t : tf.transpose(t);
+    }) as tf.Tensor2D;
+    const before = tf.memory().numTensors;
+    tf.tidy(() => {
+      const g0 = tf.matMul(tall, tall, true, false) as tf.Tensor2D;
+      const eye = tf.eye(100);
+      const step = (g: tf.Tensor2D, al: number) =>
+        tf.sub(tf.mul(eye, 1.5 * al), tf.mul(g, 0.5 * al ** 3)) as tf.Tensor2D;
+      const out = gramDomainPolar(tall, g0, 1.05, newtonSchulzSchedule(0.01), step);
+      expect(out).not.toBeNull();
+      expect(out!.polish.length).toBeGreaterThanOrEqual(1);
+      expect(out!.polish.length).toBeLessThanOrEqual(2);
+      const dev = tf.max(tf.abs(tf.sub(out!.g, eye))).dataSync()[0]!;
+      expect(dev).toBeLessThan(1e-2);
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    tall.dispose();
+  });
 
   it('designs its schedule for a certified s_min when the matrix is well conditioned', () => {
     const s = geometric(100, 2, 0.8);

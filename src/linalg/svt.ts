@@ -333,6 +333,47 @@ export function newtonSchulzSchedule(l0: number): number[] {
   return alphas;
 }
 
+/**
+ * From this ratio of long to short side on, the polar path iterates on the n x n Gram matrix
+ * (three n^3 products a step) instead of the m x n matrix (two m n^2 products a step).
+ */
+const GRAM_DOMAIN_RATIO = 3;
+
+/**
+ * Newton-Schulz in the Gram domain, for tall X (m >= 3n). Every iterate is X_k = X_0 M_k with M_k
+ * a polynomial in G_0 = X_0^T X_0, so the steps P_k = 1.5 a_k I - 0.5 a_k^3 G_k can run on n x n
+ * matrices alone: M_{k+1} = M_k P_k and G_{k+1} = P_k G_k P_k. Float32 rounding in G_0 (relative
+ * to s_max^2, large for the smallest values) leaves X_0 M_K only near orthonormal; plain
+ * Newton-Schulz steps (a = 1, cubic convergence) then polish it. Their number comes from
+ * ||X^T X - I||_F, which bounds every |s^2 - 1|. Null when that bound is too loose to polish from.
+ */
+export function gramDomainPolar(
+  x0: tf.Tensor2D,
+  g0: tf.Tensor2D,
+  scale: number,
+  alphas: readonly number[],
+  step: (g: tf.Tensor2D, al: number) => tf.Tensor2D,
+): { x: tf.Tensor2D; g: tf.Tensor2D; polish: number[] } | null {
+  let g: tf.Tensor2D = tf.div(g0, scale * scale);
+  let acc: tf.Tensor2D | null = null;
+  for (const al of alphas) {
+    const p = step(g, al);
+    acc = acc ? tf.matMul<tf.Tensor2D>(acc, p) : p;
+    g = tf.matMul(p, tf.matMul(g, p));
+  }
+  const x: tf.Tensor2D = acc ? tf.matMul(x0, tf.div(acc, scale)) : tf.div(x0, scale);
+  g = tf.matMul(tf.transpose(x), x);
+  const dev = Math.sqrt(tf.sum(tf.square(tf.sub(g, tf.eye(g.shape[0])))).dataSync()[0]!);
+  if (!(dev < 0.5)) return null;
+  let e = Math.max(1 - Math.sqrt(1 - dev), Math.sqrt(1 + dev) - 1);
+  const polish: number[] = [];
+  while (e > 4 * EPS32 && polish.length < 6) {
+    polish.push(1);
+    e = 1.5 * e * e + 0.5 * e * e * e;
+  }
+  return { x, g, polish };
+}
+
 /** The polar path; null when its certificate fails. */
 function polarSvt(
   a: Float32Array,
@@ -371,11 +412,15 @@ function polarSvt(
     }
     const alphas = newtonSchulzSchedule(lDesign * 0.98);
     const [orthT, hT, resT] = tf.tidy(() => {
-      let x: tf.Tensor2D = tf.div(x0, scale);
-      let g: tf.Tensor2D = tf.div(g0, scale * scale);
       const eye = tf.eye(n);
-      for (const al of alphas) {
-        x = tf.matMul(x, tf.sub(tf.mul(eye, 1.5 * al), tf.mul(g, 0.5 * al * al * al)));
+      const step = (g: tf.Tensor2D, al: number) =>
+        tf.sub(tf.mul(eye, 1.5 * al), tf.mul(g, 0.5 * al * al * al)) as tf.Tensor2D;
+      const fromGram =
+        m >= GRAM_DOMAIN_RATIO * n ? gramDomainPolar(x0, g0, scale, alphas, step) : null;
+      let x: tf.Tensor2D = fromGram?.x ?? tf.div(x0, scale);
+      let g: tf.Tensor2D = fromGram?.g ?? tf.div(g0, scale * scale);
+      for (const al of fromGram?.polish ?? alphas) {
+        x = tf.matMul(x, step(g, al));
         g = tf.matMul(tf.transpose(x), x);
       }
       const res = tf.sub(x0, tf.mul(x, tau));
