@@ -293,10 +293,21 @@ function topEigen(g: Float32Array, n: number): number {
   for (let it = 0; it < 30; it++) {
     const y = new Float64Array(n);
     for (let i = 0; i < n; i++) {
-      let t = 0;
+      // Four partial sums: one would chain every add on the previous one.
       const o = i * n;
-      for (let j = 0; j < n; j++) t += g[o + j]! * x[j]!;
-      y[i] = t;
+      let t0 = 0;
+      let t1 = 0;
+      let t2 = 0;
+      let t3 = 0;
+      let j = 0;
+      for (; j + 3 < n; j += 4) {
+        t0 += g[o + j]! * x[j]!;
+        t1 += g[o + j + 1]! * x[j + 1]!;
+        t2 += g[o + j + 2]! * x[j + 2]!;
+        t3 += g[o + j + 3]! * x[j + 3]!;
+      }
+      for (; j < n; j++) t0 += g[o + j]! * x[j]!;
+      y[i] = t0 + t1 + (t2 + t3);
     }
     let xy = 0;
     let xx = 0;
