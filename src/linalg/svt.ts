@@ -287,28 +287,13 @@ function dot(x: Float64Array, xo: number, y: Float64Array, yo: number, len: numb
 
 /** Largest eigenvalue of a symmetric PSD matrix (float64 power iteration, Rayleigh quotient). */
 function topEigen(g: Float32Array, n: number): number {
+  const g64 = Float64Array.from(g);
   let x = new Float64Array(n);
   for (let i = 0; i < n; i++) x[i] = 1 + ((i * 7919) % 13) / 13;
   let lambda = 0;
   for (let it = 0; it < 30; it++) {
     const y = new Float64Array(n);
-    for (let i = 0; i < n; i++) {
-      // Four partial sums: one would chain every add on the previous one.
-      const o = i * n;
-      let t0 = 0;
-      let t1 = 0;
-      let t2 = 0;
-      let t3 = 0;
-      let j = 0;
-      for (; j + 3 < n; j += 4) {
-        t0 += g[o + j]! * x[j]!;
-        t1 += g[o + j + 1]! * x[j + 1]!;
-        t2 += g[o + j + 2]! * x[j + 2]!;
-        t3 += g[o + j + 3]! * x[j + 3]!;
-      }
-      for (; j < n; j++) t0 += g[o + j]! * x[j]!;
-      y[i] = t0 + t1 + (t2 + t3);
-    }
+    for (let i = 0; i < n; i++) y[i] = dot(g64, i * n, x, 0, n);
     let xy = 0;
     let xx = 0;
     let yy = 0;
