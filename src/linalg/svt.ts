@@ -342,6 +342,7 @@ const GRAM_DOMAIN_RATIO = 3;
  * to s_max^2, large for the smallest values) leaves X_0 M_K only near orthonormal; plain
  * Newton-Schulz steps (a = 1, cubic convergence) then polish it. Their number comes from
  * ||X^T X - I||_F, which bounds every |s^2 - 1|. Null when that bound is too loose to polish from.
+ * Call it inside tf.tidy: its intermediates are left to the enclosing scope.
  */
 export function gramDomainPolar(
   x0: tf.Tensor2D,
