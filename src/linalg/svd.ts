@@ -232,8 +232,8 @@ export function symmetricEigen(
     const h = d[i + 1]!;
     if (h !== 0) {
       for (let k = 0; k <= i; k++) d[k] = V[k * n + i + 1]! / h;
-      // dots[j] = sum over k of V[k][i+1] V[k][j], then V[k][j] -= dots[j] d[k]: row by row, with the
-      // same order of summation as column by column.
+      // dots[j] = sum over k of V[k][i+1] V[k][j], then V[k][j] -= dots[j] d[k]: row by row,
+      // summed in the same order as column by column.
       dots.fill(0, 0, i + 1);
       for (let k = 0; k <= i; k++) {
         const o = k * n;
