@@ -3,6 +3,7 @@
  * ("every singular value is above tau", "no other singular value is above tau").
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { dot } from './dot.js';
 
 /** From this size on the trailing updates run as tfjs matmuls (float32) in blocks of 128. */
 const BLOCKED_FROM = 256;
@@ -12,16 +13,13 @@ const BLOCK = 128;
 function cholSmall(a: Float64Array, nb: number, ld: number): boolean {
   for (let j = 0; j < nb; j++) {
     const jo = j * ld;
-    let d = a[jo + j]!;
-    for (let k = 0; k < j; k++) d -= a[jo + k]! * a[jo + k]!;
+    const d = a[jo + j]! - dot(a, jo, a, jo, j);
     if (!(d > 0)) return false;
     const djj = Math.sqrt(d);
     a[jo + j] = djj;
     for (let i = j + 1; i < nb; i++) {
       const io = i * ld;
-      let t = a[io + j]!;
-      for (let k = 0; k < j; k++) t -= a[io + k]! * a[jo + k]!;
-      a[io + j] = t / djj;
+      a[io + j] = (a[io + j]! - dot(a, io, a, jo, j)) / djj;
     }
   }
   return true;
@@ -63,9 +61,7 @@ export function isPositiveDefinite(h: Float32Array, n: number, shift: number): b
       for (let i = nb; i < t; i++) {
         const io = i * nb;
         for (let c = 0; c < nb; c++) {
-          let x = col[io + c]!;
-          for (let k = 0; k < c; k++) x -= row[k]! * col[c * nb + k]!;
-          row[c] = x / col[c * nb + c]!;
+          row[c] = (col[io + c]! - dot(row, 0, col, c * nb, c)) / col[c * nb + c]!;
         }
         l21.set(row, (i - nb) * nb);
       }

@@ -261,6 +261,31 @@ describe('polar path', () => {
     checkResult(again, a, s, 1e-3);
   });
 
+  it('starts its power iteration from the hint, and a misleading start vector costs time, not exactness', () => {
+    const s = [1, ...geometric(99, 0.9, 0.05)];
+    const a = plantedMatrix(200, 100, s, 17);
+    const r = svt(a, 200, 100, 0.01, { factors: 'whenLowRank' });
+    expect(r.method).toBe('polar');
+    expect(r.hint.topVector?.length).toBe(100);
+    checkResult(r, a, s, 0.01);
+    const again = svt(a, 200, 100, 0.01, { factors: 'whenLowRank', hint: r.hint });
+    expect(again.method).toBe('polar');
+    checkResult(again, a, s, 0.01);
+    // A start orthogonal to the top right singular vector: six steps leave the estimate near
+    // s_2^2, so the scale undershoots s_1 and Newton-Schulz flips that direction; the certificate
+    // must reject it and a later method answer exactly.
+    const v1 = jacobiSvd(a, 200, 100).v;
+    const start = new Float32Array(100);
+    start[0] = 1;
+    for (let i = 0; i < 100; i++) start[i] = start[i]! - v1[0]! * v1[i * 100]!;
+    const misled = svt(a, 200, 100, 0.01, {
+      factors: 'whenLowRank',
+      hint: { ...r.hint, topVector: start },
+    });
+    expect(misled.method).not.toBe('polar');
+    checkResult(misled, a, s, 0.01);
+  });
+
   it.each([
     { name: 'one value below tau', s: [...geometric(99, 1, 0.05), 0.009], tau: 0.01 },
     { name: 'one value just below tau', s: [...geometric(99, 1, 0.05), 0.01 * 0.999], tau: 0.01 },

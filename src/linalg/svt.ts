@@ -19,6 +19,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../tensor/rng.js';
 import { isPositiveDefinite } from './cholesky.js';
+import { dot } from './dot.js';
 import { lowRankPays } from './prox.js';
 import { EPS64, jacobiSvd, type Svd, symmetricEigen } from './svd.js';
 
@@ -47,6 +48,8 @@ export interface SvtHint {
   basis?: Float32Array;
   /** Certified lower bound on s_min / s_max that the polar path used last time. */
   polarL?: number;
+  /** Top eigenvector of the Gram matrix (the polar path's power iteration starts from it). */
+  topVector?: Float32Array;
 }
 
 export interface SvtResult {
@@ -268,49 +271,37 @@ function symmetricDots(x: Float64Array, y: Float64Array, count: number, len: num
   return out;
 }
 
-/** Dot product of x[xo .. xo + len) and y[yo .. yo + len), four partial sums. */
-function dot(x: Float64Array, xo: number, y: Float64Array, yo: number, len: number): number {
-  let t0 = 0;
-  let t1 = 0;
-  let t2 = 0;
-  let t3 = 0;
-  let k = 0;
-  for (; k + 3 < len; k += 4) {
-    t0 += x[xo + k]! * y[yo + k]!;
-    t1 += x[xo + k + 1]! * y[yo + k + 1]!;
-    t2 += x[xo + k + 2]! * y[yo + k + 2]!;
-    t3 += x[xo + k + 3]! * y[yo + k + 3]!;
-  }
-  for (; k < len; k++) t0 += x[xo + k]! * y[yo + k]!;
-  return t0 + t1 + (t2 + t3);
-}
-
-/** Largest eigenvalue of a symmetric PSD matrix (float64 power iteration, Rayleigh quotient). */
-function topEigen(g: Float32Array, n: number): number {
+/**
+ * Largest eigenvalue of a symmetric PSD matrix (float64 power iteration, Rayleigh quotient, so an
+ * estimate from below) and its vector. `start` (last round's vector of the same matrix, as the
+ * hint keeps it) replaces the fixed start vector; the iteration then stops after six steps
+ * instead of running the full 30 when the top eigenvalues lie close together.
+ */
+function topEigen(
+  g: Float32Array,
+  n: number,
+  start?: Float32Array,
+): { value: number; vector: Float32Array } {
   const g64 = Float64Array.from(g);
   let x = new Float64Array(n);
-  for (let i = 0; i < n; i++) x[i] = 1 + ((i * 7919) % 13) / 13;
+  if (start?.length === n) x.set(start);
+  else for (let i = 0; i < n; i++) x[i] = 1 + ((i * 7919) % 13) / 13;
   let lambda = 0;
   for (let it = 0; it < 30; it++) {
     const y = new Float64Array(n);
     for (let i = 0; i < n; i++) y[i] = dot(g64, i * n, x, 0, n);
-    let xy = 0;
-    let xx = 0;
-    let yy = 0;
-    for (let i = 0; i < n; i++) {
-      xy += x[i]! * y[i]!;
-      xx += x[i]! * x[i]!;
-      yy += y[i]! * y[i]!;
-    }
-    const next = xx > 0 ? xy / xx : 0;
-    if (yy === 0) return 0;
+    const xx = dot(x, 0, x, 0, n);
+    const yy = dot(y, 0, y, 0, n);
+    const next = xx > 0 ? dot(x, 0, y, 0, n) / xx : 0;
+    if (yy === 0) return { value: 0, vector: Float32Array.from(x) };
     const ny = Math.sqrt(yy);
     for (let i = 0; i < n; i++) y[i] = y[i]! / ny;
     x = y;
-    if (it > 4 && Math.abs(next - lambda) <= 1e-4 * next) return next;
+    if (it > 4 && Math.abs(next - lambda) <= 1e-4 * next)
+      return { value: next, vector: Float32Array.from(x) };
     lambda = next;
   }
-  return lambda;
+  return { value: lambda, vector: Float32Array.from(x) };
 }
 
 /**
@@ -392,7 +383,8 @@ function polarSvt(
     let fro2 = 0;
     for (let i = 0; i < n; i++) fro2 += gdata[i * n + i]!;
     // Power iteration approaches s_max from below: 5% headroom, never above the Frobenius norm.
-    const scale = Math.min(Math.sqrt(topEigen(gdata, n)) * 1.05, Math.sqrt(fro2));
+    const top = topEigen(gdata, n, hint?.topVector);
+    const scale = Math.min(Math.sqrt(top.value) * 1.05, Math.sqrt(fro2));
     if (!(scale > tau)) return null;
     // Lower bounds on s_min from Cholesky tests on the float32 Gram matrix (error <= marginG).
     // They only choose the schedule and skip hopeless cases; the final certificate decides.
@@ -446,7 +438,7 @@ function polarSvt(
       matrix,
       method: 'polar',
       polarOrthError: orth,
-      hint: { fullRank: true, polarL: lDesign },
+      hint: { fullRank: true, polarL: lDesign, topVector: top.vector },
     };
   } finally {
     tf.dispose([x0, g0]);
@@ -544,7 +536,7 @@ function deflatedPolarSvt(
     const gdata = g0.dataSync() as Float32Array;
     let fro2 = 0;
     for (let i = 0; i < n; i++) fro2 += gdata[i * n + i]!;
-    const scale = Math.min(Math.sqrt(topEigen(gdata, n)) * 1.05, Math.sqrt(fro2));
+    const scale = Math.min(Math.sqrt(topEigen(gdata, n).value) * 1.05, Math.sqrt(fro2));
     const band = DEFLATE_BAND * tau;
     if (!(scale > band) || tau === 0) return null;
     const alphas = newtonSchulzSchedule((band / scale) * 0.98);
