@@ -170,10 +170,12 @@ function gramSvt(
   // dot product of contiguous rows, which V8 runs several times faster than row updates.
   const xr = new Float64Array(m * n);
   const xc = new Float64Array(m * n);
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) {
-      const x = a[r * cols + c]!;
-      const [i, p] = tall ? [r, c] : [c, r];
+  // Element (i, p) of X is a[i * cols + p] (tall) or a[p * cols + i] (wide).
+  const si = tall ? cols : 1;
+  const sp = tall ? 1 : cols;
+  for (let i = 0; i < m; i++) {
+    for (let p = 0; p < n; p++) {
+      const x = a[i * si + p * sp]!;
       xr[i * n + p] = x;
       xc[p * m + i] = x;
     }
@@ -209,14 +211,8 @@ function gramSvt(
     }
   }
   const withFactors = policy === 'always' || lowRankPays(rows, cols, r);
+  // Element (i, q) of SVT(X) goes to matrix[i * si + q * sp].
   const matrix = new Float32Array(rows * cols);
-  const put = tall
-    ? (i: number, q: number, x: number) => {
-        matrix[i * cols + q] = x;
-      }
-    : (i: number, q: number, x: number) => {
-        matrix[q * cols + i] = x;
-      };
   const values64 = new Float64Array(r);
   for (let j = 0; j < r; j++) values64[j] = s[j]! - tau;
   let u: Float32Array | null = null;
@@ -227,7 +223,7 @@ function gramSvt(
     for (let i = 0; i < m; i++)
       for (let j = 0; j < r; j++) y[i * r + j] = dot(xr, i * n, vk, j * n, n);
     for (let i = 0; i < m; i++)
-      for (let q = 0; q < n; q++) put(i, q, dot(y, i * r, vkRowsW, q * r, r));
+      for (let q = 0; q < n; q++) matrix[i * si + q * sp] = dot(y, i * r, vkRowsW, q * r, r);
     if (withFactors) {
       const mSide = new Float32Array(m * r);
       for (let i = 0; i < m; i++)
@@ -239,7 +235,8 @@ function gramSvt(
   } else {
     // M = V_r diag(w) V_r^T (n x n, symmetric), SVT(X) = X M.
     const mm = symmetricDots(vkRowsW, vkRows, n, r);
-    for (let i = 0; i < m; i++) for (let q = 0; q < n; q++) put(i, q, dot(xr, i * n, mm, q * n, n));
+    for (let i = 0; i < m; i++)
+      for (let q = 0; q < n; q++) matrix[i * si + q * sp] = dot(xr, i * n, mm, q * n, n);
   }
   return {
     rows,
