@@ -284,6 +284,12 @@ describe('polar path', () => {
     });
     expect(misled.method).not.toBe('polar');
     checkResult(misled, a, s, 0.01);
+    const zero = svt(a, 200, 100, 0.01, {
+      factors: 'whenLowRank',
+      hint: { ...r.hint, topVector: new Float32Array(100) },
+    });
+    expect(zero.method).toBe('polar');
+    checkResult(zero, a, s, 0.01);
   });
 
   it.each([

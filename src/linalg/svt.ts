@@ -271,8 +271,9 @@ function symmetricDots(x: Float64Array, y: Float64Array, count: number, len: num
 /**
  * Largest eigenvalue of a symmetric PSD matrix (float64 power iteration, Rayleigh quotient, so an
  * estimate from below) and its vector. `start` (last round's vector of the same matrix, as the
- * hint keeps it) replaces the fixed start vector; the iteration then stops after six steps
- * instead of running the full 30 when the top eigenvalues lie close together.
+ * hint keeps it; ignored when zero or of another length) replaces the fixed start vector; the
+ * iteration then stops after six steps instead of running the full 30 when the top eigenvalues
+ * lie close together.
  */
 function topEigen(
   g: Float32Array,
@@ -281,7 +282,7 @@ function topEigen(
 ): { value: number; vector: Float32Array } {
   const g64 = Float64Array.from(g);
   let x = new Float64Array(n);
-  if (start?.length === n) x.set(start);
+  if (start?.length === n && start.some((v) => v !== 0)) x.set(start);
   else for (let i = 0; i < n; i++) x[i] = 1 + ((i * 7919) % 13) / 13;
   let lambda = 0;
   for (let it = 0; it < 30; it++) {
