@@ -24,15 +24,20 @@ function tiedValues(rng: Rng, n: number): Float32Array {
   return randomValues(rng, n).map((v) => Math.max(0, Math.round(v * 3)));
 }
 
+/** Tied values with every fifth one NaN: a NaN is never a window's maximum. */
+function withNaN(rng: Rng, n: number): Float32Array {
+  return tiedValues(rng, n).map((v, i) => (i % 5 === 2 ? Number.NaN : v));
+}
+
 describe('MaxPoolGrad on wasm', () => {
   it.each(CASES.map((c, i) => [JSON.stringify(c), c, i] as const))(
-    'equals cpu, with and without ties: %s',
+    'equals cpu, with and without ties and NaN: %s',
     async (_, c, i) => {
       const { cpu, wasm } = await onBoth(() => {
         const rng = Rng.derive(31, i);
         const n = c.shape.reduce((a, b) => a * b, 1);
         const f = (x: tf.Tensor) => tf.maxPool(x as tf.Tensor4D, c.size, c.stride, c.pad);
-        const grads = [randomValues(rng, n), tiedValues(rng, n)].map((values) => {
+        const grads = [randomValues(rng, n), tiedValues(rng, n), withNaN(rng, n)].map((values) => {
           const x = tf.tensor4d(values, c.shape);
           const y = f(x);
           const dy = tf.tensor(randomValues(rng, y.size), y.shape);
@@ -40,7 +45,7 @@ describe('MaxPoolGrad on wasm', () => {
         });
         return grads;
       });
-      expect(wasm.shapes).toEqual([c.shape, c.shape]);
+      expect(wasm.shapes).toEqual([c.shape, c.shape, c.shape]);
       wasm.values.forEach((v, j) => expect(relativeError(v, cpu.values[j]!)).toBeLessThan(1e-6));
     },
   );

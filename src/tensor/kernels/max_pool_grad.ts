@@ -30,6 +30,19 @@ const maxPoolGrad: KernelFunc = ({ inputs, backend, attrs }) => {
   const g = heapF32(wasm, dy);
   const out = heapF32(wasm, dx);
   out.fill(0);
+  if (
+    effectiveFilterHeight === 2 &&
+    effectiveFilterWidth === 2 &&
+    strideHeight === 2 &&
+    strideWidth === 2 &&
+    padInfo.top === 0 &&
+    padInfo.left === 0 &&
+    2 * outHeight <= inHeight &&
+    2 * outWidth <= inWidth
+  ) {
+    pool2x2(x, g, out, batchSize, inHeight, inWidth, c, outHeight, outWidth);
+    return dx;
+  }
   for (let b = 0; b < batchSize; b++) {
     for (let oh = 0; oh < outHeight; oh++) {
       const h0 = Math.max(0, oh * strideHeight - padInfo.top);
@@ -57,6 +70,55 @@ const maxPoolGrad: KernelFunc = ({ inputs, backend, attrs }) => {
   }
   return dx;
 };
+
+/**
+ * The common 2x2 pool with stride 2 and every window inside the input: windows do not overlap,
+ * so each is scanned once over all channels at a time, its four rows of c values read in
+ * order. Same rule as the general loop: strict `>` from -Infinity in row-major window order.
+ */
+function pool2x2(
+  x: Float32Array,
+  g: Float32Array,
+  out: Float32Array,
+  batch: number,
+  inHeight: number,
+  inWidth: number,
+  c: number,
+  outHeight: number,
+  outWidth: number,
+): void {
+  const row = inWidth * c;
+  for (let b = 0; b < batch; b++) {
+    for (let oh = 0; oh < outHeight; oh++) {
+      for (let ow = 0; ow < outWidth; ow++) {
+        const i00 = ((b * inHeight + 2 * oh) * inWidth + 2 * ow) * c;
+        const gBase = ((b * outHeight + oh) * outWidth + ow) * c;
+        for (let d = 0; d < c; d++) {
+          const i = i00 + d;
+          let best = Number.NEGATIVE_INFINITY;
+          let at = -1;
+          const v00 = x[i]!;
+          if (v00 > best) {
+            best = v00;
+            at = i;
+          }
+          const v01 = x[i + c]!;
+          if (v01 > best) {
+            best = v01;
+            at = i + c;
+          }
+          const v10 = x[i + row]!;
+          if (v10 > best) {
+            best = v10;
+            at = i + row;
+          }
+          if (x[i + row + c]! > best) at = i + row + c;
+          if (at >= 0) out[at] = g[gBase + d]!;
+        }
+      }
+    }
+  }
+}
 
 export const maxPoolGradConfig: KernelConfig = {
   kernelName: 'MaxPoolGrad',
