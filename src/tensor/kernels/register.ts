@@ -6,6 +6,7 @@ import { conv2dBackpropFilterConfig } from './conv2d_backprop_filter.js';
 import { conv2dBackpropInputConfig } from './conv2d_backprop_input.js';
 import { castConfig, identityConfig } from './identity.js';
 import { maxPoolGradConfig } from './max_pool_grad.js';
+import { sumConfig } from './sum.js';
 import { builtinKernels } from './wasm.js';
 
 /** Our wasm kernels, by kernel name. */
@@ -16,6 +17,7 @@ export const WASM_KERNELS: readonly KernelConfig[] = [
   maxPoolGradConfig,
   identityConfig,
   castConfig,
+  sumConfig,
 ];
 
 const registered = new Set<string>();
