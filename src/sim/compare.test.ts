@@ -108,6 +108,41 @@ describe('runCompare', () => {
     ).rejects.toThrow(/not empty/);
   });
 
+  it('records a run whose training diverges and goes on with the next; resume does not retry it', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'fedslr-compare-'));
+    dirs.push(out);
+    // A server step of 1e30 sends the global model to infinity after round 1.
+    const entries = parseAlgorithmList('scaffold:serverLr=1e30,fedavg', config.algorithm);
+    const diverged: string[] = [];
+    const rows = await runCompare(config, entries, {
+      outDir: out,
+      onDiverged: ({ entry }, err) => diverged.push(`${entry.label}: round ${err.round}`),
+    });
+    expect(diverged).toEqual(['scaffold:serverLr=1e30: round 2']);
+    expect(rows.map((r) => [r.label, r.rounds, r.diverged_round])).toEqual([
+      ['scaffold:serverLr=1e30', 1, 2],
+      ['fedavg', 2, undefined],
+    ]);
+    expect(rows[0]!.global_acc_final).toBeGreaterThan(0);
+    expect(rows[0]!.diverged_reason).toMatch(/training diverged in round 2: client \d+'s loss is/);
+    const md = readFileSync(join(out, 'compare.md'), 'utf8');
+    expect(md).toContain('| scaffold:serverLr=1e30 (diverged in round 2) |');
+    expect(md).toMatch(
+      /scaffold:serverLr=1e30: training diverged in round 2: .*last evaluation, at round 1\./,
+    );
+    const csv = readFileSync(join(out, 'compare.csv'), 'utf8').trim().split('\n');
+    const header = csv[0]!.split(',');
+    expect(csv[1]!.split(',')[header.indexOf('diverged_round')]).toBe('2');
+    expect(csv[2]!.split(',')[header.indexOf('diverged_round')]).toBe('');
+
+    const started: string[] = [];
+    const again = await resumeCompare(out, [], {
+      onStart: ({ entry }) => started.push(entry.label),
+    });
+    expect(started).toEqual([]);
+    expect(again).toEqual(rows);
+  });
+
   it('resumes an interrupted comparison: keeps finished runs, continues the interrupted one', async () => {
     const out = mkdtempSync(join(tmpdir(), 'fedslr-compare-'));
     dirs.push(out);

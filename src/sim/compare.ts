@@ -4,7 +4,9 @@
  * FedSLR study reports: compare.md (readable) and compare.csv (for tools). Both, and compare.json
  * (the config, the entries and the finished rows), are rewritten atomically after every run, so an
  * interrupted comparison keeps the rows it finished and `resumeCompare` can continue it: finished
- * runs are kept, an interrupted run continues from its newest checkpoint, the rest start.
+ * runs are kept, an interrupted run continues from its newest checkpoint, the rest start. A run
+ * whose training diverges gets a row from its last evaluation, marked as diverged, and the
+ * comparison goes on.
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,9 +20,11 @@ import {
   parseConfig,
   type RunConfig,
 } from './config.js';
+import type { EvalRecord } from './events.js';
 import { diffKeys, type ExperimentEvent, resumeExperiment, runExperiment } from './experiment.js';
 import { applySet } from './load_config.js';
-import { checkFreshDir, type RunSummary } from './rundir.js';
+import { checkFreshDir, FILES, type RunSummary, summarizeRun } from './rundir.js';
+import { TrainingDiverged } from './simulate.js';
 
 /** One algorithm of a comparison: its label (also its run directory's name) and its config. */
 export interface CompareEntry {
@@ -90,6 +94,9 @@ export interface CompareRow {
   down_vs_dense?: number;
   time_s: number;
   run_dir: string;
+  /** Set when the run's training diverged: the round, and the numbers are its last evaluation's. */
+  diverged_round?: number;
+  diverged_reason?: string;
 }
 
 /** What the clients of the last round downloaded, from the simulator's round events. */
@@ -149,6 +156,8 @@ const COLUMNS: (keyof CompareRow)[] = [
   'down_vs_dense',
   'time_s',
   'run_dir',
+  'diverged_round',
+  'diverged_reason',
 ];
 
 const csvField = (v: unknown): string => {
@@ -177,7 +186,7 @@ export function compareMarkdown(rows: readonly CompareRow[], config: RunConfig):
   ];
   const body = rows.map(
     (r) =>
-      `| ${r.label.replaceAll('|', '\\|')} | ${pct(r.global_acc_final)} | ${pct(r.global_acc_best)} | ${pct(r.personal_acc_final)} | ${pct(r.personal_acc_best)} | ${pct(r.personal_acc_p10)} | ${count(r.down_params_per_client)} | ${pct(r.personal_density)} | ${mb(r.down_bytes)} | ${mb(r.up_bytes)} | ${pct(r.down_vs_dense)} | ${r.time_s.toFixed(0)} |`,
+      `| ${r.label.replaceAll('|', '\\|')}${r.diverged_round ? ` (diverged in round ${r.diverged_round})` : ''} | ${pct(r.global_acc_final)} | ${pct(r.global_acc_best)} | ${pct(r.personal_acc_final)} | ${pct(r.personal_acc_best)} | ${pct(r.personal_acc_p10)} | ${count(r.down_params_per_client)} | ${pct(r.personal_density)} | ${mb(r.down_bytes)} | ${mb(r.up_bytes)} | ${pct(r.down_vs_dense)} | ${r.time_s.toFixed(0)} |`,
   );
   return [
     '# fedslr compare',
@@ -187,6 +196,12 @@ export function compareMarkdown(rows: readonly CompareRow[], config: RunConfig):
     ...header,
     ...body,
     '',
+    ...rows
+      .filter((r) => r.diverged_round)
+      .flatMap((r) => [
+        `${r.label}: ${r.diverged_reason} Its row shows its last evaluation, at round ${r.rounds}.`,
+        '',
+      ]),
   ].join('\n');
 }
 
@@ -203,6 +218,8 @@ export interface CompareOptions {
   outDir: string;
   /** Called before each algorithm's run starts or continues. */
   onStart?: (run: CompareStart) => void;
+  /** Called when an algorithm's training diverged; the comparison then goes on with the next. */
+  onDiverged?: (run: CompareStart, error: TrainingDiverged) => void;
   onEvent?: (e: ExperimentEvent) => void;
 }
 
@@ -258,7 +275,8 @@ export async function resumeCompare(
       `cannot resume '${outDir}' with a different config (only rounds and runtime may change); differing keys: ${changed.join(', ')}`,
     );
   }
-  const rows = saved.rows.filter((r) => r.rounds === config.rounds);
+  // A diverged run is not retried: it would diverge again at the same round.
+  const rows = saved.rows.filter((r) => r.rounds === config.rounds || r.diverged_round);
   const entries = add === undefined ? saved.entries : addEntries(saved.entries, add, config);
   return compareLoop({ ...saved, config, entries, rows }, sets, { ...opts, outDir });
 }
@@ -284,6 +302,16 @@ function checkRunDirs(entries: readonly CompareEntry[]): void {
   if (dup) throw new ConfigError(`--algorithms: two entries share the run directory name '${dup}'`);
 }
 
+/** The evaluations a run directory's metrics.jsonl holds (written by this package, one per line). */
+function readEvalRecords(dir: string): EvalRecord[] {
+  const path = join(dir, FILES.metrics);
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as EvalRecord);
+}
+
 async function compareLoop(
   state: CompareState,
   sets: readonly string[],
@@ -299,7 +327,8 @@ async function compareLoop(
   for (const [i, entry] of entries.entries()) {
     if (state.rows.some((r) => r.label === entry.label)) continue;
     const dir = join(opts.outDir, runDirName(entry.label));
-    opts.onStart?.({ entry, index: i, count: entries.length, runDir: dir, rounds: config.rounds });
+    const start = { entry, index: i, count: entries.length, runDir: dir, rounds: config.rounds };
+    opts.onStart?.(start);
     const last = new LastRound();
     const onEvent = (e: ExperimentEvent) => {
       last.on(e);
@@ -308,10 +337,29 @@ async function compareLoop(
     // A run that died before its first checkpoint has nothing worth keeping.
     const resumable = listCheckpoints(dir).length > 0;
     if (!resumable) rmSync(dir, { recursive: true, force: true });
-    const summary = resumable
-      ? await resumeExperiment(dir, sets, onEvent)
-      : await runExperiment({ ...config, algorithm: entry.algorithm }, { outDir: dir, onEvent });
-    const row = rowOf(entry, summary, last.clients ? last : undefined, dir);
+    let row: CompareRow;
+    try {
+      const summary = resumable
+        ? await resumeExperiment(dir, sets, onEvent)
+        : await runExperiment({ ...config, algorithm: entry.algorithm }, { outDir: dir, onEvent });
+      row = rowOf(entry, summary, last.clients ? last : undefined, dir);
+    } catch (err) {
+      if (!(err instanceof TrainingDiverged)) throw err;
+      opts.onDiverged?.(start, err);
+      const records = readEvalRecords(dir);
+      const lastEval = records[records.length - 1];
+      const summary = summarizeRun(
+        entry.algorithm.name,
+        records,
+        lastEval?.round ?? 0,
+        lastEval?.time_s ?? 0,
+      );
+      row = {
+        ...rowOf(entry, summary, undefined, dir),
+        diverged_round: err.round,
+        diverged_reason: `training diverged in round ${err.round}: client ${err.client}'s loss is ${err.loss} (lr ${err.lr}).`,
+      };
+    }
     state.rows = entries.flatMap((e) =>
       e === entry ? [row] : state.rows.filter((r) => r.label === e.label),
     );

@@ -20,6 +20,22 @@ import { drawClients } from './sampling.js';
 import { summarize } from './stats.js';
 import { type ClientStore, MemoryStore } from './store.js';
 
+/** A drawn client's training loss was not finite: the run cannot go on at this learning rate. */
+export class TrainingDiverged extends Error {
+  constructor(
+    /** The round (from 1) whose training diverged. */
+    readonly round: number,
+    readonly client: number,
+    readonly loss: number,
+    readonly lr: number,
+  ) {
+    super(
+      `training diverged in round ${round}: client ${client}'s loss is ${loss} (lr ${lr}); try a smaller train.lr. The run directory keeps everything up to the last evaluation.`,
+    );
+    this.name = 'TrainingDiverged';
+  }
+}
+
 export interface Simulation {
   config: RunConfig;
   model: Model;
@@ -167,9 +183,7 @@ export async function* simulate(
     }
     const diverged = results.findIndex((r) => !Number.isFinite(r.upload.trainLoss));
     if (diverged >= 0) {
-      throw new Error(
-        `training diverged in round ${t + 1}: client ${drawn[diverged]}'s loss is ${results[diverged]!.upload.trainLoss} (lr ${lr}); try a smaller train.lr. The run directory keeps everything up to the last evaluation.`,
-      );
+      throw new TrainingDiverged(t + 1, drawn[diverged]!, results[diverged]!.upload.trainLoss, lr);
     }
     // Fold results in client order, whatever order they finished in.
     const uploads = results.map((r, i) => {

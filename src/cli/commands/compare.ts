@@ -36,6 +36,10 @@ Options:
                      with --algorithms, entries the comparison lacks are added and run after it
   --quiet            no progress output
 
+An algorithm whose training diverges (a client's loss is not finite) keeps the numbers of its last
+evaluation, marked "diverged in round N" in the table; the comparison goes on with the next one
+and --resume does not retry it.
+
 Exit codes: 0 done, 1 failed while running, 2 bad config or arguments.`,
   async run(argv) {
     let parsed: ReturnType<typeof parse>;
@@ -59,6 +63,13 @@ Exit codes: 0 done, 1 failed while running, 2 bad config or arguments.`,
           `fedslr compare [${run.index + 1}/${run.count}]: ${run.entry.label}, ${run.rounds} rounds -> ${run.runDir}\n`,
         );
         rounds = run.rounds;
+      },
+      onDiverged: (run: CompareStart, err: Error) => {
+        progress?.done();
+        progress = undefined;
+        process.stderr.write(
+          `fedslr compare: ${run.entry.label}: ${err.message}\n  its row keeps its last evaluation; going on with the next algorithm\n`,
+        );
       },
       onEvent: (e: ExperimentEvent) => {
         if (values.quiet) return;
