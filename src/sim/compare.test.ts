@@ -124,6 +124,8 @@ describe('runCompare', () => {
       ['fedavg', 2, undefined],
     ]);
     expect(rows[0]!.global_acc_final).toBeGreaterThan(0);
+    // The model and SCAFFOLD's control variate, as downloaded in the last round that ran.
+    expect(rows[0]!.down_params_per_client).toBe(2 * rows[1]!.down_params_per_client!);
     expect(rows[0]!.diverged_reason).toMatch(/training diverged in round 2: client \d+'s loss is/);
     const md = readFileSync(join(out, 'compare.md'), 'utf8');
     expect(md).toContain('| scaffold:serverLr=1e30 (diverged in round 2) |');

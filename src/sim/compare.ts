@@ -99,14 +99,21 @@ export interface CompareRow {
   diverged_reason?: string;
 }
 
-/** What the clients of the last round downloaded, from the simulator's round events. */
+/**
+ * What the clients of the last finished round downloaded, from the simulator's round events (a
+ * round that diverged started but did not end, and does not count).
+ */
 class LastRound {
   clients = 0;
   down_params = 0;
+  private drawn = 0;
 
   on(e: ExperimentEvent): void {
-    if (e.type === 'round-start') this.clients = e.clients.length;
-    if (e.type === 'round-end') this.down_params = e.down_params;
+    if (e.type === 'round-start') this.drawn = e.clients.length;
+    if (e.type === 'round-end') {
+      this.clients = this.drawn;
+      this.down_params = e.down_params;
+    }
   }
 }
 
@@ -355,7 +362,7 @@ async function compareLoop(
         lastEval?.time_s ?? 0,
       );
       row = {
-        ...rowOf(entry, summary, undefined, dir),
+        ...rowOf(entry, summary, last.clients ? last : undefined, dir),
         diverged_round: err.round,
         diverged_reason: `training diverged in round ${err.round}: client ${err.client}'s loss is ${err.loss} (lr ${err.lr}).`,
       };
