@@ -291,13 +291,16 @@ function topEigen(
     const xx = dot(x, 0, x, 0, n);
     const yy = dot(y, 0, y, 0, n);
     const next = xx > 0 ? dot(x, 0, y, 0, n) / xx : 0;
-    if (yy === 0) return { value: 0, vector: Float32Array.from(x) };
+    if (yy === 0) {
+      lambda = 0;
+      break;
+    }
     const ny = Math.sqrt(yy);
     for (let i = 0; i < n; i++) y[i] = y[i]! / ny;
     x = y;
-    if (it > 4 && Math.abs(next - lambda) <= 1e-4 * next)
-      return { value: next, vector: Float32Array.from(x) };
+    const settled = it > 4 && Math.abs(next - lambda) <= 1e-4 * next;
     lambda = next;
+    if (settled) break;
   }
   return { value: lambda, vector: Float32Array.from(x) };
 }
