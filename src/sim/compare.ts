@@ -20,10 +20,9 @@ import {
   parseConfig,
   type RunConfig,
 } from './config.js';
-import type { EvalRecord } from './events.js';
 import { diffKeys, type ExperimentEvent, resumeExperiment, runExperiment } from './experiment.js';
 import { applySet } from './load_config.js';
-import { checkFreshDir, FILES, type RunSummary, summarizeRun } from './rundir.js';
+import { checkFreshDir, type RunSummary, readRecords, summarizeRun } from './rundir.js';
 import { TrainingDiverged } from './simulate.js';
 
 /** One algorithm of a comparison: its label (also its run directory's name) and its config. */
@@ -309,16 +308,6 @@ function checkRunDirs(entries: readonly CompareEntry[]): void {
   if (dup) throw new ConfigError(`--algorithms: two entries share the run directory name '${dup}'`);
 }
 
-/** The evaluations a run directory's metrics.jsonl holds (written by this package, one per line). */
-function readEvalRecords(dir: string): EvalRecord[] {
-  const path = join(dir, FILES.metrics);
-  if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as EvalRecord);
-}
-
 async function compareLoop(
   state: CompareState,
   sets: readonly string[],
@@ -344,28 +333,29 @@ async function compareLoop(
     // A run that died before its first checkpoint has nothing worth keeping.
     const resumable = listCheckpoints(dir).length > 0;
     if (!resumable) rmSync(dir, { recursive: true, force: true });
-    let row: CompareRow;
+    let summary: RunSummary;
+    let diverged: TrainingDiverged | undefined;
     try {
-      const summary = resumable
+      summary = resumable
         ? await resumeExperiment(dir, sets, onEvent)
         : await runExperiment({ ...config, algorithm: entry.algorithm }, { outDir: dir, onEvent });
-      row = rowOf(entry, summary, last.clients ? last : undefined, dir);
     } catch (err) {
       if (!(err instanceof TrainingDiverged)) throw err;
+      diverged = err;
       opts.onDiverged?.(start, err);
-      const records = readEvalRecords(dir);
+      const records = readRecords(dir);
       const lastEval = records[records.length - 1];
-      const summary = summarizeRun(
+      summary = summarizeRun(
         entry.algorithm.name,
         records,
         lastEval?.round ?? 0,
         lastEval?.time_s ?? 0,
       );
-      row = {
-        ...rowOf(entry, summary, last.clients ? last : undefined, dir),
-        diverged_round: err.round,
-        diverged_reason: `training diverged in round ${err.round}: client ${err.client}'s loss is ${err.loss} (lr ${err.lr}).`,
-      };
+    }
+    const row: CompareRow = rowOf(entry, summary, last.clients ? last : undefined, dir);
+    if (diverged) {
+      row.diverged_round = diverged.round;
+      row.diverged_reason = `${diverged.reason}.`;
     }
     state.rows = entries.flatMap((e) =>
       e === entry ? [row] : state.rows.filter((r) => r.label === e.label),

@@ -65,6 +65,16 @@ export function summarizeRun(
   return summary;
 }
 
+/** The evaluations a run directory's metrics.jsonl holds, as RunDir writes them (none if absent). */
+export function readRecords(dir: string): EvalRecord[] {
+  const path = join(dir, FILES.metrics);
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as EvalRecord);
+}
+
 /** Refuses to write into a directory that already holds a run or other files. */
 export function checkFreshDir(dir: string): void {
   if (!existsSync(dir)) return;

@@ -22,6 +22,9 @@ import { type ClientStore, MemoryStore } from './store.js';
 
 /** A drawn client's training loss was not finite: the run cannot go on at this learning rate. */
 export class TrainingDiverged extends Error {
+  /** What happened, without the advice the message adds. */
+  readonly reason: string;
+
   constructor(
     /** The round (from 1) whose training diverged. */
     readonly round: number,
@@ -29,9 +32,11 @@ export class TrainingDiverged extends Error {
     readonly loss: number,
     readonly lr: number,
   ) {
+    const reason = `training diverged in round ${round}: client ${client}'s loss is ${loss} (lr ${lr})`;
     super(
-      `training diverged in round ${round}: client ${client}'s loss is ${loss} (lr ${lr}); try a smaller train.lr. The run directory keeps everything up to the last evaluation.`,
+      `${reason}; try a smaller train.lr. The run directory keeps everything up to the last evaluation.`,
     );
+    this.reason = reason;
     this.name = 'TrainingDiverged';
   }
 }
