@@ -151,6 +151,20 @@ describe('svt', () => {
     checkResult(r, a, s, tau);
   });
 
+  it.each([
+    { rows: 130, cols: 70 },
+    { rows: 70, cols: 130 },
+  ])('gram path with its last product in tfjs ($rows x $cols, full rank)', ({ rows, cols }) => {
+    const s = geometric(70, 1, 0.02);
+    const a = plantedMatrix(rows, cols, s, 8);
+    const before = tf.memory().numTensors;
+    const r = svt(a, rows, cols, 0.01, { method: 'gram', factors: 'whenLowRank' });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(r.method).toBe('gram');
+    expect(r.values).toBeNull();
+    checkResult(r, a, s, 0.01);
+  });
+
   it('the zero matrix thresholds to zero with rank 0', () => {
     for (const method of ['jacobi', 'gram', 'auto'] as const) {
       const r = svt(new Float32Array(12), 3, 4, 0.1, { method });
@@ -360,6 +374,16 @@ describe('subspace path', () => {
       expect(tf.memory().numTensors).toBe(before);
     },
   );
+
+  it('answers small low-rank matrices too, once a round was low-rank', () => {
+    const small = [...geometric(7, 1, 0.3), ...geometric(57, 0.09, 0.001)];
+    const a = plantedMatrix(128, 64, small, 22);
+    const first = svt(a, 128, 64, 0.1, { factors: 'whenLowRank' });
+    checkResult(first, a, small, 0.1);
+    const next = svt(a, 128, 64, 0.1, { factors: 'whenLowRank', hint: first.hint });
+    expect(next.method).toBe('subspace');
+    checkResult(next, a, small, 0.1);
+  });
 
   it('falls back when the kept rank exceeds its block (full rank)', () => {
     const full = geometric(100, 1, 0.2);
