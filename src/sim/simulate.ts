@@ -32,7 +32,7 @@ export class TrainingDiverged extends Error {
     readonly loss: number,
     readonly lr: number,
   ) {
-    const reason = `training diverged in round ${round}: client ${client}'s loss is ${loss} (lr ${lr})`;
+    const reason = `training diverged in round ${round}: client ${client}'s loss is ${loss} (lr ${Number(lr.toPrecision(4))})`;
     super(
       `${reason}; try a smaller train.lr. The run directory keeps everything up to the last evaluation.`,
     );
