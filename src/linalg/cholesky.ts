@@ -9,8 +9,11 @@ import { dot } from './dot.js';
 const BLOCKED_FROM = 256;
 const BLOCK = 128;
 
-/** In-place Cholesky of the leading nb x nb block of the row-major `a` (stride `ld`); false if not PD. */
-function cholSmall(a: Float64Array, nb: number, ld: number): boolean {
+/**
+ * In-place Cholesky (float64) of the leading nb x nb block of the row-major `a` (stride `ld`):
+ * L in the lower triangle, the upper one untouched; false if not positive definite.
+ */
+export function choleskyInPlace(a: Float64Array, nb: number, ld: number): boolean {
   for (let j = 0; j < nb; j++) {
     const jo = j * ld;
     const d = a[jo + j]! - dot(a, jo, a, jo, j);
@@ -38,7 +41,7 @@ export function isPositiveDefinite(h: Float32Array, n: number, shift: number): b
       for (let j = 0; j <= i; j++) l[i * n + j] = 0.5 * (h[i * n + j]! + h[j * n + i]!);
       l[i * n + i] = l[i * n + i]! - shift;
     }
-    return cholSmall(l, n, n);
+    return choleskyInPlace(l, n, n);
   }
   const m0 = new Float32Array(n * n);
   for (let i = 0; i < n; i++) {
@@ -53,7 +56,7 @@ export function isPositiveDefinite(h: Float32Array, n: number, shift: number): b
       const colT = tf.slice(rest, [0, 0], [t, nb]);
       const col = Float64Array.from(colT.dataSync());
       colT.dispose();
-      if (!cholSmall(col, nb, nb)) return false;
+      if (!choleskyInPlace(col, nb, nb)) return false;
       if (t === nb) return true;
       // L21 = A21 L11^{-T}: forward substitution on every row below the diagonal block.
       const l21 = new Float32Array((t - nb) * nb);

@@ -355,6 +355,28 @@ describe('deflated polar path', () => {
   });
 });
 
+describe('deflated polar path, float64 bottom pairs', () => {
+  // A value at 0.6 of the band (2 tau): Newton-Schulz leaves it nearly converged, which the
+  // float32 filter cannot resolve and the certificates reject. A kept value 0.05% above tau:
+  // closer to tau than the float32 certificate can tell. The float64 inverse iteration and the
+  // float64 certificate of the pairs near tau answer both.
+  const head = geometric(96, 1, 0.05);
+  it.each([
+    { name: 'a value at 0.6 of the band', rows: 130, cols: 100, near: 0.012 },
+    { name: 'a value at 0.6 of the band', rows: 100, cols: 140, near: 0.012 },
+    { name: 'a kept value 1.0005 tau', rows: 130, cols: 100, near: 0.010005 },
+    { name: 'a kept value 1.0005 tau', rows: 100, cols: 140, near: 0.010005 },
+  ])('thresholds $rows x $cols exactly without the Gram path ($name)', ({ rows, cols, near }) => {
+    const s = [...head, near, 0.009, 0.005, 0];
+    const a = plantedMatrix(rows, cols, s, 17);
+    const before = tf.memory().numTensors;
+    const r = svt(a, rows, cols, 0.01, { factors: 'whenLowRank' });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(r.method).toBe('polar');
+    checkResult(r, a, s, 0.01);
+  });
+});
+
 describe('subspace path', () => {
   const s = [...geometric(10, 1, 0.3), ...geometric(110, 0.09, 0.001)];
   it.each([
