@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../tensor/rng.js';
 import { ConfigError, parseConfig } from './config.js';
+import { longestFirst } from './executor.js';
 import { applySet } from './load_config.js';
 import { drawClients } from './sampling.js';
 import { percentile, summarize } from './stats.js';
@@ -28,6 +29,13 @@ describe('client sampling', () => {
     expect(() => drawClients({ kind: 'count', k: 31 }, 30, new Rng(3))).toThrow(
       /cannot draw 31 clients out of 30/,
     );
+  });
+});
+
+describe('worker pool order', () => {
+  it('starts the longest jobs first, ties in index order', () => {
+    expect(longestFirst([300, 1200, 50, 1200, 700])).toEqual([1, 3, 4, 0, 2]);
+    expect(longestFirst([])).toEqual([]);
   });
 });
 
