@@ -828,7 +828,7 @@ function bottomBasis(
  */
 function solveCholesky(l: Float64Array, n: number, y: Float64Array, yo: number): void {
   for (let i = 0; i < n; i++) y[yo + i] = (y[yo + i]! - dot(l, i * n, y, yo, i)) / l[i * n + i]!;
-  // L^T z = y from the last row up: z_i leaves row i of L times itself in the rows above.
+  // L^T z = y from the last row up: once z_i is known, z_i times row i of L leaves the rows above.
   for (let i = n - 1; i >= 0; i--) {
     const z = y[yo + i]! / l[i * n + i]!;
     y[yo + i] = z;
