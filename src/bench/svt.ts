@@ -7,8 +7,8 @@
  * - low:  10% of the values geometric in [0.3, 1], the rest in [0.001, 0.09], tau = 0.1.
  * Each case is called three times untimed (a first round, no hint; then two with the hint), then
  * `--reps` times with the hint the previous call returned, as the FedSLR server does round after
- * round. Fast cases (second or third call under 50 ms) get FAST_WARMUP more untimed calls, so
- * that V8 has optimised the code a long-running server runs, and at least FAST_REPS timed ones
+ * round. Fast cases (second or third call under 50 ms) get more untimed calls (see FAST_WARMUP),
+ * so that V8 has optimised the code a long-running server runs, and at least FAST_REPS timed ones
  * (numpy gets as many). Two chances, because the first call of a path that the hint switches to
  * (128x64 low: Gram path cold, subspace path warm) runs unoptimised code and can take 50 ms.
  */
@@ -25,8 +25,12 @@ import { type BackendName, backendThreads, initBackend } from '../tensor/backend
 import { Rng } from '../tensor/rng.js';
 import { threadsFlag } from './step.js';
 
-/** Extra untimed calls and the least timed calls for cases whose second or third call takes < 50 ms. */
+/**
+ * Cases whose second or third call takes < 50 ms get at least FAST_WARMUP more untimed calls, as
+ * many as fill FAST_WARMUP_MS (at most 5000), and at least FAST_REPS timed ones.
+ */
 const FAST_WARMUP = 200;
+const FAST_WARMUP_MS = 1000;
 const FAST_REPS = 50;
 
 export const help = [
@@ -209,7 +213,7 @@ export async function run(argv: string[]): Promise<number> {
           if (i >= warmup) times.push(dt);
           else if (i === 0) cold = dt;
           else if (dt < 50 && warmup === 3) {
-            warmup += FAST_WARMUP;
+            warmup += Math.min(Math.max(FAST_WARMUP, Math.ceil(FAST_WARMUP_MS / dt)), 5000);
             caseReps = Math.max(reps, FAST_REPS);
           }
           hint = res.hint;
