@@ -60,17 +60,18 @@ describe('fedslr command', () => {
     const dir = mkdtempSync(join(tmpdir(), 'fedslr-cli-'));
     const config = join(dir, 'c.json');
     writeFileSync(config, JSON.stringify(tiny));
+    const progress: string[] = [];
+    const stderr = vi
+      .spyOn(process.stderr, 'write')
+      .mockImplementation((s) => progress.push(String(s)) > 0);
     expect(
-      await main([
-        'compare',
-        config,
-        '--algorithms',
-        'fedavg,local',
-        '--out',
-        join(dir, 'cmp'),
-        '--quiet',
-      ]),
+      await main(['compare', config, '--algorithms', 'fedavg,local', '--out', join(dir, 'cmp')]),
     ).toBe(0);
+    stderr.mockRestore();
+    // Before the second entry: what is left, at the first run's wall time.
+    expect(progress.join('')).toMatch(
+      /\[2\/2\]: local[^\n]*\n {2}this and the other entries left: about \d+s at the finished runs' mean wall time/,
+    );
     for (const f of ['compare.md', 'compare.csv', 'compare.json', 'report.html'])
       expect(existsSync(join(dir, 'cmp', f)), f).toBe(true);
     // Nothing left to do: --resume keeps both runs and rewrites the table and report.

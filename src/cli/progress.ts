@@ -1,7 +1,7 @@
 /** Progress of a run: a bar with ETA on a terminal, plain lines otherwise. */
 import type { RunEvent } from '../sim/events.js';
 
-function fmtDuration(s: number): string {
+export function fmtDuration(s: number): string {
   if (!Number.isFinite(s)) return '?';
   if (s < 60) return `${s.toFixed(0)}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`;

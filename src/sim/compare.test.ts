@@ -61,11 +61,19 @@ describe('runCompare', () => {
       config.algorithm,
     );
     const started: string[] = [];
+    const estimates: (number | undefined)[] = [];
     const rows = await runCompare(config, entries, {
       outDir: out,
-      onStart: ({ entry }) => started.push(entry.label),
+      onStart: ({ entry, estimate_s }) => {
+        started.push(entry.label);
+        estimates.push(estimate_s);
+      },
     });
     expect(started).toEqual(['fedslr', 'feddyn', 'fedslr:ablation=sparse-only']);
+    // What is left, at the mean wall time of the runs finished before each start.
+    expect(estimates[0]).toBeUndefined();
+    expect(estimates[1]).toBeCloseTo(2 * rows[0]!.time_s, 10);
+    expect(estimates[2]).toBeCloseTo((rows[0]!.time_s + rows[1]!.time_s) / 2, 10);
     for (const d of ['fedslr', 'feddyn', 'fedslr_ablation_sparse-only'])
       expect(existsSync(join(out, d, 'summary.json'))).toBe(true);
     const saved = JSON.parse(readFileSync(join(out, 'fedslr', 'config.json'), 'utf8'));

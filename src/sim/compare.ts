@@ -218,6 +218,11 @@ export interface CompareStart {
   count: number;
   runDir: string;
   rounds: number;
+  /**
+   * Seconds the entries without a row (this one included) would take at the mean wall time of
+   * the runs finished so far (diverged ones left out); undefined before the first finishes.
+   */
+  estimate_s?: number;
 }
 
 export interface CompareOptions {
@@ -323,7 +328,18 @@ async function compareLoop(
   for (const [i, entry] of entries.entries()) {
     if (state.rows.some((r) => r.label === entry.label)) continue;
     const dir = join(opts.outDir, runDirName(entry.label));
-    const start = { entry, index: i, count: entries.length, runDir: dir, rounds: config.rounds };
+    const finished = state.rows.filter((r) => r.diverged_round === undefined);
+    const left = entries.length - state.rows.length;
+    const start: CompareStart = {
+      entry,
+      index: i,
+      count: entries.length,
+      runDir: dir,
+      rounds: config.rounds,
+      estimate_s: finished.length
+        ? (left * finished.reduce((s, r) => s + r.time_s, 0)) / finished.length
+        : undefined,
+    };
     opts.onStart?.(start);
     const last = new LastRound();
     const onEvent = (e: ExperimentEvent) => {

@@ -34,7 +34,8 @@ Options:
                      run continues from its newest checkpoint, the others start; --set may
                      change only rounds (more rounds extend the finished runs too) and runtime;
                      with --algorithms, entries the comparison lacks are added and run after it
-  --quiet            no progress output
+  --quiet            no progress output (each run's rounds with an ETA, and when a run starts
+                     roughly how long the entries left take at the finished runs' mean time)
 
 An algorithm whose training diverges (a client's loss is not finite) keeps the numbers of its last
 evaluation, marked "diverged in round N" in the table; the comparison goes on with the next one
@@ -51,7 +52,7 @@ Exit codes: 0 done, 1 failed while running, 2 bad config or arguments.`,
     const { values, positionals } = parsed;
     const sets = values.set ?? [];
     const { parseAlgorithmList, resumeCompare, runCompare } = await import('../../sim/compare.js');
-    const { Progress } = await import('../progress.js');
+    const { Progress, fmtDuration } = await import('../progress.js');
     let progress: InstanceType<typeof Progress> | undefined;
     let rounds = 0;
     const hooks = {
@@ -62,6 +63,11 @@ Exit codes: 0 done, 1 failed while running, 2 bad config or arguments.`,
         process.stderr.write(
           `fedslr compare [${run.index + 1}/${run.count}]: ${run.entry.label}, ${run.rounds} rounds -> ${run.runDir}\n`,
         );
+        if (run.estimate_s !== undefined) {
+          process.stderr.write(
+            `  this and the other entries left: about ${fmtDuration(run.estimate_s)} at the finished runs' mean wall time\n`,
+          );
+        }
         rounds = run.rounds;
       },
       onDiverged: (run: CompareStart, err: Error) => {
