@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../src/cli/cli.js';
+import { fmtDuration } from '../src/cli/progress.js';
 
 const tiny = {
   seed: 1,
@@ -111,5 +112,17 @@ describe('fedslr command', () => {
     expect(out.join('\n')).toMatch(/Usage: fedslr run <config/);
     expect(await main(['compare', '--help'])).toBe(0);
     expect(out.join('\n')).toMatch(/fedslr compare --resume DIR[\s\S]*compare\.json/);
+  });
+});
+
+describe('fmtDuration', () => {
+  it('rounds to the unit it shows last, carrying into the next', () => {
+    expect(fmtDuration(42)).toBe('42s');
+    expect(fmtDuration(59.6)).toBe('1m00s');
+    expect(fmtDuration(187)).toBe('3m07s');
+    expect(fmtDuration(119.7)).toBe('2m00s');
+    expect(fmtDuration(7199)).toBe('2h00m');
+    expect(fmtDuration(7530)).toBe('2h06m');
+    expect(fmtDuration(Number.NaN)).toBe('?');
   });
 });

@@ -1,11 +1,14 @@
 /** Progress of a run: a bar with ETA on a terminal, plain lines otherwise. */
 import type { RunEvent } from '../sim/events.js';
 
+/** Seconds as 42s, 3m07s or 2h05m (rounded to the unit shown last). */
 export function fmtDuration(s: number): string {
   if (!Number.isFinite(s)) return '?';
-  if (s < 60) return `${s.toFixed(0)}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.round((s % 3600) / 60)).padStart(2, '0')}m`;
+  const sec = Math.round(s);
+  if (sec < 60) return `${sec}s`;
+  if (sec < 3600) return `${Math.floor(sec / 60)}m${String(sec % 60).padStart(2, '0')}s`;
+  const min = Math.round(s / 60);
+  return `${Math.floor(min / 60)}h${String(min % 60).padStart(2, '0')}m`;
 }
 
 const pct = (x: number | undefined) =>
