@@ -38,7 +38,7 @@ function checkMatrix(a: ArrayLike<number>, rows: number, cols: number, where: st
  * Columns of the tall orientation, column-major: for rows >= cols the columns of A, otherwise
  * those of A^T. Returns [data, m, n] with m >= n.
  */
-function tallColumns(
+export function tallColumns(
   a: ArrayLike<number>,
   rows: number,
   cols: number,

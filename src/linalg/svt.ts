@@ -21,7 +21,7 @@ import { Rng } from '../tensor/rng.js';
 import { choleskyInPlace, isPositiveDefinite } from './cholesky.js';
 import { dot } from './dot.js';
 import { lowRankPays } from './prox.js';
-import { EPS64, jacobiSvd, type Svd, symmetricEigen } from './svd.js';
+import { EPS64, jacobiSvd, type Svd, symmetricEigen, tallColumns } from './svd.js';
 
 export type SvtMethod = 'auto' | 'polar' | 'subspace' | 'gram' | 'jacobi';
 /**
@@ -798,16 +798,8 @@ function bottomBasis(
   scale: number,
   rng: Rng,
 ): Float64Array | null {
-  const tall = rows >= cols;
-  const n = Math.min(rows, cols);
-  const m = Math.max(rows, cols);
   // The columns of X as rows, so that G's entries are dot products of contiguous rows.
-  const xc = new Float64Array(n * m);
-  for (let r = 0; r < rows; r++)
-    for (let c = 0; c < cols; c++) {
-      if (tall) xc[c * m + r] = a[r * cols + c]!;
-      else xc[r * m + c] = a[r * cols + c]!;
-    }
+  const [xc, m, n] = tallColumns(a, rows, cols);
   const l = symmetricDots(xc, xc, n, m);
   const sigma = 64 * n * EPS64 * scale * scale;
   for (let i = 0; i < n; i++) l[i * n + i] = l[i * n + i]! + sigma;
