@@ -2,20 +2,27 @@
  * Reports on run directories: one self-contained HTML file with charts (`writeReport`), and the
  * same series as CSV files (`writeReportCsv`).
  */
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { writeFileAtomic } from '../util/fs.js';
 import { buildCharts, renderSvg } from './charts.js';
 import { findCompareTable } from './compare.js';
 import { writeCsv } from './csv.js';
 import { renderPage } from './html.js';
-import { commonParent, loadRuns, type RunData } from './load.js';
+import { commonParent, loadRunSet, loadRuns, type RunData } from './load.js';
 import { buildSeries } from './series.js';
 
 export { ReportInputError, type RunData } from './load.js';
 
 /** Why a chart is missing, so the page says so instead of silently leaving it out. */
-function missingNotes(chartIds: readonly string[], runs: readonly RunData[]): string[] {
-  const notes: string[] = [];
+function missingNotes(
+  chartIds: readonly string[],
+  runs: readonly RunData[],
+  unevaluated: readonly string[],
+): string[] {
+  const notes: string[] = unevaluated.map(
+    (d) =>
+      `${basename(d)}: no evaluation recorded (the run has not reached its first one, or stopped before it, e.g. by diverging), so it has no charts.`,
+  );
   const has = (id: string) => chartIds.includes(id);
   if (!has('client-distribution')) {
     notes.push('No per-client accuracies (clients.jsonl) in these runs: no distribution chart.');
@@ -29,7 +36,11 @@ function missingNotes(chartIds: readonly string[], runs: readonly RunData[]): st
 }
 
 /** The report page for already loaded runs, as an HTML string. */
-export async function renderReport(runs: readonly RunData[], outFile?: string): Promise<string> {
+export async function renderReport(
+  runs: readonly RunData[],
+  outFile?: string,
+  unevaluated: readonly string[] = [],
+): Promise<string> {
   const series = buildSeries(runs);
   const charts = buildCharts(series);
   const rendered = [];
@@ -44,6 +55,7 @@ export async function renderReport(runs: readonly RunData[], outFile?: string): 
     notes: missingNotes(
       charts.map((c) => c.id),
       runs,
+      unevaluated,
     ),
     generated: new Date(),
   });
@@ -53,11 +65,11 @@ export async function renderReport(runs: readonly RunData[], outFile?: string): 
  * Writes the HTML report of `runDirs` (run directories, or directories holding them) to
  * `outFile`. With several runs it also shows the `compare` table found beside `outFile` or in the
  * runs' common parent. Throws ReportInputError (exitCode 2) naming a path that is not a run or a
- * run without evaluations.
+ * run without evaluations (within a directory of runs, those are left out and named on the page).
  */
 export async function writeReport(runDirs: readonly string[], outFile: string): Promise<void> {
-  const runs = loadRuns(runDirs);
-  writeFileAtomic(outFile, await renderReport(runs, outFile));
+  const { runs, unevaluated } = loadRunSet(runDirs);
+  writeFileAtomic(outFile, await renderReport(runs, outFile, unevaluated));
 }
 
 /** Writes the report's series as CSV files into `dir`; returns the files written. */

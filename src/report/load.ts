@@ -129,14 +129,31 @@ function compareOrder(dir: string): string[] {
   return col < 0 ? [] : rows.map((r) => basename(r[col] ?? ''));
 }
 
+const hasEvaluations = (dir: string): boolean => {
+  const path = join(dir, FILES.metrics);
+  return existsSync(path) && readFileSync(path, 'utf8').trim() !== '';
+};
+
+/** The run directories that paths stand for, and the runs of a comparison left out. */
+export interface ResolvedRuns {
+  dirs: string[];
+  /**
+   * Subdirectories of a comparison without an evaluation yet (a run in progress, or one that
+   * diverged early): nothing to chart, so they are left out and the report names them.
+   */
+  unevaluated: string[];
+}
+
 /**
  * The run directories `paths` stand for: each path is a run directory, or a directory whose
- * subdirectories are run directories (in compare.csv's row order, else in name order). Throws
- * naming the first path that is neither.
+ * subdirectories are run directories (in compare.csv's row order, else in name order; those
+ * without an evaluation yet set aside). Throws naming the first path that is neither, or whose
+ * runs have none evaluated.
  */
-export function resolveRunDirs(paths: readonly string[]): string[] {
+export function resolveRunDirs(paths: readonly string[]): ResolvedRuns {
   if (paths.length === 0) throw new ReportInputError('no run directory given');
   const out: string[] = [];
+  const unevaluated: string[] = [];
   for (const p of paths) {
     if (!existsSync(p)) throw new ReportInputError(`'${p}' does not exist`);
     if (!isDirectory(p)) {
@@ -158,9 +175,16 @@ export function resolveRunDirs(paths: readonly string[]): string[] {
           '(written by `fedslr run`), and no subdirectory that has them',
       );
     }
-    out.push(...children);
+    const evaluated = children.filter(hasEvaluations);
+    if (evaluated.length === 0) {
+      throw new ReportInputError(
+        `'${p}': none of its runs has an evaluation yet (${FILES.metrics} missing or empty)`,
+      );
+    }
+    out.push(...evaluated);
+    unevaluated.push(...children.filter((c) => !evaluated.includes(c)));
   }
-  return [...new Map(out.map((d) => [resolve(d), d])).values()];
+  return { dirs: [...new Map(out.map((d) => [resolve(d), d])).values()], unevaluated };
 }
 
 /** Reads one run directory; `name` labels it in charts and tables. */
@@ -224,11 +248,18 @@ export function commonParent(dirs: readonly string[]): string {
   return first.slice(0, n).join(sep) || sep;
 }
 
-/** Loads several runs, labelling each by its directory name (its relative path when names clash). */
-export function loadRuns(paths: readonly string[]): RunData[] {
-  const dirs = resolveRunDirs(paths);
+/**
+ * Loads several runs, labelling each by its directory name (its relative path when names clash),
+ * and names the runs of a comparison left out for having no evaluation yet.
+ */
+export function loadRunSet(paths: readonly string[]): { runs: RunData[]; unevaluated: string[] } {
+  const { dirs, unevaluated } = resolveRunDirs(paths);
   const names = dirs.map((d) => basename(resolve(d)));
   const clash = new Set(names).size !== names.length;
   const parent = commonParent(dirs);
-  return dirs.map((d, i) => loadRun(d, clash ? relative(parent, resolve(d)) : names[i]));
+  const runs = dirs.map((d, i) => loadRun(d, clash ? relative(parent, resolve(d)) : names[i]));
+  return { runs, unevaluated };
 }
+
+/** The runs of {@link loadRunSet}. */
+export const loadRuns = (paths: readonly string[]): RunData[] => loadRunSet(paths).runs;

@@ -372,6 +372,33 @@ describe('report input errors', () => {
     expect(r.err).toContain(`run '${p}' has no evaluations yet`);
   });
 
+  it('leaves out the runs of a comparison that never evaluated, and names them on the page', async () => {
+    const parent = join(tmp, 'compare-diverged');
+    writeRun(join(parent, 'fedslr'), { algorithm: 'fedslr', seed: 9 });
+    // A run that diverged before its first evaluation keeps only its config.
+    mkdirSync(join(parent, 'perfedavg'), { recursive: true });
+    writeFileSync(join(parent, 'perfedavg', 'config.json'), '{"evalEvery": 5}');
+    const out = join(tmp, 'diverged.html');
+    const r = await run(parent, '--out', out);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const html = readFileSync(out, 'utf8');
+    expect(html).toContain('<th>fedslr</th>');
+    expect(html).not.toContain('<th>perfedavg</th>');
+    expect(html).toContain(
+      '<p class="note">perfedavg: no evaluation recorded (the run has not reached its first one',
+    );
+  });
+
+  it('refuses a comparison none of whose runs has evaluated', async () => {
+    const parent = join(tmp, 'compare-nothing');
+    mkdirSync(join(parent, 'a'), { recursive: true });
+    writeFileSync(join(parent, 'a', 'config.json'), '{}');
+    const r = await run(parent);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`'${parent}': none of its runs has an evaluation yet`);
+  });
+
   it('names the file, line and field of a malformed record', async () => {
     const p = join(tmp, 'bad-line');
     writeRun(p, { algorithm: 'fedslr', seed: 8 });

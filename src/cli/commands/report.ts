@@ -15,7 +15,9 @@ Writes one self-contained HTML file (charts as inline SVG, no scripts, viewable 
   - cumulative downlink and uplink bytes against dense downloads
   - summary and configuration tables; with several runs, the runs overlaid and the
     \`fedslr compare\` table (compare.csv or compare.md) when one sits beside them
-A directory that holds run directories stands for all of them.
+A directory that holds run directories stands for all of them; those of its runs without an
+evaluation yet (one in progress, or one that diverged early) have nothing to chart and are
+named on the page instead.
 
 Options:
   --out FILE   the HTML file (default: <run-dir>/report.html for one directory argument,
@@ -37,11 +39,11 @@ Exit codes: 0 written, 2 a path that is not a run directory or a run without eva
     const out =
       values.out ??
       (positionals.length === 1 ? join(positionals[0]!, 'report.html') : 'report.html');
-    const { loadRuns } = await import('../../report/load.js');
-    const runs = loadRuns(positionals);
+    const { loadRunSet } = await import('../../report/load.js');
+    const { runs, unevaluated } = loadRunSet(positionals);
     const { renderReport } = await import('../../report/index.js');
     const { writeFileAtomic } = await import('../../util/fs.js');
-    writeFileAtomic(out, await renderReport(runs, out));
+    writeFileAtomic(out, await renderReport(runs, out, unevaluated));
     console.log(`report: ${out} (${runs.length} run${runs.length > 1 ? 's' : ''})`);
     if (values.csv) {
       const { buildSeries } = await import('../../report/series.js');
