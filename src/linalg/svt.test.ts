@@ -230,6 +230,20 @@ describe('polar path', () => {
     },
   );
 
+  it('auto takes it from 64 columns; below 96 a value under tau goes on to an exact method', () => {
+    const s = geometric(64, 1, 0.02);
+    const a = plantedMatrix(128, 64, s, 23);
+    const r = svt(a, 128, 64, 0.01, { factors: 'whenLowRank' });
+    expect(r.method).toBe('polar');
+    checkResult(r, a, s, 0.01);
+    const below = [...geometric(63, 1, 0.05), 0.01 * 0.999];
+    const b = plantedMatrix(64, 80, below, 24);
+    const rb = svt(b, 64, 80, 0.01, { factors: 'whenLowRank' });
+    expect(rb.method).toBe('gram');
+    expect(rb.rank).toBe(63);
+    checkResult(rb, b, below, 0.01);
+  });
+
   it.each([
     { rows: 400, cols: 100 },
     { rows: 100, cols: 400 },

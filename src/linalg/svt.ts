@@ -75,8 +75,15 @@ export interface SvtResult {
 }
 
 const EPS32 = 2 ** -23;
-/** Below this many columns (smaller side) the tfjs round trips cost more than they save. */
-const POLAR_MIN_SIDE = 96;
+/**
+ * Below this many columns (smaller side) the polar path's tfjs round trips cost more than they
+ * save. Full regime, warm, median of 400 calls alternating with the Gram path, quiet machine:
+ * 64x64 polar 0.90 / Gram 1.43 ms (two XNNPACK threads), 0.91 / 1.11 (one); 128x64 1.24 / 1.59
+ * (two), 1.37 / 1.27 (one).
+ */
+const POLAR_MIN_SIDE = 64;
+/** The same for the deflated polar path, whose filter and float64 Rayleigh-Ritz cost more. */
+const DEFLATED_MIN_SIDE = 96;
 /**
  * The same for the subspace path, which pays from smaller sides: in the low regime (10% of the
  * values above tau, warm) it beats the Gram path from 96x48 on (0.6 against 1.2 ms; 128x64 1.0
@@ -86,10 +93,12 @@ const SUBSPACE_MIN_SIDE = 48;
 
 /**
  * From this many multiply-adds (m n^2) on, the Gram path's last product X M is one float32 tfjs
- * matmul instead of float64 dot products in JavaScript: 128x64 (2^19) 1.4 -> ~0.1 ms. Its
- * rounding (~sqrt(n) eps32 relative) is that of the other paths' float32 products.
+ * matmul instead of float64 dot products in JavaScript: 128x64 (2^19) 1.4 -> ~0.1 ms; the whole
+ * of 10x512 (51,200) 0.15 -> 0.07 ms (two XNNPACK threads; 0.13 -> 0.06 on one), while 192x9
+ * (15,552) is as fast either way. Its rounding (~sqrt(n) eps32 relative) is that of the other
+ * paths' float32 products.
  */
-const GRAM_MATMUL_MIN = 2 ** 18;
+const GRAM_MATMUL_MIN = 2 ** 14;
 
 /** Y^T Y in float64 for the row-major m x k matrix `y` (both triangles filled). */
 function gramOfColumns(y: ArrayLike<number>, m: number, k: number): Float64Array {
@@ -1020,10 +1029,10 @@ export function svt(
   // pay (its rank is above 3/4 of full).
   const lastRank = opts.hint?.rank ?? Math.min(rows, cols);
   if (
-    tryPolar ||
+    (tryPolar && (method === 'polar' || side >= DEFLATED_MIN_SIDE)) ||
     (method === 'auto' &&
       policy === 'whenLowRank' &&
-      side >= POLAR_MIN_SIDE &&
+      side >= DEFLATED_MIN_SIDE &&
       tau > 0 &&
       lastRank > 0.75 * side)
   ) {
