@@ -25,6 +25,11 @@ const FILES = {
 } as const;
 
 const num = z.number();
+/** JSON has no Infinity or NaN: JSON.stringify writes a non-finite loss (a collapsed model) as null. */
+const loss = z
+  .number()
+  .nullable()
+  .transform((v) => v ?? Number.NaN);
 const summarySchema = z.looseObject({
   acc: num,
   acc_weighted: num,
@@ -32,7 +37,7 @@ const summarySchema = z.looseObject({
   acc_p10: num,
   acc_p50: num,
   acc_p90: num,
-  loss: num,
+  loss,
 });
 const evalSchema = z.looseObject({
   round: z.number().int().nonnegative(),
@@ -48,7 +53,7 @@ const evalSchema = z.looseObject({
   up_bytes: num,
   dense_down_params: num,
 });
-const perClient = z.looseObject({ acc: z.array(num), loss: z.array(num) });
+const perClient = z.looseObject({ acc: z.array(num), loss: z.array(loss) });
 const clientSchema = z.looseObject({
   round: z.number().int().nonnegative(),
   n: z.array(num),

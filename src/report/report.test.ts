@@ -295,6 +295,36 @@ describe('report series and CSV', () => {
     expect(Number(c3[5])).toBe(clients.at(-1)!.global!.acc[3]);
   });
 
+  it('reads an infinite loss (written as null, as JSON.stringify does) as a loss that is not a number', () => {
+    const dir = join(tmp, 'infinite-loss');
+    writeRun(dir, { algorithm: 'fedslr', seed: 9, clients: 4, rounds: 4 });
+    // biome-ignore lint/suspicious/noExplicitAny: a record as JSON.parse returns it
+    const editLastLine = (file: string, edit: (record: any) => void) => {
+      const path = join(dir, file);
+      const lines = readFileSync(path, 'utf8').trim().split('\n');
+      const last = JSON.parse(lines.at(-1)!);
+      edit(last);
+      lines[lines.length - 1] = JSON.stringify(last);
+      writeFileSync(path, `${lines.join('\n')}\n`);
+    };
+    editLastLine('metrics.jsonl', (r) => {
+      r.personal.loss = Number.POSITIVE_INFINITY;
+    });
+    editLastLine('clients.jsonl', (r) => {
+      r.personal.loss[2] = Number.POSITIVE_INFINITY;
+    });
+    expect(readFileSync(join(dir, 'metrics.jsonl'), 'utf8')).toContain('"loss":null');
+
+    const [run] = loadRuns([dir]);
+    expect(run!.records.at(-1)!.personal!.loss).toBeNaN();
+    expect(run!.records.at(-1)!.global!.loss).toBeGreaterThan(0);
+    expect(run!.clients.at(-1)!.personal!.loss[2]).toBeNaN();
+    const acc = parseCsv(seriesCsv(buildSeries([run!]))['accuracy.csv']!);
+    const col = (name: string) => acc[0]!.indexOf(name);
+    const last = acc.filter((r) => r[col('model')] === 'personal').at(-1)!;
+    expect(last[col('loss')]).toBe('NaN');
+  });
+
   it('writes CSV files from the CLI next to the report', async () => {
     const dir = join(tmp, 'cli-run');
     writeRun(dir, { algorithm: 'fedslr', seed: 6 });
