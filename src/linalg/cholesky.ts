@@ -29,9 +29,53 @@ export function choleskyInPlace(a: Float64Array, nb: number, ld: number): boolea
 }
 
 /**
+ * Inverse of the lower-triangular nb x nb `l` (row-major, upper triangle ignored), in float64, row
+ * by row: row i of the inverse is -(sum over k < i of l[i][k] * row k) / l[i][i], plus 1 / l[i][i]
+ * on the diagonal, so every inner loop runs along contiguous rows.
+ */
+function lowerInverse(l: Float64Array, nb: number): Float64Array {
+  const inv = new Float64Array(nb * nb);
+  for (let i = 0; i < nb; i++) {
+    const io = i * nb;
+    for (let k = 0; k < i; k++) {
+      const c = l[io + k]!;
+      const ko = k * nb;
+      for (let j = 0; j <= k; j++) inv[io + j] = inv[io + j]! - c * inv[ko + j]!;
+    }
+    const d = l[io + i]!;
+    for (let j = 0; j < i; j++) inv[io + j] = inv[io + j]! / d;
+    inv[io + i] = 1 / d;
+  }
+  return inv;
+}
+
+/**
+ * The lower triangle of sym(h) - shift I (row-major n x n, upper triangle left zero: the blocked
+ * factorisation never reads it), walked in square tiles so that h's transpose is read from cache.
+ */
+function shiftedLowerSym(h: Float32Array, n: number, shift: number): Float32Array {
+  const out = new Float32Array(n * n);
+  const tile = 64;
+  for (let ib = 0; ib < n; ib += tile) {
+    const ie = Math.min(ib + tile, n);
+    for (let jb = 0; jb <= ib; jb += tile) {
+      for (let i = ib; i < ie; i++) {
+        const je = Math.min(jb + tile, i + 1);
+        for (let j = jb; j < je; j++) out[i * n + j] = 0.5 * (h[i * n + j]! + h[j * n + i]!);
+      }
+    }
+  }
+  for (let i = 0; i < n; i++) out[i * n + i] = out[i * n + i]! - shift;
+  return out;
+}
+
+/**
  * Whether sym(h) - shift I is positive definite. `h` is row-major n x n. Small matrices are
- * factorised in float64; larger ones blockwise, with float32 trailing updates on the tfjs
- * backend (backward error about n * 2^-24 * ||h||, which the callers' margins cover).
+ * factorised in float64. Larger ones blockwise: each diagonal block in float64; the panel below it,
+ * L21 = A21 L11^{-T}, as a float32 tfjs product with L11's float64 inverse plus one step of
+ * iterative refinement (which keeps its residual at float32 rounding of A21 when L11 is ill
+ * conditioned); the trailing update A22 - L21 L21^T in float32 (backward error about
+ * n * 2^-24 * ||h||, which the callers' margins cover).
  */
 export function isPositiveDefinite(h: Float32Array, n: number, shift: number): boolean {
   if (h.length !== n * n) throw new Error(`isPositiveDefinite: ${h.length} values for ${n} x ${n}`);
@@ -43,36 +87,30 @@ export function isPositiveDefinite(h: Float32Array, n: number, shift: number): b
     }
     return choleskyInPlace(l, n, n);
   }
-  const m0 = new Float32Array(n * n);
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < n; j++) m0[i * n + j] = 0.5 * (h[i * n + j]! + h[j * n + i]!);
-    m0[i * n + i] = m0[i * n + i]! - shift;
-  }
-  let rest: tf.Tensor2D = tf.tensor2d(m0, [n, n]);
+  let rest: tf.Tensor2D = tf.tensor2d(shiftedLowerSym(h, n, shift), [n, n]);
   try {
     for (let j = 0; j < n; j += BLOCK) {
       const t = n - j;
       const nb = Math.min(BLOCK, t);
-      const colT = tf.slice(rest, [0, 0], [t, nb]);
-      const col = Float64Array.from(colT.dataSync());
-      colT.dispose();
-      if (!choleskyInPlace(col, nb, nb)) return false;
+      const diagT = tf.slice(rest, [0, 0], [nb, nb]);
+      const l11 = Float64Array.from(diagT.dataSync());
+      diagT.dispose();
+      if (!choleskyInPlace(l11, nb, nb)) return false;
       if (t === nb) return true;
-      // L21 = A21 L11^{-T}: forward substitution on every row below the diagonal block.
-      const l21 = new Float32Array((t - nb) * nb);
-      const row = new Float64Array(nb);
-      for (let i = nb; i < t; i++) {
-        const io = i * nb;
-        for (let c = 0; c < nb; c++) {
-          row[c] = (col[io + c]! - dot(row, 0, col, c * nb, c)) / col[c * nb + c]!;
-        }
-        l21.set(row, (i - nb) * nb);
-      }
+      for (let i = 0; i < nb; i++) l11.fill(0, i * nb + i + 1, (i + 1) * nb);
+      const inv = lowerInverse(l11, nb);
       const next = tf.tidy(() => {
-        const l = tf.tensor2d(l21, [t - nb, nb]);
+        const a21 = tf.slice(rest, [nb, 0], [t - nb, nb]);
+        const invT = tf.tensor2d(Float32Array.from(inv), [nb, nb]);
+        const first = tf.matMul(a21, invT, false, true);
+        const residual = tf.sub(
+          a21,
+          tf.matMul(first, tf.tensor2d(Float32Array.from(l11), [nb, nb]), false, true),
+        );
+        const l21 = tf.add(first, tf.matMul(residual, invT, false, true));
         return tf.sub(
           tf.slice(rest, [nb, nb], [t - nb, t - nb]),
-          tf.matMul(l, tf.transpose(l)),
+          tf.matMul(l21, l21, false, true),
         ) as tf.Tensor2D;
       });
       rest.dispose();

@@ -336,6 +336,15 @@ describe('polar path', () => {
     checkResult(r, a, s, tau);
     if (lowRankPays(110, 100, r.rank)) expect(balancedFactors(r).left.length).toBe(110 * r.rank);
     else expect(r.values).toBeNull();
+    // With last round's polar hint the polar path skips its early test on the Gram matrix and
+    // iterates; its final certificate must still send the matrix on.
+    const prior = svt(plantedMatrix(110, 100, geometric(100, 1, 2 * tau), 9), 110, 100, tau, {
+      factors: 'whenLowRank',
+    });
+    expect(prior.hint.polarL).toBeDefined();
+    const hinted = svt(a, 110, 100, tau, { factors: 'whenLowRank', hint: prior.hint });
+    expect(hinted.rank).toBe(r.rank);
+    checkResult(hinted, a, s, tau);
   });
 });
 
@@ -455,6 +464,23 @@ describe('certificates', () => {
       expect(isPositiveDefinite(h, n, 0.26)).toBe(false);
       expect(isPositiveDefinite(h, n, 4.1)).toBe(false);
     }
+  });
+
+  it('the blocked Cholesky test resolves the smallest eigenvalue of an ill-conditioned matrix to 2%', () => {
+    const n = 300;
+    const s = geometric(n, 1, 0.03);
+    const a = plantedMatrix(n, n, s, 11);
+    // h = A^T A, eigenvalues s^2 from 1 down to 9e-4; made slightly unsymmetric, as sym(Q^T A) is.
+    const h = new Float32Array(n * n);
+    for (let i = 0; i < n; i++)
+      for (let j = 0; j < n; j++) {
+        let t = 0;
+        for (let k = 0; k < n; k++) t += a[k * n + i]! * a[k * n + j]!;
+        h[i * n + j] = t + (i < j ? 1e-7 : -1e-7);
+      }
+    const lmin = s[n - 1]! ** 2;
+    expect(isPositiveDefinite(h, n, lmin * 0.98)).toBe(true);
+    expect(isPositiveDefinite(h, n, lmin * 1.02)).toBe(false);
   });
 
   it('the subspace path certifies a matrix with nothing above tau', () => {

@@ -453,7 +453,16 @@ function polarSvt(
     // Lower bounds on s_min from Cholesky tests on the float32 Gram matrix (error <= marginG).
     // They only choose the schedule and skip hopeless cases; the final certificate decides.
     const marginG = 8 * Math.sqrt(m) * EPS32 * scale * scale;
-    if (tau * tau > 64 * marginG && !isPositiveDefinite(gdata, n, tau * tau - marginG)) return null;
+    // The test that skips hopeless cases is left out when the polar path answered last time (the
+    // hint's polarL): the matrix most likely kept every value above tau, and the final certificate
+    // checks that anyway.
+    if (
+      hint?.polarL === undefined &&
+      tau * tau > 64 * marginG &&
+      !isPositiveDefinite(gdata, n, tau * tau - marginG)
+    ) {
+      return null;
+    }
     const lTau = tau / scale;
     const ladder = hint?.polarL !== undefined ? [hint.polarL] : [0.25, 0.05];
     let lDesign = lTau;
