@@ -2,7 +2,7 @@
  * Reports on run directories: one self-contained HTML file with charts (`writeReport`), and the
  * same series as CSV files (`writeReportCsv`).
  */
-import { basename, dirname, resolve } from 'node:path';
+import { basename, dirname, relative, resolve } from 'node:path';
 import { writeFileAtomic } from '../util/fs.js';
 import { buildCharts, renderSvg } from './charts.js';
 import { findCompareTable } from './compare.js';
@@ -45,13 +45,17 @@ export async function renderReport(
   const charts = buildCharts(series);
   const rendered = [];
   for (const c of charts) rendered.push({ ...c, svg: await renderSvg(c.spec) });
-  const lookIn = outFile ? [dirname(resolve(outFile))] : [];
+  const outDir = outFile ? dirname(resolve(outFile)) : null;
+  const lookIn = outDir ? [outDir] : [];
   if (runs.length > 1) lookIn.push(commonParent(runs.map((r) => r.dir)));
+  const compare = runs.length > 1 ? findCompareTable(lookIn) : null;
+  // Named relative to the report, so that a report kept beside its runs reads the same anywhere.
+  if (compare && outDir) compare.source = relative(outDir, resolve(compare.source));
   return renderPage({
     runs,
     summary: series.summary,
     charts: rendered,
-    compare: runs.length > 1 ? findCompareTable(lookIn) : null,
+    compare,
     notes: missingNotes(
       charts.map((c) => c.id),
       runs,

@@ -236,6 +236,7 @@ describe('fedslr report', () => {
     expect(html.indexOf('<th>b-fedavg</th>')).toBeLessThan(html.indexOf('<th>a-fedslr</th>'));
     expect(html).toContain('<td>a-fedslr</td><td>91.2%</td>');
     expect(html).toContain('<p class="note">mnist, cnn, 12 clients. Accuracies in %.</p>');
+    expect(html).toContain('From <code>compare-out/compare.md</code>');
     expect(html).toMatch(
       /<tr class="differs"><td>algorithm.name<\/td><td>fedavg<\/td><td>fedslr<\/td>/,
     );
