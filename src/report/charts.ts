@@ -2,7 +2,7 @@
  * The report's charts: Vega-Lite specs built from the series, rendered to SVG strings in Node
  * (Vega's headless view, no canvas and no network), so the HTML needs no script to show them.
  */
-import { parse, View } from 'vega';
+import { parse, scheme, View } from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { lastClientRows, type Series } from './series.js';
 
@@ -150,6 +150,16 @@ function distributionChart(s: Series, multi: boolean): Chart | null {
   };
 }
 
+/**
+ * Colours for the lines of `count` weight matrices: Tableau's 10 or 20, and beyond 20 (ResNet-18
+ * has 21) category20b's after them, so that up to 40 lines differ.
+ */
+export function matrixColors(count: number): string[] {
+  if (count <= 10) return scheme('tableau10') as string[];
+  const twenty = scheme('tableau20') as string[];
+  return count <= 20 ? twenty : [...twenty, ...(scheme('category20b') as string[])];
+}
+
 function rankChart(s: Series, multi: boolean): Chart | null {
   if (s.ranks.length === 0) return null;
   const last = new Map<string, number>();
@@ -168,13 +178,12 @@ function rankChart(s: Series, multi: boolean): Chart | null {
     axis: { format: '.0%' },
     scale: { domainMin: 0, domainMax: 1 },
   } as const;
-  const matrices = new Set(rows.map((r) => r.matrix)).size;
   const color = {
     field: 'label',
     type: 'nominal',
     title: 'matrix (full rank)',
     sort: null,
-    scale: { scheme: matrices > 10 ? 'tableau20' : 'tableau10' },
+    scale: { range: matrixColors(new Set(rows.map((r) => r.matrix)).size) },
     legend: LINE_LEGEND,
   } as const;
   const layer = {

@@ -7,7 +7,7 @@ import { main } from '../cli/cli.js';
 import type { ClientEval, EvalRecord } from '../sim/events.js';
 import { summarize } from '../sim/stats.js';
 import { Rng } from '../tensor/rng.js';
-import { buildCharts } from './charts.js';
+import { buildCharts, renderSvg } from './charts.js';
 import { parseCsv, parseMarkdownTable } from './compare.js';
 import { seriesCsv } from './csv.js';
 import { writeReport } from './index.js';
@@ -362,6 +362,21 @@ describe('report series and CSV', () => {
 
   it('draws no chart for a series without data', () => {
     expect(buildCharts(buildSeries([]))).toEqual([]);
+  });
+
+  it("gives each of ResNet-18's 21 weight matrices its own colour", async () => {
+    const s = buildSeries([]);
+    for (let m = 0; m < 21; m++) {
+      for (const round of [1, 2]) {
+        s.ranks.push({ run: 'r', round, matrix: `layer${m}.kernel`, rank: 10 + m, full: 64 });
+      }
+    }
+    const chart = buildCharts(s).find((c) => c.id === 'ranks')!;
+    const svg = await renderSvg(chart.spec);
+    const lines = [...svg.matchAll(/aria-roledescription="line mark" d="[^"]*" stroke="(#\w+)"/g)];
+    expect(lines.length).toBe(21);
+    const strokes = new Set(lines.map((m) => m[1]));
+    expect(strokes.size).toBe(21);
   });
 });
 
