@@ -73,9 +73,10 @@ function shiftedLowerSym(h: Float32Array, n: number, shift: number): Float32Arra
  * Whether sym(h) - shift I is positive definite. `h` is row-major n x n. Small matrices are
  * factorised in float64. Larger ones blockwise: each diagonal block in float64; the panel below it,
  * L21 = A21 L11^{-T}, as a float32 tfjs product with L11's float64 inverse plus one step of
- * iterative refinement (which keeps its residual at float32 rounding of A21 when L11 is ill
- * conditioned); the trailing update A22 - L21 L21^T in float32 (backward error about
- * n * 2^-24 * ||h||, which the callers' margins cover).
+ * iterative refinement (the product alone leaves a residual of about cond(L11) * 2^-24 * ||A21||;
+ * the refinement brings it back to float32 rounding of A21 unless cond(L11) nears 2^24); the
+ * trailing update A22 - L21 L21^T in float32 (backward error about n * 2^-24 * ||h||, which the
+ * callers' margins cover).
  */
 export function isPositiveDefinite(h: Float32Array, n: number, shift: number): boolean {
   if (h.length !== n * n) throw new Error(`isPositiveDefinite: ${h.length} values for ${n} x ${n}`);

@@ -154,7 +154,7 @@ function distributionChart(s: Series, multi: boolean): Chart | null {
  * Colours for the lines of `count` weight matrices: Tableau's 10 or 20, and beyond 20 (ResNet-18
  * has 21) category20b's after them, so that up to 40 lines differ.
  */
-export function matrixColors(count: number): string[] {
+function matrixColors(count: number): string[] {
   if (count <= 10) return scheme('tableau10') as string[];
   const twenty = scheme('tableau20') as string[];
   return count <= 20 ? twenty : [...twenty, ...(scheme('category20b') as string[])];
