@@ -50,11 +50,16 @@ function lowerInverse(l: Float64Array, nb: number): Float64Array {
 }
 
 /**
- * The lower triangle of sym(h) - shift I (row-major n x n, upper triangle left zero: the blocked
- * factorisation never reads it), walked in square tiles so that h's transpose is read from cache.
+ * The lower triangle of sym(h) - shift I written into `out` (row-major n x n; the upper triangle is
+ * left as it was: the factorisations never read it), walked in square tiles so that h's transpose is
+ * read from cache.
  */
-function shiftedLowerSym(h: Float32Array, n: number, shift: number): Float32Array {
-  const out = new Float32Array(n * n);
+function shiftedLowerSym<T extends Float32Array | Float64Array>(
+  h: Float32Array,
+  n: number,
+  shift: number,
+  out: T,
+): T {
   const tile = 64;
   for (let ib = 0; ib < n; ib += tile) {
     const ie = Math.min(ib + tile, n);
@@ -81,14 +86,10 @@ function shiftedLowerSym(h: Float32Array, n: number, shift: number): Float32Arra
 export function isPositiveDefinite(h: Float32Array, n: number, shift: number): boolean {
   if (h.length !== n * n) throw new Error(`isPositiveDefinite: ${h.length} values for ${n} x ${n}`);
   if (n < BLOCKED_FROM) {
-    const l = new Float64Array(n * n);
-    for (let i = 0; i < n; i++) {
-      for (let j = 0; j <= i; j++) l[i * n + j] = 0.5 * (h[i * n + j]! + h[j * n + i]!);
-      l[i * n + i] = l[i * n + i]! - shift;
-    }
-    return choleskyInPlace(l, n, n);
+    return choleskyInPlace(shiftedLowerSym(h, n, shift, new Float64Array(n * n)), n, n);
   }
-  let rest: tf.Tensor2D = tf.tensor2d(shiftedLowerSym(h, n, shift), [n, n]);
+  const lower = shiftedLowerSym(h, n, shift, new Float32Array(n * n));
+  let rest: tf.Tensor2D = tf.tensor2d(lower, [n, n]);
   try {
     for (let j = 0; j < n; j += BLOCK) {
       const t = n - j;

@@ -448,18 +448,24 @@ describe('subspace path', () => {
   });
 });
 
+/** A^T A of the square row-major n x n `a`, summed in float64, stored in float32. */
+function gramOf(a: Float32Array, n: number): Float32Array {
+  const h = new Float32Array(n * n);
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < n; j++) {
+      let t = 0;
+      for (let k = 0; k < n; k++) t += a[k * n + i]! * a[k * n + j]!;
+      h[i * n + j] = t;
+    }
+  return h;
+}
+
 describe('certificates', () => {
   it('the Cholesky test separates definite from indefinite, small and blocked', () => {
     for (const n of [40, 300]) {
       const a = plantedMatrix(n, n, geometric(n, 2, 0.5), 7);
       // h = A^T A has eigenvalues s^2 in [0.25, 4].
-      const h = new Float32Array(n * n);
-      for (let i = 0; i < n; i++)
-        for (let j = 0; j < n; j++) {
-          let t = 0;
-          for (let k = 0; k < n; k++) t += a[k * n + i]! * a[k * n + j]!;
-          h[i * n + j] = t;
-        }
+      const h = gramOf(a, n);
       expect(isPositiveDefinite(h, n, 0.24)).toBe(true);
       expect(isPositiveDefinite(h, n, 0.26)).toBe(false);
       expect(isPositiveDefinite(h, n, 4.1)).toBe(false);
@@ -471,13 +477,10 @@ describe('certificates', () => {
     const s = geometric(n, 1, 0.03);
     const a = plantedMatrix(n, n, s, 11);
     // h = A^T A, eigenvalues s^2 from 1 down to 9e-4; made slightly unsymmetric, as sym(Q^T A) is.
-    const h = new Float32Array(n * n);
-    for (let i = 0; i < n; i++)
-      for (let j = 0; j < n; j++) {
-        let t = 0;
-        for (let k = 0; k < n; k++) t += a[k * n + i]! * a[k * n + j]!;
-        h[i * n + j] = t + (i < j ? 1e-7 : -1e-7);
-      }
+    const h = gramOf(a, n);
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < n; j++) h[i * n + j] = h[i * n + j]! + (i < j ? 1e-7 : -1e-7);
+    }
     const lmin = s[n - 1]! ** 2;
     expect(isPositiveDefinite(h, n, lmin * 0.98)).toBe(true);
     expect(isPositiveDefinite(h, n, lmin * 1.02)).toBe(false);

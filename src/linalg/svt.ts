@@ -456,15 +456,16 @@ function polarSvt(
     // The test that skips hopeless cases is left out when the polar path answered last time (the
     // hint's polarL): the matrix most likely kept every value above tau, and the final certificate
     // checks that anyway.
+    const lastL = hint?.polarL;
     if (
-      hint?.polarL === undefined &&
+      lastL === undefined &&
       tau * tau > 64 * marginG &&
       !isPositiveDefinite(gdata, n, tau * tau - marginG)
     ) {
       return null;
     }
     const lTau = tau / scale;
-    const ladder = hint?.polarL !== undefined ? [hint.polarL] : [0.25, 0.05];
+    const ladder = lastL !== undefined ? [lastL] : [0.25, 0.05];
     let lDesign = lTau;
     for (const l of ladder) {
       if (l > lTau && isPositiveDefinite(gdata, n, (l * scale) ** 2 + marginG)) {
