@@ -113,6 +113,23 @@ describe('fedslr command', () => {
     expect(await main(['compare', '--help'])).toBe(0);
     expect(out.join('\n')).toMatch(/fedslr compare --resume DIR[\s\S]*compare\.json/);
   });
+
+  it('exits 2 with the message alone when a data file is bad', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedslr-cli-'));
+    const config = join(dir, 'split.json');
+    const missing = join(dir, 'missing-split.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        ...tiny,
+        data: { ...tiny.data, partition: { kind: 'file', path: missing } },
+      }),
+    );
+    expect(await main(['run', config, '--out', join(dir, 'r'), '--quiet'])).toBe(2);
+    const text = err.join('\n');
+    expect(text).toContain(`fedslr run: split file ${missing}: cannot read it (ENOENT)`);
+    expect(text).not.toMatch(/\n\s+at /);
+  });
 });
 
 describe('fmtDuration', () => {

@@ -13,7 +13,7 @@ export interface ExportInfo {
   bytes: number;
 }
 
-/** Writes `what` of the run in `dir` to `outFile`; throws (exitCode 2) naming what is missing. */
+/** Writes `what` of the run in `dir` to `outFile`; throws an InputError naming what is missing. */
 export async function exportRun(
   dir: string,
   what: ExportWhat,

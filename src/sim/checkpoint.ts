@@ -23,6 +23,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import type { ServerState } from '../algorithms/types.js';
+import { InputError } from '../util/errors.js';
 import { writeJsonAtomic } from '../util/fs.js';
 import type { RunConfig } from './config.js';
 import type { ClientEval, EvalRecord } from './events.js';
@@ -204,5 +205,5 @@ export function latestCheckpoint(runDir: string): LoadedCheckpoint & { skipped: 
   const why = skipped.length
     ? `:\n  ${skipped.join('\n  ')}`
     : ` (no ${CHECKPOINT_DIR}/round-* directory)`;
-  throw Object.assign(new Error(`no usable checkpoint in '${runDir}'${why}`), { exitCode: 2 });
+  throw new InputError(`no usable checkpoint in '${runDir}'${why}`);
 }

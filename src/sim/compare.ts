@@ -11,6 +11,7 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { InputError } from '../util/errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import { listCheckpoints } from './checkpoint.js';
 import {
@@ -270,10 +271,7 @@ export async function resumeCompare(
 ): Promise<CompareRow[]> {
   const path = join(outDir, COMPARE_STATE);
   if (!existsSync(path)) {
-    throw Object.assign(
-      new Error(`'${outDir}' is not a comparison directory (no ${COMPARE_STATE})`),
-      { exitCode: 2 },
-    );
+    throw new InputError(`'${outDir}' is not a comparison directory (no ${COMPARE_STATE})`);
   }
   const saved = JSON.parse(readFileSync(path, 'utf8')) as CompareState;
   let raw = saved.config as unknown as Record<string, unknown>;

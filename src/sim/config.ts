@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { DATASET_NAMES } from '../data/load.js';
 import { MODEL_NAMES } from '../models/index.js';
 import { BACKEND_NAMES } from '../tensor/backend.js';
+import { InputError } from '../util/errors.js';
 
 const positiveInt = z.number().int().positive();
 const nonNegative = z.number().nonnegative();
@@ -258,9 +259,8 @@ export type AlgorithmConfig = RunConfig['algorithm'];
 export type ConfigInput = z.input<typeof configSchema>;
 
 /** A config error that lists every problem, each with its key path. */
-export class ConfigError extends Error {
+export class ConfigError extends InputError {
   override name = 'ConfigError';
-  readonly exitCode = 2;
 }
 
 /** Keys the schema allows at `path` of `input` (following discriminated unions by their tag). */

@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { paramCount } from '../tensor/params.js';
+import { InputError } from '../util/errors.js';
 import { type CheckpointMeta, latestCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { ConfigError, parseConfig, type RunConfig } from './config.js';
 import type { RunEvent } from './events.js';
@@ -135,9 +136,7 @@ export function diffKeys(a: unknown, b: unknown, path = ''): string[] {
 export function readRunConfig(runDir: string): Record<string, unknown> {
   const path = join(runDir, FILES.config);
   if (!existsSync(path)) {
-    throw Object.assign(new Error(`'${runDir}' is not a run directory (no ${FILES.config})`), {
-      exitCode: 2,
-    });
+    throw new InputError(`'${runDir}' is not a run directory (no ${FILES.config})`);
   }
   const { fedslr: _notes, ...raw } = JSON.parse(readFileSync(path, 'utf8'));
   return raw;

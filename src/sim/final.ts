@@ -5,6 +5,7 @@
  */
 
 import type { ParamArrays, ParamSpec } from '../tensor/params.js';
+import { InputError } from '../util/errors.js';
 import { latestCheckpoint } from './checkpoint.js';
 import { personalModelOf } from './client_work.js';
 import { parseConfig, type RunConfig } from './config.js';
@@ -71,11 +72,8 @@ export async function readFinal(runDir: string): Promise<FinalState> {
     factors,
     async personal(client) {
       if (!Number.isInteger(client) || client < 0 || client >= config.clients.count) {
-        throw Object.assign(
-          new Error(
-            `client ${client} does not exist: the run has clients 0..${config.clients.count - 1}`,
-          ),
-          { exitCode: 2 },
+        throw new InputError(
+          `client ${client} does not exist: the run has clients 0..${config.clients.count - 1}`,
         );
       }
       if (!sim.algorithm.hasPersonal) return null;

@@ -6,6 +6,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { InputError } from '../util/errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import type { RunConfig } from './config.js';
 import type { ClientEval, EvalRecord } from './events.js';
@@ -80,11 +81,8 @@ export function checkFreshDir(dir: string): void {
   if (!existsSync(dir)) return;
   const entries = readdirSync(dir);
   if (entries.length > 0) {
-    throw Object.assign(
-      new Error(
-        `output directory '${dir}' is not empty (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''}); choose another --out or remove it`,
-      ),
-      { exitCode: 2 },
+    throw new InputError(
+      `output directory '${dir}' is not empty (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''}); choose another --out or remove it`,
     );
   }
 }

@@ -21,6 +21,7 @@ import { createModel } from '../models/index.js';
 import { backendThreads, initBackend } from '../tensor/backend.js';
 import { disposeParams, toArrays } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
+import { InputError } from '../util/errors.js';
 import type { AlgorithmConfig, RunConfig } from './config.js';
 import { poolSize } from './executor.js';
 import type { Simulation } from './simulate.js';
@@ -59,12 +60,12 @@ export function createAlgorithm(cfg: AlgorithmConfig, ctx: AlgorithmContext): Al
   }
 }
 
-/** Errors from loading data and reading split files are about the user's input: exit code 2. */
+/** Errors from loading data and reading split files are about the user's input. */
 async function asInputError<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    throw Object.assign(err as Error, { exitCode: 2 });
+    throw new InputError(err instanceof Error ? err.message : String(err), { cause: err });
   }
 }
 
