@@ -22,6 +22,7 @@ import {
 } from './config.js';
 import { diffKeys, type ExperimentEvent, resumeExperiment, runExperiment } from './experiment.js';
 import { applySet } from './load_config.js';
+import { withDirLock } from './lock.js';
 import { checkFreshDir, type RunSummary, readRecords, summarizeRun } from './rundir.js';
 import { TrainingDiverged } from './simulate.js';
 
@@ -251,9 +252,15 @@ export async function runCompare(
   entries: readonly CompareEntry[],
   opts: CompareOptions,
 ): Promise<CompareRow[]> {
-  checkFreshDir(opts.outDir);
   checkRunDirs(entries);
-  return compareLoop({ config, entries: [...entries], rows: [] }, [], opts);
+  return withDirLock(
+    opts.outDir,
+    () => {
+      checkFreshDir(opts.outDir);
+      return compareLoop({ config, entries: [...entries], rows: [] }, [], opts);
+    },
+    'comparison directory',
+  );
 }
 
 /**
@@ -289,7 +296,11 @@ export async function resumeCompare(
   // A diverged run is not retried: it would diverge again at the same round.
   const rows = saved.rows.filter((r) => r.rounds === config.rounds || r.diverged_round);
   const entries = add === undefined ? saved.entries : addEntries(saved.entries, add, config);
-  return compareLoop({ ...saved, config, entries, rows }, sets, { ...opts, outDir });
+  return withDirLock(
+    outDir,
+    () => compareLoop({ ...saved, config, entries, rows }, sets, { ...opts, outDir }),
+    'comparison directory',
+  );
 }
 
 function addEntries(entries: CompareEntry[], list: string, config: RunConfig): CompareEntry[] {

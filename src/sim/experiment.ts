@@ -11,6 +11,7 @@ import { ConfigError, parseConfig, type RunConfig } from './config.js';
 import type { RunEvent } from './events.js';
 import { createExecutor } from './executor.js';
 import { applySet } from './load_config.js';
+import { withDirLock } from './lock.js';
 import { checkFreshDir, FILES, RunDir, type RunSummary, summarizeRun } from './rundir.js';
 import { setup } from './setup.js';
 import { initialState, type SimState, type Simulation, simulate } from './simulate.js';
@@ -98,11 +99,18 @@ async function drive(
   return summary;
 }
 
-export async function runExperiment(
-  config: RunConfig,
-  opts: ExperimentOptions,
-): Promise<RunSummary> {
-  checkFreshDir(opts.outDir);
+/**
+ * Runs `config` into the run directory `opts.outDir` (created if needed, must be empty), holding
+ * its lock (see lock.ts) until the run ends or fails.
+ */
+export function runExperiment(config: RunConfig, opts: ExperimentOptions): Promise<RunSummary> {
+  return withDirLock(opts.outDir, () => {
+    checkFreshDir(opts.outDir);
+    return startRun(config, opts);
+  });
+}
+
+async function startRun(config: RunConfig, opts: ExperimentOptions): Promise<RunSummary> {
   const { sim, info } = await setup(config);
   const dir = new RunDir(opts.outDir);
   dir.writeConfig(config, {
@@ -147,7 +155,16 @@ export function readRunConfig(runDir: string): Record<string, unknown> {
  * Continues a run from its newest good checkpoint. Only `rounds` and `runtime` may differ from the
  * original config (`sets` are `--set` overrides); the result is bitwise the same as an uninterrupted run.
  */
-export async function resumeExperiment(
+export function resumeExperiment(
+  runDir: string,
+  sets: readonly string[],
+  onEvent?: (e: ExperimentEvent) => void,
+): Promise<RunSummary> {
+  readRunConfig(runDir); // refuses a directory that is not a run before locking (creating) it
+  return withDirLock(runDir, () => resume(runDir, sets, onEvent));
+}
+
+async function resume(
   runDir: string,
   sets: readonly string[],
   onEvent?: (e: ExperimentEvent) => void,

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import type { RunConfig } from './config.js';
 import type { ClientEval, EvalRecord } from './events.js';
+import { LOCK_FILE } from './lock.js';
 
 export const FILES = {
   config: 'config.json',
@@ -78,7 +79,7 @@ export function readRecords(dir: string): EvalRecord[] {
 /** Refuses to write into a directory that already holds a run or other files. */
 export function checkFreshDir(dir: string): void {
   if (!existsSync(dir)) return;
-  const entries = readdirSync(dir);
+  const entries = readdirSync(dir).filter((n) => n !== LOCK_FILE);
   if (entries.length > 0) {
     throw Object.assign(
       new Error(

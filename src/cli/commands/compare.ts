@@ -41,7 +41,8 @@ An algorithm whose training diverges (a client's loss is not finite) keeps the n
 evaluation, marked "diverged in round N" in the table; the comparison goes on with the next one
 and --resume does not retry it.
 
-Exit codes: 0 done, 1 failed while running, 2 bad config or arguments.`,
+Exit codes: 0 done, 1 failed while running, 2 bad config or arguments, a directory in use by
+another comparison (DIR/fedslr.lock), or one that cannot be created (the message says why).`,
   async run(argv) {
     let parsed: ReturnType<typeof parse>;
     try {

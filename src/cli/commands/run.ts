@@ -20,7 +20,9 @@ Runs the experiment a config file describes (see examples/) and writes a run dir
                  rounds and at the end), each verified by checksums
 
 Options:
-  --out DIR          run directory (default runs/<config>-<algorithm>-<time>); must be empty
+  --out DIR          run directory (default runs/<config>-<algorithm>-<time>); must be empty.
+                     A run holds DIR/fedslr.lock while it runs: a second run, --resume or
+                     compare on the same directory is refused (exit 2)
   --set key=value    override a config value by its dot path, e.g. --set rounds=3
                      --set algorithm.mu=0 --set data.partition.alpha=0.1 (repeatable);
                      setting algorithm.name starts that algorithm from its defaults
@@ -30,7 +32,8 @@ Options:
   --quiet            no progress output (the final table is still printed)
 
 Progress goes to stderr (a bar on a terminal, a line per round otherwise); the final table to
-stdout. Exit codes: 0 done, 1 failed while running, 2 bad config or arguments.`,
+stdout. Exit codes: 0 done, 1 failed while running, 2 bad config or arguments, a directory in
+use by another run, or one that cannot be created (the message says why).`,
   async run(argv) {
     let parsed: ReturnType<typeof parse>;
     try {
