@@ -264,7 +264,7 @@ export class ConfigError extends Error {
 }
 
 /** Keys the schema allows at `path` of `input` (following discriminated unions by their tag). */
-function allowedKeys(path: readonly PropertyKey[], input: unknown): string[] {
+export function allowedKeys(path: readonly PropertyKey[], input: unknown): string[] {
   let schema: z.ZodType = configSchema;
   let value = input as Record<PropertyKey, unknown> | undefined;
   for (let i = 0; ; i++) {
