@@ -13,7 +13,7 @@ import { createExecutor } from './executor.js';
 import { applySet } from './load_config.js';
 import { withDirLock } from './lock.js';
 import { checkFreshDir, FILES, RunDir, type RunSummary, summarizeRun } from './rundir.js';
-import { setup } from './setup.js';
+import { type SetupInfo, setup } from './setup.js';
 import { initialState, type SimState, type Simulation, simulate } from './simulate.js';
 import { decodeClientState } from './state_codec.js';
 import { type ClientStore, chooseStore, DiskStore, MemoryStore } from './store.js';
@@ -46,6 +46,15 @@ function makeStore(
   const kind = chooseStore(rt.store, estimatedBytes, rt.memoryBudget);
   onEvent?.({ type: 'store', kind, estimatedBytes });
   return kind === 'memory' ? new MemoryStore() : new DiskStore(join(outDir, STORE_DIR));
+}
+
+function configNotes(info: SetupInfo): Record<string, unknown> {
+  return {
+    backend: info.backend,
+    threads: info.threads,
+    trainSamples: info.trainSamples,
+    testSamples: info.testSamples,
+  };
 }
 
 async function drive(
@@ -113,12 +122,7 @@ export function runExperiment(config: RunConfig, opts: ExperimentOptions): Promi
 async function startRun(config: RunConfig, opts: ExperimentOptions): Promise<RunSummary> {
   const { sim, info } = await setup(config);
   const dir = new RunDir(opts.outDir);
-  dir.writeConfig(config, {
-    backend: info.backend,
-    threads: info.threads,
-    trainSamples: info.trainSamples,
-    testSamples: info.testSamples,
-  });
+  dir.writeConfig(config, configNotes(info));
   const st = initialState(sim, makeStore(sim, opts.outDir, opts.onEvent));
   return drive(sim, st, dir, 0, undefined, opts.onEvent);
 }
@@ -186,7 +190,7 @@ async function resume(
       `cannot resume '${runDir}': rounds ${config.rounds} is below the checkpoint's round ${ck.meta.round}`,
     );
   }
-  const { sim } = await setup(config);
+  const { sim, info } = await setup(config);
   const store = makeStore(sim, runDir, onEvent);
   for (const c of ck.meta.clients) {
     const bytes = ck.clientBytes(c);
@@ -201,6 +205,8 @@ async function resume(
     totals: { ...ck.meta.totals },
   };
   const dir = new RunDir(runDir);
+  // The config as continued (rounds, runtime), so that a later plain --resume continues it.
+  dir.writeConfig(config, configNotes(info));
   dir.restore(ck.records, ck.clientEvals);
   onEvent?.({
     type: 'resumed',

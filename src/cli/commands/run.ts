@@ -25,7 +25,8 @@ Options:
                      compare on the same directory is refused (exit 2)
   --set key=value    override a config value by its dot path, e.g. --set rounds=3
                      --set algorithm.mu=0 --set data.partition.alpha=0.1 (repeatable);
-                     setting algorithm.name starts that algorithm from its defaults
+                     setting algorithm.name starts that algorithm from its defaults, and
+                     changing a kind (data.partition.kind=iid) drops the old kind's options
   --resume DIR       continue an interrupted run from its newest good checkpoint; the result
                      is identical to an uninterrupted run. Only rounds (and runtime settings)
                      may be changed with --set; other differences are refused.
