@@ -17,6 +17,7 @@ import {
   type AlgorithmConfig,
   algorithmSchema,
   ConfigError,
+  describeIssues,
   parseConfig,
   type RunConfig,
 } from './config.js';
@@ -63,8 +64,8 @@ export function parseAlgorithmList(list: string, base: AlgorithmConfig): Compare
     }
     const r = algorithmSchema.safeParse(raw);
     if (!r.success) {
-      const why = r.error.issues
-        .map((i) => `${i.path.length ? `${i.path.join('.')}: ` : ''}${i.message}`)
+      const why = describeIssues(r.error.issues, { algorithm: raw }, ['algorithm'])
+        .map((l) => l.replace(/^algorithm(\.|: )/, ''))
         .join('; ');
       throw new ConfigError(`--algorithms entry '${label}' is not valid: ${why}`);
     }

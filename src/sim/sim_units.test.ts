@@ -94,7 +94,7 @@ describe('config', () => {
     expect(msg).toMatch(/algorithm: unknown key 'alpah' \(did you mean 'alpha'\?\)/);
     expect(msg).toMatch(/train\.backend: .*"wasm"/);
     expect(() => parseConfig({ algorithm: { name: 'fedsl' } })).toThrow(
-      /algorithm\.name: .*'fedslr' \| 'fedavg'/,
+      /algorithm\.name: 'fedsl' is not one of fedslr, fedavg, .* \(did you mean 'fedslr'\?\)/,
     );
     expect(() => parseConfig({ clients: { count: 5, sampling: { kind: 'count', k: 9 } } })).toThrow(
       /clients\.sampling\.k: cannot draw 9 clients out of 5/,

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import type { CompareStart } from '../../sim/compare.js';
 import type { ExperimentEvent } from '../../sim/experiment.js';
 import type { Command } from '../command.js';
-import { UsageError } from '../command.js';
+import { optionError, UsageError } from '../command.js';
 
 export const command: Command = {
   name: 'compare',
@@ -48,7 +48,7 @@ another comparison (DIR/fedslr.lock), or one that cannot be created (the message
     try {
       parsed = parse(argv);
     } catch (err) {
-      throw new UsageError((err as Error).message);
+      throw optionError(err, Object.keys(OPTIONS));
     }
     const { values, positionals } = parsed;
     const sets = values.set ?? [];
@@ -127,16 +127,14 @@ another comparison (DIR/fedslr.lock), or one that cannot be created (the message
   },
 };
 
+const OPTIONS = {
+  algorithms: { type: 'string' },
+  out: { type: 'string' },
+  set: { type: 'string', multiple: true },
+  resume: { type: 'string' },
+  quiet: { type: 'boolean' },
+} as const;
+
 function parse(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      algorithms: { type: 'string' },
-      out: { type: 'string' },
-      set: { type: 'string', multiple: true },
-      resume: { type: 'string' },
-      quiet: { type: 'boolean' },
-    },
-  });
+  return parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
 }

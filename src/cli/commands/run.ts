@@ -1,7 +1,7 @@
 import { basename, extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../command.js';
-import { UsageError } from '../command.js';
+import { optionError, UsageError } from '../command.js';
 
 export const command: Command = {
   name: 'run',
@@ -40,7 +40,7 @@ use by another run, or one that cannot be created (the message says why).`,
     try {
       parsed = parse(argv);
     } catch (err) {
-      throw new UsageError((err as Error).message);
+      throw optionError(err, Object.keys(OPTIONS));
     }
     const { values, positionals } = parsed;
     const { Progress } = await import('../progress.js');
@@ -116,15 +116,13 @@ async function printSummary(
   return 0;
 }
 
+const OPTIONS = {
+  out: { type: 'string' },
+  set: { type: 'string', multiple: true },
+  quiet: { type: 'boolean' },
+  resume: { type: 'string' },
+} as const;
+
 function parse(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      out: { type: 'string' },
-      set: { type: 'string', multiple: true },
-      quiet: { type: 'boolean' },
-      resume: { type: 'string' },
-    },
-  });
+  return parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
 }
