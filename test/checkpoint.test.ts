@@ -1,5 +1,13 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
@@ -107,6 +115,35 @@ describe('checkpoints', () => {
     } finally {
       vi.restoreAllMocks();
     }
+  });
+
+  it('one corrupted client file costs only its checkpoint: resume falls back to the previous one, bit-exact', async () => {
+    const dir = tmp();
+    await runExperiment(parseConfig({ ...base, rounds: 4 }), { outDir: dir });
+    const [older, newest] = listCheckpoints(dir);
+    const meta = (n: string) =>
+      JSON.parse(readFileSync(join(dir, CHECKPOINT_DIR, n, 'meta.json'), 'utf8')).files;
+    const [olderFiles, newestFiles] = [meta(older!), meta(newest!)];
+    // A client whose state did not change between the two checkpoints (not drawn in rounds 3-4).
+    const same = Object.keys(newestFiles).filter(
+      (f) => f.startsWith('clients/') && olderFiles[f] === newestFiles[f],
+    );
+    expect(same.length).toBeGreaterThan(0);
+    const file = join(dir, CHECKPOINT_DIR, newest!, same[0]!);
+    // Truncate in place (as a disk error would), not by replacing the file.
+    truncateSync(file, 10);
+    const skipped: string[] = [];
+    await resumeExperiment(dir, ['rounds=6'], (e) => {
+      if (e.type === 'resumed') {
+        expect(e.from).toContain(older);
+        skipped.push(...e.skipped);
+      }
+    });
+    expect(skipped.join()).toMatch(new RegExp(`${same[0]}: checksum mismatch`));
+    const full = tmp();
+    await runExperiment(parseConfig({ ...base, rounds: 6 }), { outDir: full });
+    expect(metrics(dir)).toEqual(metrics(full));
+    expect(finalState(dir)).toEqual(finalState(full));
   });
 
   it('refuses a different config, listing the keys, and a directory that is not a run', async () => {
