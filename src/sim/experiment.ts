@@ -4,7 +4,7 @@
  * its newest good checkpoint.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve, sep } from 'node:path';
 import { paramCount } from '../tensor/params.js';
 import { type CheckpointMeta, latestCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { ConfigError, parseConfig, type RunConfig } from './config.js';
@@ -24,6 +24,11 @@ export type ExperimentEvent =
   | { type: 'checkpoint'; round: number; dir: string }
   | { type: 'resumed'; round: number; rounds: number; from: string; skipped: string[] }
   | { type: 'store'; kind: 'memory' | 'disk'; estimatedBytes: number }
+  /**
+   * Where the dataset was read from; `requested` is the config's `data.dir` when the files were
+   * not in it (nor in its dataset subfolder) and were found in a default location instead.
+   */
+  | { type: 'data'; dataset: string; source: string; requested?: string }
   /** Who trains and evaluates the clients: 1 = the main thread, more = that many worker threads. */
   | { type: 'executor'; workers: number };
 
@@ -54,6 +59,21 @@ function configNotes(info: SetupInfo): Record<string, unknown> {
     threads: info.threads,
     trainSamples: info.trainSamples,
     testSamples: info.testSamples,
+    dataSource: info.dataSource,
+  };
+}
+
+function dataEvent(config: RunConfig, info: SetupInfo): ExperimentEvent {
+  const { dataset, dir } = config.data;
+  const inDir =
+    dir === undefined ||
+    info.dataSource === resolve(dir) ||
+    info.dataSource.startsWith(`${resolve(dir)}${sep}`);
+  return {
+    type: 'data',
+    dataset,
+    source: info.dataSource,
+    ...(inDir ? {} : { requested: dir }),
   };
 }
 
@@ -121,6 +141,7 @@ export function runExperiment(config: RunConfig, opts: ExperimentOptions): Promi
 
 async function startRun(config: RunConfig, opts: ExperimentOptions): Promise<RunSummary> {
   const { sim, info } = await setup(config);
+  opts.onEvent?.(dataEvent(config, info));
   const dir = new RunDir(opts.outDir);
   dir.writeConfig(config, configNotes(info));
   const st = initialState(sim, makeStore(sim, opts.outDir, opts.onEvent));
@@ -191,6 +212,7 @@ async function resume(
     );
   }
   const { sim, info } = await setup(config);
+  onEvent?.(dataEvent(config, info));
   const store = makeStore(sim, runDir, onEvent);
   for (const c of ck.meta.clients) {
     const bytes = ck.clientBytes(c);

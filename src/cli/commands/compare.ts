@@ -53,7 +53,7 @@ another comparison (DIR/fedslr.lock), or one that cannot be created (the message
     const { values, positionals } = parsed;
     const sets = values.set ?? [];
     const { parseAlgorithmList, resumeCompare, runCompare } = await import('../../sim/compare.js');
-    const { Progress, fmtDuration } = await import('../progress.js');
+    const { Progress, fmtDuration, reportData } = await import('../progress.js');
     let progress: InstanceType<typeof Progress> | undefined;
     let rounds = 0;
     const hooks = {
@@ -79,6 +79,7 @@ another comparison (DIR/fedslr.lock), or one that cannot be created (the message
         );
       },
       onEvent: (e: ExperimentEvent) => {
+        if (e.type === 'data') return reportData(e, values.quiet);
         if (values.quiet) return;
         if (e.type === 'resumed') {
           process.stderr.write(`  continuing at round ${e.round} (${e.from})\n`);

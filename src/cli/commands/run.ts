@@ -43,7 +43,7 @@ use by another run, or one that cannot be created (the message says why).`,
       throw optionError(err, Object.keys(OPTIONS));
     }
     const { values, positionals } = parsed;
-    const { Progress } = await import('../progress.js');
+    const { Progress, reportData } = await import('../progress.js');
     const sets = values.set ?? [];
     if (values.resume !== undefined) {
       if (positionals.length > 0)
@@ -53,6 +53,7 @@ use by another run, or one that cannot be created (the message says why).`,
       const { resumeExperiment } = await import('../../sim/experiment.js');
       let progress: InstanceType<typeof Progress> | undefined;
       const summary = await resumeExperiment(values.resume, sets, (e) => {
+        if (e.type === 'data') return reportData(e, values.quiet);
         if (values.quiet) return;
         if (e.type === 'resumed') {
           for (const s of e.skipped) process.stderr.write(`skipped checkpoint: ${s}\n`);
@@ -92,7 +93,8 @@ use by another run, or one that cannot be created (the message says why).`,
         } else if (e.type === 'executor') {
           if (e.workers > 1 && !values.quiet)
             process.stderr.write(`clients trained and evaluated on ${e.workers} worker threads\n`);
-        } else if (e.type !== 'checkpoint' && e.type !== 'resumed') progress?.on(e);
+        } else if (e.type === 'data') reportData(e, values.quiet);
+        else if (e.type !== 'checkpoint' && e.type !== 'resumed') progress?.on(e);
       },
     });
     progress?.done();
