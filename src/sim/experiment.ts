@@ -132,7 +132,10 @@ async function drive(
  * Runs `config` into the run directory `opts.outDir` (created if needed, must be empty), holding
  * its lock (see lock.ts) until the run ends or fails.
  */
-export function runExperiment(config: RunConfig, opts: ExperimentOptions): Promise<RunSummary> {
+export async function runExperiment(
+  config: RunConfig,
+  opts: ExperimentOptions,
+): Promise<RunSummary> {
   return withDirLock(opts.outDir, () => {
     checkFreshDir(opts.outDir);
     return startRun(config, opts);
@@ -180,7 +183,7 @@ export function readRunConfig(runDir: string): Record<string, unknown> {
  * Continues a run from its newest good checkpoint. Only `rounds` and `runtime` may differ from the
  * original config (`sets` are `--set` overrides); the result is bitwise the same as an uninterrupted run.
  */
-export function resumeExperiment(
+export async function resumeExperiment(
   runDir: string,
   sets: readonly string[],
   onEvent?: (e: ExperimentEvent) => void,
