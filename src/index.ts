@@ -9,7 +9,13 @@ export * from './models/index.js';
 export { writeReport, writeReportCsv } from './report/index.js';
 export * from './sim/config.js';
 export * from './sim/events.js';
-export { runExperiment } from './sim/experiment.js';
+export {
+  type ExperimentEvent,
+  type ExperimentOptions,
+  resumeExperiment,
+  runExperiment,
+} from './sim/experiment.js';
+export type { RunSummary } from './sim/rundir.js';
 export { setup } from './sim/setup.js';
 export { initialState, simulate } from './sim/simulate.js';
 export { type BackendOptions, initBackend, wasmThreads } from './tensor/backend.js';

@@ -105,6 +105,12 @@ describe('fedslr command', () => {
     expect(await main(['run', join(dir, 'missing.yaml')])).toBe(2);
     expect(err.join('\n')).toMatch(/cannot read config file/);
     expect(await main(['frobnicate'])).toBe(2);
+    expect(await main(['compare', config, '--algorithm', 'fedavg'])).toBe(2);
+    expect(err.join('\n')).toMatch(
+      /unknown option '--algorithm' \(did you mean '--algorithms'\?\)/,
+    );
+    expect(await main(['run', config, '--qiet'])).toBe(2);
+    expect(err.join('\n')).toMatch(/unknown option '--qiet' \(did you mean '--quiet'\?\)/);
     expect(await main(['run'])).toBe(2);
     expect(err.join('\n')).toMatch(/expected one config file/);
     expect(await main(['--help'])).toBe(0);

@@ -18,11 +18,13 @@ import {
   type AlgorithmConfig,
   algorithmSchema,
   ConfigError,
+  describeIssues,
   parseConfig,
   type RunConfig,
 } from './config.js';
 import { diffKeys, type ExperimentEvent, resumeExperiment, runExperiment } from './experiment.js';
 import { applySet } from './load_config.js';
+import { withDirLock } from './lock.js';
 import { checkFreshDir, type RunSummary, readRecords, summarizeRun } from './rundir.js';
 import { TrainingDiverged } from './simulate.js';
 
@@ -63,8 +65,8 @@ export function parseAlgorithmList(list: string, base: AlgorithmConfig): Compare
     }
     const r = algorithmSchema.safeParse(raw);
     if (!r.success) {
-      const why = r.error.issues
-        .map((i) => `${i.path.length ? `${i.path.join('.')}: ` : ''}${i.message}`)
+      const why = describeIssues(r.error.issues, { algorithm: raw }, ['algorithm'])
+        .map((l) => l.replace(/^algorithm(\.|: )/, ''))
         .join('; ');
       throw new ConfigError(`--algorithms entry '${label}' is not valid: ${why}`);
     }
@@ -252,9 +254,15 @@ export async function runCompare(
   entries: readonly CompareEntry[],
   opts: CompareOptions,
 ): Promise<CompareRow[]> {
-  checkFreshDir(opts.outDir);
   checkRunDirs(entries);
-  return compareLoop({ config, entries: [...entries], rows: [] }, [], opts);
+  return withDirLock(
+    opts.outDir,
+    () => {
+      checkFreshDir(opts.outDir);
+      return compareLoop({ config, entries: [...entries], rows: [] }, [], opts);
+    },
+    'comparison directory',
+  );
 }
 
 /**
@@ -287,7 +295,11 @@ export async function resumeCompare(
   // A diverged run is not retried: it would diverge again at the same round.
   const rows = saved.rows.filter((r) => r.rounds === config.rounds || r.diverged_round);
   const entries = add === undefined ? saved.entries : addEntries(saved.entries, add, config);
-  return compareLoop({ ...saved, config, entries, rows }, sets, { ...opts, outDir });
+  return withDirLock(
+    outDir,
+    () => compareLoop({ ...saved, config, entries, rows }, sets, { ...opts, outDir }),
+    'comparison directory',
+  );
 }
 
 function addEntries(entries: CompareEntry[], list: string, config: RunConfig): CompareEntry[] {

@@ -8,6 +8,7 @@ import { DATASET_NAMES } from '../data/load.js';
 import { MODEL_NAMES } from '../models/index.js';
 import { BACKEND_NAMES } from '../tensor/backend.js';
 import { InputError } from '../util/errors.js';
+import { suggest } from '../util/suggest.js';
 
 const positiveInt = z.number().int().positive();
 const nonNegative = z.number().nonnegative();
@@ -264,7 +265,7 @@ export class ConfigError extends InputError {
 }
 
 /** Keys the schema allows at `path` of `input` (following discriminated unions by their tag). */
-function allowedKeys(path: readonly PropertyKey[], input: unknown): string[] {
+export function allowedKeys(path: readonly PropertyKey[], input: unknown): string[] {
   let schema: z.ZodType = configSchema;
   let value = input as Record<PropertyKey, unknown> | undefined;
   for (let i = 0; ; i++) {
@@ -299,45 +300,44 @@ function allowedKeys(path: readonly PropertyKey[], input: unknown): string[] {
   }
 }
 
-function editDistance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1;
-      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-    }
-  }
-  return d[a.length]![b.length]!;
-}
-
-function suggest(key: string, allowed: readonly string[]): string {
-  const best = allowed
-    .map((k) => ({ k, d: editDistance(key, k) }))
-    .filter((x) => x.d <= Math.max(2, Math.floor(x.k.length / 3)))
-    .sort((a, b) => a.d - b.d)[0];
-  return best ? ` (did you mean '${best.k}'?)` : '';
-}
-
 function dotPath(path: readonly PropertyKey[]): string {
   return path
     .map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`))
     .join('');
 }
 
+/**
+ * Each issue as `path: message`, unknown keys and unknown kinds/names with the closest allowed one
+ * ("did you mean"). `input` is the whole config; `prefix` is where the validated part sits in it
+ * (issues of the algorithm schema alone have paths relative to `algorithm`).
+ */
+export function describeIssues(
+  issues: readonly z.core.$ZodIssue[],
+  input: unknown,
+  prefix: readonly PropertyKey[] = [],
+): string[] {
+  return issues.map((iss) => {
+    const path = [...prefix, ...iss.path];
+    const where = dotPath(path) || '(top level)';
+    let msg = iss.message;
+    if (iss.code === 'unrecognized_keys') {
+      const allowed = allowedKeys(path, input);
+      const keys = iss.keys.map((k) => `'${k}'${suggest(k, allowed)}`).join(', ');
+      msg = `unknown key${iss.keys.length > 1 ? 's' : ''} ${keys}; allowed: ${allowed.join(', ')}`;
+    } else if (iss.code === 'invalid_union' && 'options' in iss && Array.isArray(iss.options)) {
+      let given: unknown = input;
+      for (const k of path) given = (given as Record<PropertyKey, unknown> | undefined)?.[k];
+      const options = iss.options.map(String);
+      msg = `'${String(given)}' is not one of ${options.join(', ')}${suggest(String(given), options)}`;
+    }
+    return `${where}: ${msg}`;
+  });
+}
+
 /** Validates a config object; throws ConfigError naming every bad key and what was expected. */
 export function parseConfig(input: unknown, source = 'config'): RunConfig {
   const r = configSchema.safeParse(input);
   if (r.success) return r.data;
-  const lines = r.error.issues.map((iss) => {
-    const where = dotPath(iss.path) || '(top level)';
-    let msg = iss.message;
-    if (iss.code === 'unrecognized_keys') {
-      const allowed = allowedKeys(iss.path, input);
-      const keys = iss.keys.map((k) => `'${k}'${suggest(k, allowed)}`).join(', ');
-      msg = `unknown key${iss.keys.length > 1 ? 's' : ''} ${keys}; allowed: ${allowed.join(', ')}`;
-    }
-    return `  ✖ ${where}: ${msg}`;
-  });
+  const lines = describeIssues(r.error.issues, input).map((l) => `  ✖ ${l}`);
   throw new ConfigError(`${source} is not valid:\n${lines.join('\n')}`);
 }

@@ -4,7 +4,7 @@
  * its newest good checkpoint.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve, sep } from 'node:path';
 import { paramCount } from '../tensor/params.js';
 import { InputError } from '../util/errors.js';
 import { type CheckpointMeta, latestCheckpoint, writeCheckpoint } from './checkpoint.js';
@@ -12,8 +12,9 @@ import { ConfigError, parseConfig, type RunConfig } from './config.js';
 import type { RunEvent } from './events.js';
 import { createExecutor } from './executor.js';
 import { applySet } from './load_config.js';
+import { withDirLock } from './lock.js';
 import { checkFreshDir, FILES, RunDir, type RunSummary, summarizeRun } from './rundir.js';
-import { setup } from './setup.js';
+import { type SetupInfo, setup } from './setup.js';
 import { initialState, type SimState, type Simulation, simulate } from './simulate.js';
 import { decodeClientState } from './state_codec.js';
 import { type ClientStore, chooseStore, DiskStore, MemoryStore } from './store.js';
@@ -24,6 +25,11 @@ export type ExperimentEvent =
   | { type: 'checkpoint'; round: number; dir: string }
   | { type: 'resumed'; round: number; rounds: number; from: string; skipped: string[] }
   | { type: 'store'; kind: 'memory' | 'disk'; estimatedBytes: number }
+  /**
+   * Where the dataset was read from; `requested` is the config's `data.dir` when the files were
+   * not in it (nor in its dataset subfolder) and were found in a default location instead.
+   */
+  | { type: 'data'; dataset: string; source: string; requested?: string }
   /** Who trains and evaluates the clients: 1 = the main thread, more = that many worker threads. */
   | { type: 'executor'; workers: number };
 
@@ -46,6 +52,30 @@ function makeStore(
   const kind = chooseStore(rt.store, estimatedBytes, rt.memoryBudget);
   onEvent?.({ type: 'store', kind, estimatedBytes });
   return kind === 'memory' ? new MemoryStore() : new DiskStore(join(outDir, STORE_DIR));
+}
+
+function configNotes(info: SetupInfo): Record<string, unknown> {
+  return {
+    backend: info.backend,
+    threads: info.threads,
+    trainSamples: info.trainSamples,
+    testSamples: info.testSamples,
+    dataSource: info.dataSource,
+  };
+}
+
+function dataEvent(config: RunConfig, info: SetupInfo): ExperimentEvent {
+  const { dataset, dir } = config.data;
+  const inDir =
+    dir === undefined ||
+    info.dataSource === resolve(dir) ||
+    info.dataSource.startsWith(`${resolve(dir)}${sep}`);
+  return {
+    type: 'data',
+    dataset,
+    source: info.dataSource,
+    ...(inDir ? {} : { requested: dir }),
+  };
 }
 
 async function drive(
@@ -99,19 +129,25 @@ async function drive(
   return summary;
 }
 
+/**
+ * Runs `config` into the run directory `opts.outDir` (created if needed, must be empty), holding
+ * its lock (see lock.ts) until the run ends or fails.
+ */
 export async function runExperiment(
   config: RunConfig,
   opts: ExperimentOptions,
 ): Promise<RunSummary> {
-  checkFreshDir(opts.outDir);
-  const { sim, info } = await setup(config);
-  const dir = new RunDir(opts.outDir);
-  dir.writeConfig(config, {
-    backend: info.backend,
-    threads: info.threads,
-    trainSamples: info.trainSamples,
-    testSamples: info.testSamples,
+  return withDirLock(opts.outDir, () => {
+    checkFreshDir(opts.outDir);
+    return startRun(config, opts);
   });
+}
+
+async function startRun(config: RunConfig, opts: ExperimentOptions): Promise<RunSummary> {
+  const { sim, info } = await setup(config);
+  opts.onEvent?.(dataEvent(config, info));
+  const dir = new RunDir(opts.outDir);
+  dir.writeConfig(config, configNotes(info));
   const st = initialState(sim, makeStore(sim, opts.outDir, opts.onEvent));
   return drive(sim, st, dir, 0, undefined, opts.onEvent);
 }
@@ -151,6 +187,15 @@ export async function resumeExperiment(
   sets: readonly string[],
   onEvent?: (e: ExperimentEvent) => void,
 ): Promise<RunSummary> {
+  readRunConfig(runDir); // refuses a directory that is not a run before locking (creating) it
+  return withDirLock(runDir, () => resume(runDir, sets, onEvent));
+}
+
+async function resume(
+  runDir: string,
+  sets: readonly string[],
+  onEvent?: (e: ExperimentEvent) => void,
+): Promise<RunSummary> {
   let raw = readRunConfig(runDir);
   for (const s of sets) raw = applySet(raw, s);
   const config = parseConfig(raw, `config of '${runDir}'${sets.length ? ' with --set' : ''}`);
@@ -168,7 +213,8 @@ export async function resumeExperiment(
       `cannot resume '${runDir}': rounds ${config.rounds} is below the checkpoint's round ${ck.meta.round}`,
     );
   }
-  const { sim } = await setup(config);
+  const { sim, info } = await setup(config);
+  onEvent?.(dataEvent(config, info));
   const store = makeStore(sim, runDir, onEvent);
   for (const c of ck.meta.clients) {
     const bytes = ck.clientBytes(c);
@@ -183,6 +229,8 @@ export async function resumeExperiment(
     totals: { ...ck.meta.totals },
   };
   const dir = new RunDir(runDir);
+  // The config as continued (rounds, runtime), so that a later plain --resume continues it.
+  dir.writeConfig(config, configNotes(info));
   dir.restore(ck.records, ck.clientEvals);
   onEvent?.({
     type: 'resumed',

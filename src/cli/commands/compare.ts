@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import type { CompareStart } from '../../sim/compare.js';
 import type { ExperimentEvent } from '../../sim/experiment.js';
 import type { Command } from '../command.js';
-import { UsageError } from '../command.js';
+import { optionError, UsageError } from '../command.js';
 
 export const command: Command = {
   name: 'compare',
@@ -41,18 +41,19 @@ An algorithm whose training diverges (a client's loss is not finite) keeps the n
 evaluation, marked "diverged in round N" in the table; the comparison goes on with the next one
 and --resume does not retry it.
 
-Exit codes: 0 done, 1 failed while running, 2 bad config or arguments.`,
+Exit codes: 0 done, 1 failed while running, 2 bad config or arguments, a directory in use by
+another comparison (DIR/fedslr.lock), or one that cannot be created (the message says why).`,
   async run(argv) {
     let parsed: ReturnType<typeof parse>;
     try {
       parsed = parse(argv);
     } catch (err) {
-      throw new UsageError((err as Error).message);
+      throw optionError(err, Object.keys(OPTIONS));
     }
     const { values, positionals } = parsed;
     const sets = values.set ?? [];
     const { parseAlgorithmList, resumeCompare, runCompare } = await import('../../sim/compare.js');
-    const { Progress, fmtDuration } = await import('../progress.js');
+    const { Progress, fmtDuration, reportData } = await import('../progress.js');
     let progress: InstanceType<typeof Progress> | undefined;
     let rounds = 0;
     const hooks = {
@@ -78,6 +79,7 @@ Exit codes: 0 done, 1 failed while running, 2 bad config or arguments.`,
         );
       },
       onEvent: (e: ExperimentEvent) => {
+        if (e.type === 'data') return reportData(e, values.quiet);
         if (values.quiet) return;
         if (e.type === 'resumed') {
           process.stderr.write(`  continuing at round ${e.round} (${e.from})\n`);
@@ -126,16 +128,14 @@ Exit codes: 0 done, 1 failed while running, 2 bad config or arguments.`,
   },
 };
 
+const OPTIONS = {
+  algorithms: { type: 'string' },
+  out: { type: 'string' },
+  set: { type: 'string', multiple: true },
+  resume: { type: 'string' },
+  quiet: { type: 'boolean' },
+} as const;
+
 function parse(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      algorithms: { type: 'string' },
-      out: { type: 'string' },
-      set: { type: 'string', multiple: true },
-      resume: { type: 'string' },
-      quiet: { type: 'boolean' },
-    },
-  });
+  return parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
 }
