@@ -9,9 +9,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Params } from '../tensor/params.js';
 import { disposeParams, fromArrays, toArrays, zerosLike } from '../tensor/params.js';
+import { batchIndices } from '../train/batches.js';
 import { makeStep } from '../train/loop.js';
 import { addDecayedWeights, type ProxMap, proximalPull } from '../train/transforms.js';
-import { batchIndices, EpochStats, gatherBatch } from './batches.js';
+import { EpochStats, gatherBatch } from './batches.js';
 import { averagingServer, combine, decodeWire, denseWire } from './common.js';
 import type { Algorithm, AlgorithmContext } from './types.js';
 
@@ -72,7 +73,13 @@ export function apfl(ctx: AlgorithmContext, opts: ApflOptions = APFL_DEFAULTS): 
       });
       let stats = new EpochStats();
       const n = run.data.y.shape[0];
-      for (const epoch of batchIndices(n, ctx.train.batchSize, ctx.train.epochs, run.rng)) {
+      for (const epoch of batchIndices(
+        n,
+        ctx.train.batchSize,
+        ctx.train.epochs,
+        run.rng,
+        ctx.train.lastBatch,
+      )) {
         stats = new EpochStats();
         for (const idx of epoch) {
           const b = gatherBatch(run.data, idx);

@@ -32,25 +32,34 @@ export function denseWire(a: ParamArrays): WireParams {
   return Object.fromEntries(Object.entries(a).map(([k, v]) => [k, dense(v)]));
 }
 
-/** E epochs of SGD from `start` with the given gradient transform; returns the new tensors. */
+/**
+ * E epochs of SGD from `start` with the given gradient transform; returns the new tensors, the
+ * last epoch's loss and accuracy, and the number of steps taken.
+ */
 export function sgd(
   ctx: AlgorithmContext,
   run: ClientRun,
   start: Params,
   epochs: number,
   opts: { transform?: GradTransform; prox?: ProxMap; compose?: (p: Params) => Params } = {},
-): { params: Params; loss: number; acc: number } {
+): { params: Params; loss: number; acc: number; steps: number } {
   const r = trainLocal(start, {
     model: ctx.model,
     data: run.data,
     epochs,
     batchSize: ctx.train.batchSize,
+    lastBatch: ctx.train.lastBatch,
     lr: run.lr,
     rng: run.rng,
     ...opts,
   });
   const last = r.epochs[r.epochs.length - 1];
-  return { params: r.params, loss: last?.loss ?? Number.NaN, acc: last?.acc ?? Number.NaN };
+  return {
+    params: r.params,
+    loss: last?.loss ?? Number.NaN,
+    acc: last?.acc ?? Number.NaN,
+    steps: r.steps,
+  };
 }
 
 /** Element-wise map over matching arrays of several sets (plain float32 loops, no tensors). */

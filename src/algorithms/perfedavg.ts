@@ -9,9 +9,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ParamArrays, Params } from '../tensor/params.js';
 import { add, disposeParams, fromArrays, sub, toArrays } from '../tensor/params.js';
+import { batchIndices } from '../train/batches.js';
 import { makeStep } from '../train/loop.js';
 import { addDecayedWeights } from '../train/transforms.js';
-import { batchIndices, EpochStats, gatherBatch } from './batches.js';
+import { EpochStats, gatherBatch } from './batches.js';
 import { averagingServer, decodeWire, denseWire } from './common.js';
 import type { Algorithm, AlgorithmContext, ClientRun } from './types.js';
 
@@ -53,7 +54,13 @@ export function perfedavg(
       let stats = new EpochStats();
       const transform = addDecayedWeights(ctx.train.weightDecay);
       const n = run.data.y.shape[0];
-      for (const epoch of batchIndices(n, ctx.train.batchSize, ctx.train.epochs, run.rng)) {
+      for (const epoch of batchIndices(
+        n,
+        ctx.train.batchSize,
+        ctx.train.epochs,
+        run.rng,
+        ctx.train.lastBatch,
+      )) {
         stats = new EpochStats();
         epoch.forEach((idx, j) => {
           const tilde = adapt(w, run, idx);
@@ -82,7 +89,8 @@ export function perfedavg(
     personalModel(_state, global, run): ParamArrays {
       if (!global) throw new Error('perfedavg: the personal model needs the global model');
       const n = run.data.y.shape[0];
-      const batches = batchIndices(n, ctx.train.batchSize, 1, run.rng)[0] ?? [];
+      const batches =
+        batchIndices(n, ctx.train.batchSize, 1, run.rng, ctx.train.lastBatch)[0] ?? [];
       const w0 = fromArrays(global);
       let w = w0;
       for (let s = 0; s < opts.adaptSteps && batches.length; s++) {

@@ -72,7 +72,7 @@ export function scaffold(
       const y = toArrays(r.params);
       disposeParams(corr, x, r.params);
       const n = run.data.y.shape[0];
-      const K = ctx.train.epochs * Math.ceil(n / ctx.train.batchSize);
+      const K = r.steps;
       // Option II: c_i+ = c_i - c + (x - y) / (K lr); no step taken leaves c_i as it was.
       const ciNext = K
         ? combine([ci, c, xArr, y], ([a, b, xv, yv]) => a! - b! + (xv! - yv!) / (K * run.lr))

@@ -6,6 +6,7 @@
 import type { Model } from '../models/index.js';
 import type { ParamArrays } from '../tensor/params.js';
 import type { Rng } from '../tensor/rng.js';
+import type { LastBatch } from '../train/batches.js';
 import type { DataTensors } from '../train/loop.js';
 
 /** Wire form of a parameter set (dense, low-rank factors or sparse per tensor); see codec/. */
@@ -22,6 +23,8 @@ export interface TrainSettings {
   batchSize: number;
   /** Local epochs (FedSLR's stage 1; most baselines' only stage). */
   epochs: number;
+  /** What a short last batch of an epoch becomes (train/batches.ts; default keep). */
+  lastBatch?: LastBatch;
 }
 
 export interface AlgorithmContext {

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { DATASET_NAMES } from '../data/load.js';
 import { MODEL_NAMES } from '../models/index.js';
 import { BACKEND_NAMES } from '../tensor/backend.js';
+import { LAST_BATCH_MODES } from '../train/batches.js';
 import { InputError } from '../util/errors.js';
 import { suggest } from '../util/suggest.js';
 
@@ -201,6 +202,8 @@ export const configSchema = z
         weightDecay: nonNegative.default(1e-3),
         batchSize: positiveInt.default(20),
         epochs: z.number().int().nonnegative().default(2),
+        /** A short last batch of an epoch: its own step (keep), joined to the previous (merge), dropped. */
+        lastBatch: z.enum(LAST_BATCH_MODES).default('keep'),
         backend: z.enum(BACKEND_NAMES).default('auto'),
       })
       .default({
@@ -209,6 +212,7 @@ export const configSchema = z
         weightDecay: 1e-3,
         batchSize: 20,
         epochs: 2,
+        lastBatch: 'keep',
         backend: 'auto',
       }),
     runtime: z
