@@ -22,7 +22,12 @@ import {
   parseConfig,
   type RunConfig,
 } from './config.js';
-import { diffKeys, type ExperimentEvent, resumeExperiment, runExperiment } from './experiment.js';
+import {
+  type ExperimentEvent,
+  refuseChangedConfig,
+  resumeExperiment,
+  runExperiment,
+} from './experiment.js';
 import { applySet } from './load_config.js';
 import { withDirLock } from './lock.js';
 import { checkFreshDir, type RunSummary, readRecords, summarizeRun } from './rundir.js';
@@ -285,13 +290,7 @@ export async function resumeCompare(
   let raw = saved.config as unknown as Record<string, unknown>;
   for (const s of sets) raw = applySet(raw, s);
   const config = parseConfig(raw, `config of '${outDir}' with --set`);
-  const comparable = (c: RunConfig) => ({ ...c, rounds: 0, runtime: null });
-  const changed = diffKeys(comparable(saved.config), comparable(config));
-  if (changed.length) {
-    throw new ConfigError(
-      `cannot resume '${outDir}' with a different config (only rounds and runtime may change); differing keys: ${changed.join(', ')}`,
-    );
-  }
+  refuseChangedConfig(saved.config, config, outDir);
   // A diverged run is not retried: it would diverge again at the same round.
   const rows = saved.rows.filter((r) => r.rounds === config.rounds || r.diverged_round);
   const entries = add === undefined ? saved.entries : addEntries(saved.entries, add, config);

@@ -152,8 +152,27 @@ async function startRun(config: RunConfig, opts: ExperimentOptions): Promise<Run
   return drive(sim, st, dir, 0, undefined, opts.onEvent);
 }
 
+/**
+ * Refuses to continue `dir`, saved with config `saved`, under `config` when anything but `rounds`
+ * (which may grow) and `runtime` (which does not change results) differs. The saved config is
+ * parsed again first, so an option added since it was written counts at its default (which
+ * reproduces what the run did) instead of as a difference.
+ */
+export function refuseChangedConfig(saved: RunConfig, config: RunConfig, dir: string): void {
+  const comparable = (c: RunConfig) => ({ ...c, rounds: 0, runtime: null });
+  const changed = diffKeys(
+    comparable(parseConfig(saved, `saved config of '${dir}'`)),
+    comparable(config),
+  );
+  if (changed.length) {
+    throw new ConfigError(
+      `cannot resume '${dir}' with a different config (only rounds and runtime may change); differing keys: ${changed.join(', ')}`,
+    );
+  }
+}
+
 /** Keys (dot paths) where two plain values differ. */
-export function diffKeys(a: unknown, b: unknown, path = ''): string[] {
+function diffKeys(a: unknown, b: unknown, path = ''): string[] {
   const isObj = (x: unknown) => typeof x === 'object' && x !== null && !Array.isArray(x);
   if (isObj(a) && isObj(b)) {
     const keys = new Set([...Object.keys(a as object), ...Object.keys(b as object)]);
@@ -200,14 +219,7 @@ async function resume(
   for (const s of sets) raw = applySet(raw, s);
   const config = parseConfig(raw, `config of '${runDir}'${sets.length ? ' with --set' : ''}`);
   const ck = latestCheckpoint(runDir);
-  // Rounds may grow; runtime settings (store, checkpoints) do not change results.
-  const comparable = (c: RunConfig) => ({ ...c, rounds: 0, runtime: null });
-  const changed = diffKeys(comparable(ck.meta.config), comparable(config));
-  if (changed.length) {
-    throw new ConfigError(
-      `cannot resume '${runDir}' with a different config (only rounds and runtime may change); differing keys: ${changed.join(', ')}`,
-    );
-  }
+  refuseChangedConfig(ck.meta.config, config, runDir);
   if (config.rounds < ck.meta.round) {
     throw new ConfigError(
       `cannot resume '${runDir}': rounds ${config.rounds} is below the checkpoint's round ${ck.meta.round}`,

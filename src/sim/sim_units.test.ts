@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { Rng } from '../tensor/rng.js';
 import { ConfigError, parseConfig } from './config.js';
 import { longestFirst } from './executor.js';
+import { refuseChangedConfig } from './experiment.js';
 import { applySet, loadConfig } from './load_config.js';
 import { drawClients } from './sampling.js';
 import { percentile, summarize } from './stats.js';
@@ -160,5 +161,24 @@ describe('config files', () => {
       writeFileSync(file, text!);
       expect(() => loadConfig(file)).toThrow(new RegExp(`config file '${file}' is empty`));
     }
+  });
+});
+
+describe('resuming under a config', () => {
+  const saved = parseConfig({ rounds: 6, model: { name: 'mlp' } });
+  // A run directory written before `train.lastBatch` existed has no such key.
+  const { lastBatch: _added, ...oldTrain } = saved.train;
+  const written = { ...saved, train: oldTrain } as typeof saved;
+
+  it('counts an option added since the run was written at its default, not as a change', () => {
+    expect(() =>
+      refuseChangedConfig(written, parseConfig({ rounds: 9, model: { name: 'mlp' } }), 'r'),
+    ).not.toThrow();
+  });
+
+  it('refuses any other change, naming the keys', () => {
+    expect(() =>
+      refuseChangedConfig(written, parseConfig({ seed: 3, model: { name: 'mlp' } }), 'r'),
+    ).toThrow(/differing keys: seed$/);
   });
 });
