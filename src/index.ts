@@ -1,5 +1,6 @@
 /** The public API of fedslr. */
 export * from './algorithms/index.js';
+export * from './codec/params.js';
 export * from './codec/wire.js';
 export * from './data/index.js';
 export * from './linalg/matrix_view.js';

@@ -155,7 +155,7 @@ describe('simulation', () => {
       } finally {
         await executor.close();
       }
-      return bits(st.server.global!);
+      return bits(sim.algorithm.server.global(st.server)!);
     };
     const threaded = await serverAfterRound(new InProcessExecutor(sim));
     expect(threaded).not.toEqual(bits(sim.init));

@@ -2,9 +2,12 @@
  * Ditto (Li et al. 2021): the global model is trained as in FedAvg; each client also keeps a
  * personal model v_i, trained every round it is drawn on f_i(v) + (lambda/2)||v - W^t||^2.
  */
+import { decodeParams } from '../codec/params.js';
+import { denseParams } from '../codec/wire.js';
 import { disposeParams, fromArrays, toArrays } from '../tensor/params.js';
 import { addDecayedWeights, chain, proximalPull } from '../train/transforms.js';
-import { averagingServer, decodeWire, denseWire, sgd } from './common.js';
+import { averagingServer, type GlobalState, sgd } from './common.js';
+import { type PersonalState, personalCodec } from './local.js';
 import type { Algorithm, AlgorithmContext } from './types.js';
 
 export interface DittoOptions {
@@ -17,34 +20,41 @@ export interface DittoOptions {
 
 export const DITTO_DEFAULTS: DittoOptions = { lambda: 0.1, weighted: true };
 
-export function ditto(ctx: AlgorithmContext, opts: DittoOptions = DITTO_DEFAULTS): Algorithm {
+export function ditto(
+  ctx: AlgorithmContext,
+  opts: DittoOptions = DITTO_DEFAULTS,
+): Algorithm<GlobalState, PersonalState> {
   const wd = ctx.train.weightDecay;
   return {
     name: 'ditto',
     hasGlobal: true,
     hasPersonal: true,
-    ...averagingServer(opts.weighted),
-    initClient: (_client, init) => ({ tensors: { personal: init } }),
-    clientTrain(down, state, run) {
-      const global = fromArrays(decodeWire(down.params));
-      const g = sgd(ctx, run, global, ctx.train.epochs, { transform: addDecayedWeights(wd) });
-      const v0 = fromArrays(state.tensors['personal']!);
-      const v = sgd(ctx, run, v0, opts.personalEpochs ?? ctx.train.epochs, {
-        transform: chain(proximalPull(opts.lambda, global), addDecayedWeights(wd)),
-      });
-      const upload = toArrays(g.params);
-      const personal = toArrays(v.params);
-      disposeParams(global, g.params, v0, v.params);
-      return {
-        upload: {
-          params: denseWire(upload),
-          numSamples: run.data.y.shape[0],
-          trainLoss: g.loss,
-          trainAcc: g.acc,
-        },
-        state: { tensors: { personal } },
-      };
+    server: averagingServer(opts.weighted),
+    client: {
+      codec: personalCodec,
+      initClient: (_client, init) => ({ personal: init }),
+      async train(down, state, run) {
+        const global = fromArrays(decodeParams(down.params));
+        const g = sgd(ctx, run, global, ctx.train.epochs, { transform: addDecayedWeights(wd) });
+        const v0 = fromArrays(state.personal);
+        const v = sgd(ctx, run, v0, opts.personalEpochs ?? ctx.train.epochs, {
+          transform: chain(proximalPull(opts.lambda, global), addDecayedWeights(wd)),
+        });
+        const upload = toArrays(g.params);
+        const personal = toArrays(v.params);
+        disposeParams(global, g.params, v0, v.params);
+        return {
+          upload: {
+            round: down.round,
+            params: denseParams(upload),
+            numSamples: run.data.y.shape[0],
+            trainLoss: g.loss,
+            trainAcc: g.acc,
+          },
+          state: { personal },
+        };
+      },
+      personalModel: (state) => state.personal,
     },
-    personalModel: (state) => state.tensors['personal']!,
   };
 }

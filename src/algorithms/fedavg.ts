@@ -1,5 +1,11 @@
 import { addDecayedWeights } from '../train/transforms.js';
-import { averagingServer, trainFromDownload } from './common.js';
+import {
+  averagingServer,
+  type GlobalState,
+  type NoState,
+  noStateCodec,
+  trainFromDownload,
+} from './common.js';
 import type { Algorithm, AlgorithmContext } from './types.js';
 
 export interface FedAvgOptions {
@@ -9,17 +15,23 @@ export interface FedAvgOptions {
 
 export const FEDAVG_DEFAULTS: FedAvgOptions = { weighted: true };
 
-export function fedavg(ctx: AlgorithmContext, opts: FedAvgOptions = FEDAVG_DEFAULTS): Algorithm {
+export function fedavg(
+  ctx: AlgorithmContext,
+  opts: FedAvgOptions = FEDAVG_DEFAULTS,
+): Algorithm<GlobalState, NoState> {
   return {
     name: 'fedavg',
     hasGlobal: true,
     hasPersonal: false,
-    ...averagingServer(opts.weighted),
-    initClient: () => ({ tensors: {} }),
-    clientTrain: (down, state, run) => ({
-      upload: trainFromDownload(ctx, down, run, () => addDecayedWeights(ctx.train.weightDecay)),
-      state,
-    }),
-    personalModel: () => null,
+    server: averagingServer(opts.weighted),
+    client: {
+      codec: noStateCodec,
+      initClient: () => ({}),
+      train: async (down, state, run) => ({
+        upload: trainFromDownload(ctx, down, run, () => addDecayedWeights(ctx.train.weightDecay)),
+        state,
+      }),
+      personalModel: () => null,
+    },
   };
 }

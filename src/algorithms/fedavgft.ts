@@ -5,7 +5,7 @@
  */
 import { disposeParams, fromArrays, toArrays } from '../tensor/params.js';
 import { addDecayedWeights } from '../train/transforms.js';
-import { sgd } from './common.js';
+import { type GlobalState, type NoState, sgd } from './common.js';
 import { fedavg } from './fedavg.js';
 import type { Algorithm, AlgorithmContext } from './types.js';
 
@@ -20,20 +20,24 @@ export const FEDAVGFT_DEFAULTS: FedAvgFtOptions = { ftEpochs: 1, weighted: true 
 export function fedavgft(
   ctx: AlgorithmContext,
   opts: FedAvgFtOptions = FEDAVGFT_DEFAULTS,
-): Algorithm {
+): Algorithm<GlobalState, NoState> {
+  const base = fedavg(ctx, { weighted: opts.weighted });
   return {
-    ...fedavg(ctx, { weighted: opts.weighted }),
+    ...base,
     name: 'fedavg-ft',
     hasPersonal: true,
-    personalModel(_state, global, run) {
-      if (!global) throw new Error('fedavg-ft: fine-tuning needs the global model');
-      const start = fromArrays(global);
-      const r = sgd(ctx, run, start, opts.ftEpochs, {
-        transform: addDecayedWeights(ctx.train.weightDecay),
-      });
-      const tuned = toArrays(r.params);
-      disposeParams(start, r.params);
-      return tuned;
+    client: {
+      ...base.client,
+      personalModel(_state, global, run) {
+        if (!global) throw new Error('fedavg-ft: fine-tuning needs the global model');
+        const start = fromArrays(global);
+        const r = sgd(ctx, run, start, opts.ftEpochs, {
+          transform: addDecayedWeights(ctx.train.weightDecay),
+        });
+        const tuned = toArrays(r.params);
+        disposeParams(start, r.params);
+        return tuned;
+      },
     },
   };
 }

@@ -4,7 +4,7 @@
  * clients' terms. This is exactly FedSLR's stage 1 and server step without the SVT (the dual
  * pi_i of FEDSLR.md is -grad L_i), so it runs FedSLR's code with those stages off.
  */
-import { dynamicFamily, FEDSLR_DEFAULTS } from './fedslr.js';
+import { dynamicFamily, FEDSLR_DEFAULTS, type FedSLRClient, type FedSLRServer } from './fedslr.js';
 import type { Algorithm, AlgorithmContext } from './types.js';
 
 export interface FedDynOptions {
@@ -14,7 +14,10 @@ export interface FedDynOptions {
 
 export const FEDDYN_DEFAULTS: FedDynOptions = { alpha: 0.1 };
 
-export function feddyn(ctx: AlgorithmContext, opts: FedDynOptions = FEDDYN_DEFAULTS): Algorithm {
+export function feddyn(
+  ctx: AlgorithmContext,
+  opts: FedDynOptions = FEDDYN_DEFAULTS,
+): Algorithm<FedSLRServer, FedSLRClient> {
   return dynamicFamily(
     ctx,
     { ...FEDSLR_DEFAULTS, alpha: opts.alpha, mu: 0 },

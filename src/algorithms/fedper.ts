@@ -4,8 +4,9 @@
  */
 import type { Params } from '../tensor/params.js';
 import { addDecayedWeights } from '../train/transforms.js';
+import type { GlobalState } from './common.js';
 import { sgd } from './common.js';
-import { type SplitTrainResult, splitAlgorithm } from './split.js';
+import { type SplitClient, type SplitTrainResult, splitAlgorithm } from './split.js';
 import type { Algorithm, AlgorithmContext, ClientRun } from './types.js';
 
 export interface FedPerOptions {
@@ -16,7 +17,10 @@ export interface FedPerOptions {
 
 export const FEDPER_DEFAULTS: FedPerOptions = { headLayers: 1, weighted: true };
 
-export function fedper(ctx: AlgorithmContext, opts: FedPerOptions = FEDPER_DEFAULTS): Algorithm {
+export function fedper(
+  ctx: AlgorithmContext,
+  opts: FedPerOptions = FEDPER_DEFAULTS,
+): Algorithm<GlobalState, SplitClient> {
   return splitAlgorithm(ctx, {
     name: 'fedper',
     share: 'body',

@@ -1,5 +1,11 @@
 import { addDecayedWeights, chain, proximalPull } from '../train/transforms.js';
-import { averagingServer, trainFromDownload } from './common.js';
+import {
+  averagingServer,
+  type GlobalState,
+  type NoState,
+  noStateCodec,
+  trainFromDownload,
+} from './common.js';
 import type { Algorithm, AlgorithmContext } from './types.js';
 
 export interface FedProxOptions {
@@ -11,19 +17,25 @@ export interface FedProxOptions {
 
 export const FEDPROX_DEFAULTS: FedProxOptions = { mu: 0.01, weighted: true };
 
-export function fedprox(ctx: AlgorithmContext, opts: FedProxOptions = FEDPROX_DEFAULTS): Algorithm {
+export function fedprox(
+  ctx: AlgorithmContext,
+  opts: FedProxOptions = FEDPROX_DEFAULTS,
+): Algorithm<GlobalState, NoState> {
   return {
     name: 'fedprox',
     hasGlobal: true,
     hasPersonal: false,
-    ...averagingServer(opts.weighted),
-    initClient: () => ({ tensors: {} }),
-    clientTrain: (down, state, run) => ({
-      upload: trainFromDownload(ctx, down, run, (start) =>
-        chain(proximalPull(opts.mu, start), addDecayedWeights(ctx.train.weightDecay)),
-      ),
-      state,
-    }),
-    personalModel: () => null,
+    server: averagingServer(opts.weighted),
+    client: {
+      codec: noStateCodec,
+      initClient: () => ({}),
+      train: async (down, state, run) => ({
+        upload: trainFromDownload(ctx, down, run, (start) =>
+          chain(proximalPull(opts.mu, start), addDecayedWeights(ctx.train.weightDecay)),
+        ),
+        state,
+      }),
+      personalModel: () => null,
+    },
   };
 }

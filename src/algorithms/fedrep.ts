@@ -4,8 +4,9 @@
  * frozen; only the body goes back to the server, which averages it.
  */
 import { addDecayedWeights } from '../train/transforms.js';
+import type { GlobalState } from './common.js';
 import { sgd } from './common.js';
-import { splitAlgorithm } from './split.js';
+import { type SplitClient, splitAlgorithm } from './split.js';
 import type { Algorithm, AlgorithmContext } from './types.js';
 
 export interface FedRepOptions {
@@ -20,7 +21,10 @@ export interface FedRepOptions {
 
 export const FEDREP_DEFAULTS: FedRepOptions = { headLayers: 1, headEpochs: 1, weighted: true };
 
-export function fedrep(ctx: AlgorithmContext, opts: FedRepOptions = FEDREP_DEFAULTS): Algorithm {
+export function fedrep(
+  ctx: AlgorithmContext,
+  opts: FedRepOptions = FEDREP_DEFAULTS,
+): Algorithm<GlobalState, SplitClient> {
   const transform = addDecayedWeights(ctx.train.weightDecay);
   return splitAlgorithm(ctx, {
     name: 'fedrep',

@@ -5,6 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { decodeClientState } from '../codec/state.js';
 import { paramCount } from '../tensor/params.js';
 import { type CheckpointMeta, latestCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { ConfigError, parseConfig, type RunConfig } from './config.js';
@@ -14,7 +15,6 @@ import { applySet } from './load_config.js';
 import { checkFreshDir, FILES, RunDir, type RunSummary, summarizeRun } from './rundir.js';
 import { setup } from './setup.js';
 import { initialState, type SimState, type Simulation, simulate } from './simulate.js';
-import { decodeClientState } from './state_codec.js';
 import { type ClientStore, chooseStore, DiskStore, MemoryStore } from './store.js';
 
 /** Extra events the experiment driver adds to the simulator's. */
@@ -44,7 +44,8 @@ function makeStore(
   const rt = sim.config.runtime;
   const kind = chooseStore(rt.store, estimatedBytes, rt.memoryBudget);
   onEvent?.({ type: 'store', kind, estimatedBytes });
-  return kind === 'memory' ? new MemoryStore() : new DiskStore(join(outDir, STORE_DIR));
+  const codec = sim.algorithm.client.codec;
+  return kind === 'memory' ? new MemoryStore(codec) : new DiskStore(join(outDir, STORE_DIR), codec);
 }
 
 async function drive(
@@ -67,7 +68,7 @@ async function drive(
         time_s: now(),
         totals: st.totals,
         config,
-        server: st.server,
+        server: sim.algorithm.server.codec.toRecord(st.server),
         store: st.clients,
         dirty: st.dirty,
         records: dir.records,
@@ -174,11 +175,14 @@ export async function resumeExperiment(
   for (const c of ck.meta.clients) {
     const bytes = ck.clientBytes(c);
     if (store instanceof DiskStore) store.setEncoded(c, bytes);
-    else store.set(c, decodeClientState(bytes, `${ck.dir} client ${c}`));
+    else {
+      const where = `${ck.dir} client ${c}`;
+      store.set(c, sim.algorithm.client.codec.fromRecord(decodeClientState(bytes, where), where));
+    }
   }
   const st: SimState = {
     round: ck.meta.round,
-    server: ck.server,
+    server: sim.algorithm.server.codec.fromRecord(ck.server, join(ck.dir, 'server.msgpack')),
     clients: store,
     dirty: new Set(),
     totals: { ...ck.meta.totals },

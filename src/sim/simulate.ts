@@ -4,7 +4,7 @@
  * rounds, and evaluates all clients every `evalEvery` rounds. It yields plain events; writing
  * files is the caller's business (see rundir.ts).
  */
-import type { Algorithm, ServerState } from '../algorithms/types.js';
+import type { Algorithm, Upload } from '../algorithms/types.js';
 import { lrAt } from '../algorithms/types.js';
 import { pack, wireParamsCount } from '../codec/wire.js';
 import type { ClientData } from '../data/clients.js';
@@ -62,17 +62,21 @@ export interface Totals {
 /** Mutable progress of a run: what a checkpoint holds. */
 export interface SimState {
   round: number;
-  server: ServerState;
+  /** The algorithm's server state (its type is the algorithm's business). */
+  server: unknown;
   clients: ClientStore;
   /** Clients whose state changed since the last checkpoint. */
   dirty: Set<number>;
   totals: Totals;
 }
 
-export function initialState(sim: Simulation, clients: ClientStore = new MemoryStore()): SimState {
+export function initialState(
+  sim: Simulation,
+  clients: ClientStore = new MemoryStore(sim.algorithm.client.codec),
+): SimState {
   return {
     round: 0,
-    server: sim.algorithm.initServer(sim.init),
+    server: sim.algorithm.server.initServer(sim.init),
     clients,
     dirty: new Set(),
     totals: { down_params: 0, down_bytes: 0, up_params: 0, up_bytes: 0, dense_down_params: 0 },
@@ -91,10 +95,11 @@ export async function evaluateAll(
   const { algorithm } = sim;
   // Personal models may build on the shared part even when it is no model to evaluate on its
   // own (FedRep's body, LG-FedAvg's head).
+  const download = algorithm.server.evalDownload(st.server, round);
   const rows = await executor.evaluate({
     round,
-    global: st.server.global,
-    evalGlobal: algorithm.hasGlobal && st.server.global !== undefined,
+    download,
+    evalGlobal: algorithm.hasGlobal && Object.keys(download.params).length > 0,
     clients: sim.clients.map((c) => c.id),
     state: (c) => st.clients.get(c),
   });
@@ -168,7 +173,7 @@ export async function* simulate(
     let lossSum = 0;
     const trainStart = performance.now();
     const tasks: TrainTask[] = drawn.map((client) => {
-      const download = algorithm.download(st.server, t, client);
+      const download = algorithm.server.download(st.server, t, client);
       round.down_params += wireParamsCount(download.params) + extraCount(download.extra);
       round.down_bytes += pack(download).byteLength;
       round.dense_down_params += denseSize;
@@ -196,12 +201,12 @@ export async function* simulate(
       st.clients.set(client, r.state);
       st.dirty.add(client);
       round.up_params += wireParamsCount(r.upload.params) + extraCount(r.upload.extra);
-      round.up_bytes += pack(r.upload).byteLength;
+      round.up_bytes += uploadBytes(r.upload);
       lossSum += r.upload.trainLoss;
       return { client, upload: r.upload };
     });
     const serverStart = performance.now();
-    const agg = algorithm.aggregate(st.server, t, uploads);
+    const agg = algorithm.server.aggregate(st.server, t, uploads);
     const serverEnd = performance.now();
     st.server = agg.server;
     if (agg.stats.ranks) lastRanks = agg.stats.ranks;
@@ -224,6 +229,15 @@ export async function* simulate(
       yield { type: 'eval', record: ev.record, clients: ev.clients, eval_s };
     }
   }
+}
+
+/**
+ * Bytes of an upload without its round: the count stays that of runs made before uploads carried
+ * one, so their metrics remain comparable (a download's round has always been counted).
+ */
+function uploadBytes(upload: Upload): number {
+  const { round: _round, ...payload } = upload;
+  return pack(payload).byteLength;
 }
 
 function extraCount(extra: Record<string, ParamArrays> | undefined): number {
