@@ -11,6 +11,7 @@ import { type CheckpointMeta, latestCheckpoint, writeCheckpoint } from './checkp
 import { ConfigError, parseConfig, type RunConfig } from './config.js';
 import type { RunEvent } from './events.js';
 import { createExecutor } from './executor.js';
+import { ExecutorFleet } from './executor_fleet.js';
 import { applySet } from './load_config.js';
 import { checkFreshDir, FILES, RunDir, type RunSummary, summarizeRun } from './rundir.js';
 import { setup } from './setup.js';
@@ -51,6 +52,7 @@ function makeStore(
 async function drive(
   sim: Simulation,
   st: SimState,
+  store: ClientStore,
   dir: RunDir,
   t0: number,
   previous: { dir: string; meta: CheckpointMeta } | undefined,
@@ -60,6 +62,7 @@ async function drive(
   const now = () => t0 + (performance.now() - start) / 1000;
   const { config } = sim;
   let prev = previous;
+  const fleet = new ExecutorFleet(sim, await createExecutor(sim), store);
   const checkpoint = () => {
     prev = writeCheckpoint(
       dir.dir,
@@ -69,21 +72,20 @@ async function drive(
         totals: st.totals,
         config,
         server: sim.algorithm.server.codec.toRecord(st.server),
-        store: st.clients,
-        dirty: st.dirty,
+        store: fleet.store,
+        dirty: fleet.dirty,
         records: dir.records,
         clientEvals: dir.clientEvals,
       },
       config.runtime.keepCheckpoints,
       prev,
     );
-    st.dirty.clear();
+    fleet.dirty.clear();
     onEvent?.({ type: 'checkpoint', round: st.round, dir: prev.dir });
   };
-  const executor = await createExecutor(sim);
-  onEvent?.({ type: 'executor', workers: executor.workers });
+  onEvent?.({ type: 'executor', workers: fleet.workers });
   try {
-    for await (const e of simulate(sim, st, now, executor)) {
+    for await (const e of simulate(sim, st, now, fleet)) {
       if (e.type === 'eval') dir.addEval(e.record, e.clients);
       onEvent?.(e);
       const every = config.runtime.checkpointEvery;
@@ -91,7 +93,7 @@ async function drive(
         checkpoint();
     }
   } finally {
-    await executor.close();
+    await fleet.close();
   }
   if (!prev || prev.meta.round !== st.round) checkpoint();
   const summary = summarizeRun(sim.algorithm.name, dir.records, st.round, now());
@@ -112,8 +114,8 @@ export async function runExperiment(
     trainSamples: info.trainSamples,
     testSamples: info.testSamples,
   });
-  const st = initialState(sim, makeStore(sim, opts.outDir, opts.onEvent));
-  return drive(sim, st, dir, 0, undefined, opts.onEvent);
+  const store = makeStore(sim, opts.outDir, opts.onEvent);
+  return drive(sim, initialState(sim), store, dir, 0, undefined, opts.onEvent);
 }
 
 /** Keys (dot paths) where two plain values differ. */
@@ -183,8 +185,6 @@ export async function resumeExperiment(
   const st: SimState = {
     round: ck.meta.round,
     server: sim.algorithm.server.codec.fromRecord(ck.server, join(ck.dir, 'server.msgpack')),
-    clients: store,
-    dirty: new Set(),
     totals: { ...ck.meta.totals },
   };
   const dir = new RunDir(runDir);
@@ -196,5 +196,5 @@ export async function resumeExperiment(
     from: ck.dir,
     skipped: ck.skipped,
   });
-  return drive(sim, st, dir, ck.meta.time_s, { dir: ck.dir, meta: ck.meta }, onEvent);
+  return drive(sim, st, store, dir, ck.meta.time_s, { dir: ck.dir, meta: ck.meta }, onEvent);
 }
