@@ -7,6 +7,7 @@
  * uploads w, which the server averages as FedAvg does. With `adaptive: false` alpha stays fixed.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { z } from 'zod';
 import { decodeParams } from '../codec/params.js';
 import { denseParams } from '../codec/wire.js';
 import type { Params } from '../tensor/params.js';
@@ -15,17 +16,21 @@ import { makeStep } from '../train/loop.js';
 import { addDecayedWeights, type ProxMap, proximalPull } from '../train/transforms.js';
 import { batchIndices, EpochStats, gatherBatch } from './batches.js';
 import { averagingServer, combine, type GlobalState, type SetsState, setsCodec } from './common.js';
+import { defaultsOf, describeAlgorithm } from './descriptor.js';
 import type { Algorithm, AlgorithmContext } from './types.js';
 
-export interface ApflOptions {
+const apflSchema = z.strictObject({
+  name: z.literal('apfl'),
   /** Initial (or, with adaptive false, fixed) mixing weight of the personal model. */
-  alpha: number;
+  alpha: z.number().min(0).max(1).default(0.25),
   /** Learn alpha per client by gradient descent (the paper's adaptive APFL). */
-  adaptive: boolean;
-  weighted: boolean;
-}
+  adaptive: z.boolean().default(true),
+  /** Weight client models by their number of samples or equally. */
+  weighted: z.boolean().default(true),
+});
 
-export const APFL_DEFAULTS: ApflOptions = { alpha: 0.25, adaptive: true, weighted: true };
+export type ApflOptions = Omit<z.output<typeof apflSchema>, 'name'>;
+export const APFL_DEFAULTS = defaultsOf(apflSchema);
 
 /** Name of the mixing weight among the trainable tensors (never a model parameter name). */
 const ALPHA = '#alpha';
@@ -126,3 +131,10 @@ export function apfl(
     },
   };
 }
+
+export const apflAlgorithm = describeAlgorithm({
+  summary:
+    'APFL: personal model alpha v + (1 - alpha) w, alpha learnt per client unless `adaptive: false`',
+  schema: apflSchema,
+  create: apfl,
+});

@@ -2,23 +2,28 @@
  * Ditto (Li et al. 2021): the global model is trained as in FedAvg; each client also keeps a
  * personal model v_i, trained every round it is drawn on f_i(v) + (lambda/2)||v - W^t||^2.
  */
+import { z } from 'zod';
 import { decodeParams } from '../codec/params.js';
 import { denseParams } from '../codec/wire.js';
 import { disposeParams, fromArrays, toArrays } from '../tensor/params.js';
 import { addDecayedWeights, chain, proximalPull } from '../train/transforms.js';
 import { averagingServer, type GlobalState, sgd } from './common.js';
+import { defaultsOf, describeAlgorithm } from './descriptor.js';
 import { type PersonalState, personalCodec } from './local.js';
 import type { Algorithm, AlgorithmContext } from './types.js';
 
-export interface DittoOptions {
+const dittoSchema = z.strictObject({
+  name: z.literal('ditto'),
   /** Strength of the pull of the personal model towards the global one. */
-  lambda: number;
+  lambda: z.number().nonnegative().default(0.1),
   /** Personal epochs per round (default: the global local epochs). */
-  personalEpochs?: number;
-  weighted: boolean;
-}
+  personalEpochs: z.number().int().nonnegative().optional(),
+  /** Weight client models by their number of samples or equally. */
+  weighted: z.boolean().default(true),
+});
 
-export const DITTO_DEFAULTS: DittoOptions = { lambda: 0.1, weighted: true };
+export type DittoOptions = Omit<z.output<typeof dittoSchema>, 'name'>;
+export const DITTO_DEFAULTS = defaultsOf(dittoSchema);
 
 export function ditto(
   ctx: AlgorithmContext,
@@ -58,3 +63,9 @@ export function ditto(
     },
   };
 }
+
+export const dittoAlgorithm = describeAlgorithm({
+  summary: 'Ditto: FedAvg + personal models pulled towards the global one',
+  schema: dittoSchema,
+  create: ditto,
+});

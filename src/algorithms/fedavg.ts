@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { addDecayedWeights } from '../train/transforms.js';
 import {
   averagingServer,
@@ -6,14 +7,17 @@ import {
   noStateCodec,
   trainFromDownload,
 } from './common.js';
+import { defaultsOf, describeAlgorithm } from './descriptor.js';
 import type { Algorithm, AlgorithmContext } from './types.js';
 
-export interface FedAvgOptions {
+const fedavgSchema = z.strictObject({
+  name: z.literal('fedavg'),
   /** Weight client models by their number of samples (FedAvg's rule) or equally. */
-  weighted: boolean;
-}
+  weighted: z.boolean().default(true),
+});
 
-export const FEDAVG_DEFAULTS: FedAvgOptions = { weighted: true };
+export type FedAvgOptions = Omit<z.output<typeof fedavgSchema>, 'name'>;
+export const FEDAVG_DEFAULTS = defaultsOf(fedavgSchema);
 
 export function fedavg(
   ctx: AlgorithmContext,
@@ -35,3 +39,9 @@ export function fedavg(
     },
   };
 }
+
+export const fedavgAlgorithm = describeAlgorithm({
+  summary: 'FedAvg (sample-weighted mean)',
+  schema: fedavgSchema,
+  create: fedavg,
+});

@@ -3,19 +3,24 @@
  * client fine-tunes a copy of it on its own training data for a few epochs (same lr schedule,
  * batch size and weight decay), and is evaluated with the result.
  */
+import { z } from 'zod';
 import { disposeParams, fromArrays, toArrays } from '../tensor/params.js';
 import { addDecayedWeights } from '../train/transforms.js';
 import { type GlobalState, type NoState, sgd } from './common.js';
+import { defaultsOf, describeAlgorithm } from './descriptor.js';
 import { fedavg } from './fedavg.js';
 import type { Algorithm, AlgorithmContext } from './types.js';
 
-export interface FedAvgFtOptions {
+const fedavgftSchema = z.strictObject({
+  name: z.literal('fedavg-ft'),
   /** Fine-tuning epochs before evaluation. */
-  ftEpochs: number;
-  weighted: boolean;
-}
+  ftEpochs: z.number().int().nonnegative().default(1),
+  /** Weight client models by their number of samples or equally. */
+  weighted: z.boolean().default(true),
+});
 
-export const FEDAVGFT_DEFAULTS: FedAvgFtOptions = { ftEpochs: 1, weighted: true };
+export type FedAvgFtOptions = Omit<z.output<typeof fedavgftSchema>, 'name'>;
+export const FEDAVGFT_DEFAULTS = defaultsOf(fedavgftSchema);
 
 export function fedavgft(
   ctx: AlgorithmContext,
@@ -41,3 +46,9 @@ export function fedavgft(
     },
   };
 }
+
+export const fedavgftAlgorithm = describeAlgorithm({
+  summary: 'FedAvg, then `ftEpochs` of local fine-tuning before each evaluation',
+  schema: fedavgftSchema,
+  create: fedavgft,
+});

@@ -9,6 +9,7 @@
  * zero) and P_i. The codecs below are the only place that knows how they are stored.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { z } from 'zod';
 import { decodeParams } from '../codec/params.js';
 import type { WireParams } from '../codec/wire.js';
 import { dense, denseParams } from '../codec/wire.js';
@@ -25,36 +26,31 @@ import {
   proximalPull,
 } from '../train/transforms.js';
 import { addArrays, combine, type SetsState, setsCodec, sgd } from './common.js';
+import { defaultsOf, describeAlgorithm } from './descriptor.js';
 import type { Algorithm, AlgorithmContext, ServerStats, StateCodec, StateRecord } from './types.js';
 
-export interface FedSLROptions {
+const fedslrSchema = z.strictObject({
+  name: z.literal('fedslr'),
   /** Augmented-Lagrangian coefficient alpha. */
-  alpha: number;
+  alpha: z.number().positive().default(0.1),
   /** Nuclear-norm weight mu: singular values are thresholded at mu / alpha. */
-  mu: number;
+  mu: z.number().nonnegative().default(1e-4),
   /** L1 weight lambda of the personal components. */
-  lambda: number;
+  lambda: z.number().nonnegative().default(1e-3),
   /** Stage-2 epochs E2. */
-  personalEpochs: number;
-  /** P_i's start: the initial weights (norm scale/offset zero), or zeros everywhere. */
-  personalInit: 'init' | 'zeros';
+  personalEpochs: z.number().int().nonnegative().default(1),
+  /** P_i's start: the initial weights (norm scale/offset zero; the authors' choice), or zeros. */
+  personalInit: z.enum(['init', 'zeros']).default('init'),
   /**
    * Which of the two parts to keep: both (FedSLR), low-rank only (no stage 2: the personal model
    * is the global one), sparse only (no SVT: FedDyn's global model + sparse personal parts).
    */
-  ablation: FedSLRAblation;
-}
+  ablation: z.enum(['both', 'low-rank-only', 'sparse-only']).default('both'),
+});
 
-export type FedSLRAblation = 'both' | 'low-rank-only' | 'sparse-only';
-
-export const FEDSLR_DEFAULTS: FedSLROptions = {
-  alpha: 0.1,
-  mu: 1e-4,
-  lambda: 1e-3,
-  personalEpochs: 1,
-  personalInit: 'init',
-  ablation: 'both',
-};
+export type FedSLROptions = Omit<z.output<typeof fedslrSchema>, 'name'>;
+export type FedSLRAblation = FedSLROptions['ablation'];
+export const FEDSLR_DEFAULTS = defaultsOf(fedslrSchema);
 
 /**
  * The stages one member of the FedSLR family runs: SVT on the server or not; what the personal
@@ -371,3 +367,10 @@ export function dynamicFamily(
     },
   };
 }
+
+export const fedslrAlgorithm = describeAlgorithm({
+  summary:
+    'FedSLR; `low-rank-only` drops stage 2 (personal = global), `sparse-only` drops the SVT (FedDyn + sparse personal parts)',
+  schema: fedslrSchema,
+  create: fedslr,
+});

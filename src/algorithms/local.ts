@@ -1,7 +1,9 @@
 /** Purely local training: every client trains its own model on its own data, nothing is shared. */
+import { z } from 'zod';
 import { disposeParams, fromArrays, toArrays } from '../tensor/params.js';
 import { addDecayedWeights } from '../train/transforms.js';
 import { type NoState, noStateCodec, type SetsState, setsCodec, sgd } from './common.js';
+import { describeAlgorithm } from './descriptor.js';
 import type { Algorithm, AlgorithmContext } from './types.js';
 
 /** A client's own model. */
@@ -46,3 +48,9 @@ export function local(ctx: AlgorithmContext): Algorithm<NoState, PersonalState> 
     },
   };
 }
+
+export const localAlgorithm = describeAlgorithm({
+  summary: 'local training only',
+  schema: z.strictObject({ name: z.literal('local') }),
+  create: (ctx) => local(ctx),
+});

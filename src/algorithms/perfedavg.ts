@@ -7,6 +7,7 @@
  * (alpha, one mini-batch each) on its own training data, taken at evaluation.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { z } from 'zod';
 import { decodeParams } from '../codec/params.js';
 import { denseParams } from '../codec/wire.js';
 import type { ParamArrays, Params } from '../tensor/params.js';
@@ -15,17 +16,21 @@ import { makeStep } from '../train/loop.js';
 import { addDecayedWeights } from '../train/transforms.js';
 import { batchIndices, EpochStats, gatherBatch } from './batches.js';
 import { averagingServer, type GlobalState, type NoState, noStateCodec } from './common.js';
+import { defaultsOf, describeAlgorithm } from './descriptor.js';
 import type { Algorithm, AlgorithmContext, ClientRun } from './types.js';
 
-export interface PerFedAvgOptions {
+const perfedavgSchema = z.strictObject({
+  name: z.literal('perfedavg'),
   /** Inner (adaptation) step size; default: the round's lr. */
-  alpha?: number;
-  /** Adaptation steps that make the personal model at evaluation. */
-  adaptSteps: number;
-  weighted: boolean;
-}
+  alpha: z.number().positive().optional(),
+  /** Adaptation steps (one mini-batch each) that make the personal model at evaluation. */
+  adaptSteps: z.number().int().nonnegative().default(1),
+  /** Weight client models by their number of samples or equally. */
+  weighted: z.boolean().default(true),
+});
 
-export const PERFEDAVG_DEFAULTS: PerFedAvgOptions = { adaptSteps: 1, weighted: true };
+export type PerFedAvgOptions = Omit<z.output<typeof perfedavgSchema>, 'name'>;
+export const PERFEDAVG_DEFAULTS = defaultsOf(perfedavgSchema);
 
 export function perfedavg(
   ctx: AlgorithmContext,
@@ -107,3 +112,10 @@ export function perfedavg(
     },
   };
 }
+
+export const perfedavgAlgorithm = describeAlgorithm({
+  summary:
+    'Per-FedAvg (first-order MAML); personal model = `adaptSteps` steps of size alpha on local data at evaluation',
+  schema: perfedavgSchema,
+  create: perfedavg,
+});

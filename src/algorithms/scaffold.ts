@@ -6,19 +6,23 @@
  * moves x <- x + lr_g * mean_S (y_i - x) and c <- c + (1/N) sum_S Delta c_i.
  */
 
+import { z } from 'zod';
 import { decodeParams } from '../codec/params.js';
 import { denseParams } from '../codec/wire.js';
 import { disposeParams, fromArrays, type ParamArrays, toArrays } from '../tensor/params.js';
 import { addDecayedWeights, addLinear, chain } from '../train/transforms.js';
 import { combine, type SetsState, setsCodec, sgd } from './common.js';
+import { defaultsOf, describeAlgorithm } from './descriptor.js';
 import type { Algorithm, AlgorithmContext, StateCodec } from './types.js';
 
-export interface ScaffoldOptions {
+const scaffoldSchema = z.strictObject({
+  name: z.literal('scaffold'),
   /** Global step size eta_g (1: the new model is the mean of the uploads). */
-  serverLr: number;
-}
+  serverLr: z.number().positive().default(1),
+});
 
-export const SCAFFOLD_DEFAULTS: ScaffoldOptions = { serverLr: 1 };
+export type ScaffoldOptions = Omit<z.output<typeof scaffoldSchema>, 'name'>;
+export const SCAFFOLD_DEFAULTS = defaultsOf(scaffoldSchema);
 
 const zeros = (a: ParamArrays): ParamArrays => combine([a], () => 0);
 
@@ -124,3 +128,9 @@ export function scaffold(
     },
   };
 }
+
+export const scaffoldAlgorithm = describeAlgorithm({
+  summary: 'SCAFFOLD, option II control variates (sent in both directions, counted in the bytes)',
+  schema: scaffoldSchema,
+  create: scaffold,
+});

@@ -11,15 +11,10 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { algorithmSchema } from '../algorithms/registry.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import { listCheckpoints } from './checkpoint.js';
-import {
-  type AlgorithmConfig,
-  algorithmSchema,
-  ConfigError,
-  parseConfig,
-  type RunConfig,
-} from './config.js';
+import { type AlgorithmConfig, ConfigError, parseConfig, type RunConfig } from './config.js';
 import { diffKeys, type ExperimentEvent, resumeExperiment, runExperiment } from './experiment.js';
 import { applySet } from './load_config.js';
 import { checkFreshDir, type RunSummary, readRecords, summarizeRun } from './rundir.js';
