@@ -7,7 +7,14 @@
  * aggregated (two-phase: a dropped upload never leaves client and server state disagreeing).
  */
 import type { Download, Upload } from '../algorithms/types.js';
-import type { ClientEvalRow } from '../sim/client_work.js';
+
+/** One client's evaluation: test-set size, and accuracy/loss of the global and personal model. */
+export interface ClientEvalRow {
+  n: number;
+  global?: { acc: number; loss: number };
+  personal?: { acc: number; loss: number };
+  density?: number;
+}
 
 /** One drawn client's work order for a round. */
 export interface TrainJob {

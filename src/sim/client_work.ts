@@ -5,6 +5,7 @@
 import type { ClientTrainResult, Download } from '../algorithms/types.js';
 import { lrAt } from '../algorithms/types.js';
 import { decodeParams } from '../codec/params.js';
+import type { ClientEvalRow } from '../runtime/fleet.js';
 import type { ParamArrays, Params } from '../tensor/params.js';
 import { disposeParams, fromArrays } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
@@ -82,14 +83,6 @@ export function personalModelOf(
   } finally {
     disposeData(train);
   }
-}
-
-/** One client's evaluation: test-set size, and accuracy/loss of the global and personal model. */
-export interface ClientEvalRow {
-  n: number;
-  global?: { acc: number; loss: number };
-  personal?: { acc: number; loss: number };
-  density?: number;
 }
 
 /**

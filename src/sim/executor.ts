@@ -11,10 +11,10 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Download } from '../algorithms/types.js';
 import type { ClientData } from '../data/clients.js';
+import type { ClientEvalRow } from '../runtime/fleet.js';
 import { disposeParams, fromArrays } from '../tensor/params.js';
 import { writeFileAtomic } from '../util/fs.js';
 import {
-  type ClientEvalRow,
   evalClient,
   sentParams,
   type TrainOutcome,

@@ -3,8 +3,7 @@
  * executor (the main thread or worker threads), with their states in a client store. New states
  * wait in `pending` until the round loop commits the clients whose uploads it aggregated.
  */
-import type { ClientFleet, TrainJob, TrainReply } from '../runtime/fleet.js';
-import type { ClientEvalRow } from './client_work.js';
+import type { ClientEvalRow, ClientFleet, TrainJob, TrainReply } from '../runtime/fleet.js';
 import type { Executor } from './executor.js';
 import type { Simulation } from './simulate.js';
 import type { ClientStore } from './store.js';
