@@ -12,8 +12,7 @@ import { Rng } from '../tensor/rng.js';
 import { disposeData, evaluate, toTensors } from '../train/loop.js';
 import type { Simulation } from './simulate.js';
 
-/** Keys of the random streams: Rng.derive(seed, STREAM, round[, client]). */
-export const SAMPLING_STREAM = 0x73616d70;
+/** Keys of a client's random streams: Rng.derive(seed, STREAM, round, client). */
 export const CLIENT_STREAM = 0x636c6e74;
 export const EVAL_STREAM = 0x6576616c;
 

@@ -16,11 +16,13 @@ import type { ClientFleet } from '../runtime/fleet.js';
 import type { ParamArrays } from '../tensor/params.js';
 import { paramCount } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
-import { SAMPLING_STREAM } from './client_work.js';
 import type { RunConfig } from './config.js';
 import type { ClientEval, EvalRecord, RunEvent } from './events.js';
 import { drawClients } from './sampling.js';
 import { summarize } from './stats.js';
+
+/** Key of the round loop's sampling stream: Rng.derive(seed, SAMPLING_STREAM, round). */
+export const SAMPLING_STREAM = 0x73616d70;
 
 /** A drawn client's training loss was not finite: the run cannot go on at this learning rate. */
 export class TrainingDiverged extends Error {
