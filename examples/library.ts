@@ -2,7 +2,7 @@
  * fedslr as a library: validate a config, run it into a run directory, and follow its progress
  * events. test/library_example.test.ts type-checks this file and runs it on a tiny config.
  */
-import { type ConfigInput, type ExperimentEvent, parseConfig, runExperiment } from 'fedslr';
+import { type ConfigInput, type ExperimentEvent, parseConfig, runExperiment } from 'fedslr/node';
 
 export async function trainAndReport(input: ConfigInput, outDir: string): Promise<string[]> {
   // Fills in every default and throws a ConfigError naming each bad key.

@@ -181,7 +181,8 @@ describe('checkpoints', () => {
     }
     expect(maxErr).toBeLessThan(1e-5);
     const last = listCheckpoints(dir).at(-1)!;
-    const { decodeClientState } = await import('../src/sim/state_codec.js');
+    const { decodeClientState } = await import('../src/codec/state.js');
+    const { decodeLowRank } = await import('../src/codec/params.js');
     const drawn = readdirSync(join(dir, CHECKPOINT_DIR, last, 'clients'))[0]!;
     const client = Number(drawn.split('.')[0]);
     const P = decodeClientState(
@@ -189,8 +190,12 @@ describe('checkpoints', () => {
       drawn,
     ).tensors['sparse']!;
     const personal = (await fin.personal(client))!;
+    // The personal model builds on W as the client was sent it: the factors, multiplied out.
+    const sent = { ...g };
+    for (const [name, t] of Object.entries(fin.factors))
+      sent[name] = decodeLowRank(fin.spec, name, { kind: 'lowrank', shape: g[name]!.shape, ...t });
     for (const k of Object.keys(g)) {
-      const sum = g[k]!.data.map((x, i) => x + P[k]!.data[i]!);
+      const sum = sent[k]!.data.map((x, i) => x + P[k]!.data[i]!);
       expect(personal[k]!.data).toEqual(sum);
     }
     await expect(fin.personal(99)).rejects.toThrow(

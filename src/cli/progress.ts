@@ -59,6 +59,11 @@ export class Progress {
         this.clientsDone++;
         if (this.tty) this.bar(e.round);
         break;
+      case 'client-failed':
+        this.clientsDone++;
+        if (this.tty) this.bar(e.round);
+        else this.out.write(`round ${e.round + 1}: client ${e.client} left out: ${e.reason}\n`);
+        break;
       case 'round-end':
         if (!this.tty) {
           this.out.write(

@@ -26,13 +26,13 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import type { ServerState } from '../algorithms/types.js';
+import type { StateRecord } from '../algorithms/types.js';
+import { decodeServerState, encodeServerState } from '../codec/state.js';
 import { InputError } from '../util/errors.js';
 import { writeJsonAtomic } from '../util/fs.js';
 import type { RunConfig } from './config.js';
 import type { ClientEval, EvalRecord } from './events.js';
 import type { Totals } from './simulate.js';
-import { decodeServerState, encodeServerState } from './state_codec.js';
 import type { ClientStore } from './store.js';
 
 export const CHECKPOINT_DIR = 'checkpoints';
@@ -54,7 +54,8 @@ export interface CheckpointData {
   time_s: number;
   totals: Totals;
   config: RunConfig;
-  server: ServerState;
+  /** The server's state in the stored layout (its algorithm's codec makes it). */
+  server: StateRecord;
   store: ClientStore;
   /** Clients whose state changed since the previous checkpoint. */
   dirty: ReadonlySet<number>;
@@ -148,7 +149,8 @@ export function writeCheckpoint(
 export interface LoadedCheckpoint {
   dir: string;
   meta: CheckpointMeta;
-  server: ServerState;
+  /** The server's state in the stored layout (its algorithm's codec reads it). */
+  server: StateRecord;
   records: EvalRecord[];
   clientEvals: ClientEval[];
   /** Encoded client states, by client id. */

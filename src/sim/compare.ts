@@ -11,12 +11,12 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { algorithmSchema } from '../algorithms/registry.js';
 import { InputError } from '../util/errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import { listCheckpoints } from './checkpoint.js';
 import {
   type AlgorithmConfig,
-  algorithmSchema,
   ConfigError,
   describeIssues,
   parseConfig,

@@ -4,6 +4,8 @@
  * silently ignored. Defaults are FEDSLR.md's (the authors' defaults).
  */
 import { z } from 'zod';
+import { FEDSLR_DEFAULTS } from '../algorithms/fedslr.js';
+import { algorithmSchema } from '../algorithms/registry.js';
 import { DATASET_NAMES } from '../data/load.js';
 import { MODEL_NAMES } from '../models/index.js';
 import { BACKEND_NAMES } from '../tensor/backend.js';
@@ -13,128 +15,6 @@ import { suggest } from '../util/suggest.js';
 
 const positiveInt = z.number().int().positive();
 const nonNegative = z.number().nonnegative();
-
-const fedslrSchema = z.strictObject({
-  name: z.literal('fedslr'),
-  /** Augmented-Lagrangian coefficient. */
-  alpha: z.number().positive().default(0.1),
-  /** Nuclear-norm weight; the server thresholds singular values at mu / alpha. */
-  mu: nonNegative.default(1e-4),
-  /** L1 weight of the personal components. */
-  lambda: nonNegative.default(1e-3),
-  /** Epochs of stage 2 (the personal part) per round. */
-  personalEpochs: z.number().int().nonnegative().default(1),
-  /** Start of each P_i: a copy of the initial weights (the authors' choice) or zeros. */
-  personalInit: z.enum(['init', 'zeros']).default('init'),
-  /** Ablation: both parts, low-rank only (no stage 2) or sparse only (no SVT). */
-  ablation: z.enum(['both', 'low-rank-only', 'sparse-only']).default('both'),
-});
-
-const fedavgSchema = z.strictObject({
-  name: z.literal('fedavg'),
-  /** Weight client models by sample count (FedAvg) or equally. */
-  weighted: z.boolean().default(true),
-});
-
-const dittoSchema = z.strictObject({
-  name: z.literal('ditto'),
-  lambda: nonNegative.default(0.1),
-  personalEpochs: z.number().int().nonnegative().optional(),
-  weighted: z.boolean().default(true),
-});
-
-const localSchema = z.strictObject({ name: z.literal('local') });
-
-const weighted = z.boolean().default(true);
-/** How many of the model's last dense layers form the head (FedRep, FedPer, LG-FedAvg). */
-const headLayers = positiveInt.default(1);
-
-const scaffoldSchema = z.strictObject({
-  name: z.literal('scaffold'),
-  /** Global step size eta_g. */
-  serverLr: z.number().positive().default(1),
-});
-
-const fedproxSchema = z.strictObject({
-  name: z.literal('fedprox'),
-  /** Weight of the proximal term (mu/2)||w - W^t||^2. */
-  mu: nonNegative.default(0.01),
-  weighted,
-});
-
-const feddynSchema = z.strictObject({
-  name: z.literal('feddyn'),
-  /** Coefficient of the dynamic regulariser. */
-  alpha: z.number().positive().default(0.1),
-});
-
-const apflSchema = z.strictObject({
-  name: z.literal('apfl'),
-  /** Initial (or, with adaptive false, fixed) mixing weight of the personal model. */
-  alpha: z.number().min(0).max(1).default(0.25),
-  adaptive: z.boolean().default(true),
-  weighted,
-});
-
-const fedrepSchema = z.strictObject({
-  name: z.literal('fedrep'),
-  headLayers,
-  /** Epochs over the head (body frozen) before the body epochs. */
-  headEpochs: z.number().int().nonnegative().default(1),
-  /** Epochs over the body (head frozen); default: train.epochs. */
-  bodyEpochs: z.number().int().nonnegative().optional(),
-  weighted,
-});
-
-const fedperSchema = z.strictObject({ name: z.literal('fedper'), headLayers, weighted });
-const lgfedavgSchema = z.strictObject({ name: z.literal('lgfedavg'), headLayers, weighted });
-
-const perfedavgSchema = z.strictObject({
-  name: z.literal('perfedavg'),
-  /** Inner (adaptation) step size; default: the round's lr. */
-  alpha: z.number().positive().optional(),
-  /** Adaptation steps (one mini-batch each) that make the personal model at evaluation. */
-  adaptSteps: z.number().int().nonnegative().default(1),
-  weighted,
-});
-
-const fedavgftSchema = z.strictObject({
-  name: z.literal('fedavg-ft'),
-  /** Local fine-tuning epochs before each evaluation. */
-  ftEpochs: z.number().int().nonnegative().default(1),
-  weighted,
-});
-
-export const algorithmSchema = z.discriminatedUnion('name', [
-  fedslrSchema,
-  fedavgSchema,
-  dittoSchema,
-  localSchema,
-  scaffoldSchema,
-  fedproxSchema,
-  feddynSchema,
-  apflSchema,
-  fedrepSchema,
-  fedperSchema,
-  lgfedavgSchema,
-  perfedavgSchema,
-  fedavgftSchema,
-]);
-export const ALGORITHM_NAMES = [
-  'fedslr',
-  'fedavg',
-  'ditto',
-  'local',
-  'scaffold',
-  'fedprox',
-  'feddyn',
-  'apfl',
-  'fedrep',
-  'fedper',
-  'lgfedavg',
-  'perfedavg',
-  'fedavg-ft',
-] as const;
 
 const partitionSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('iid') }),
@@ -165,15 +45,7 @@ export const configSchema = z
         sampling: samplingSchema.default({ kind: 'fraction', q: 0.1 }),
       })
       .default({ count: 100, sampling: { kind: 'fraction', q: 0.1 } }),
-    algorithm: algorithmSchema.default({
-      name: 'fedslr',
-      alpha: 0.1,
-      mu: 1e-4,
-      lambda: 1e-3,
-      personalEpochs: 1,
-      personalInit: 'init',
-      ablation: 'both',
-    }),
+    algorithm: algorithmSchema.default({ name: 'fedslr', ...FEDSLR_DEFAULTS }),
     data: z
       .strictObject({
         dataset: z.enum(DATASET_NAMES).default('mnist'),
@@ -260,7 +132,7 @@ export const configSchema = z
   });
 
 export type RunConfig = z.output<typeof configSchema>;
-export type AlgorithmConfig = RunConfig['algorithm'];
+export type { AlgorithmConfig } from '../algorithms/registry.js';
 export type ConfigInput = z.input<typeof configSchema>;
 
 /** A config error that lists every problem, each with its key path. */

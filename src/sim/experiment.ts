@@ -5,18 +5,19 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
+import { decodeClientState } from '../codec/state.js';
 import { paramCount } from '../tensor/params.js';
 import { InputError } from '../util/errors.js';
 import { type CheckpointMeta, latestCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { ConfigError, parseConfig, type RunConfig } from './config.js';
 import type { RunEvent } from './events.js';
 import { createExecutor } from './executor.js';
+import { ExecutorFleet } from './executor_fleet.js';
 import { applySet } from './load_config.js';
 import { withDirLock } from './lock.js';
 import { checkFreshDir, FILES, RunDir, type RunSummary, summarizeRun } from './rundir.js';
 import { type SetupInfo, setup } from './setup.js';
 import { initialState, type SimState, type Simulation, simulate } from './simulate.js';
-import { decodeClientState } from './state_codec.js';
 import { type ClientStore, chooseStore, DiskStore, MemoryStore } from './store.js';
 
 /** Extra events the experiment driver adds to the simulator's. */
@@ -51,7 +52,8 @@ function makeStore(
   const rt = sim.config.runtime;
   const kind = chooseStore(rt.store, estimatedBytes, rt.memoryBudget);
   onEvent?.({ type: 'store', kind, estimatedBytes });
-  return kind === 'memory' ? new MemoryStore() : new DiskStore(join(outDir, STORE_DIR));
+  const codec = sim.algorithm.client.codec;
+  return kind === 'memory' ? new MemoryStore(codec) : new DiskStore(join(outDir, STORE_DIR), codec);
 }
 
 function configNotes(info: SetupInfo): Record<string, unknown> {
@@ -81,6 +83,7 @@ function dataEvent(config: RunConfig, info: SetupInfo): ExperimentEvent {
 async function drive(
   sim: Simulation,
   st: SimState,
+  store: ClientStore,
   dir: RunDir,
   t0: number,
   previous: { dir: string; meta: CheckpointMeta } | undefined,
@@ -90,6 +93,7 @@ async function drive(
   const now = () => t0 + (performance.now() - start) / 1000;
   const { config } = sim;
   let prev = previous;
+  const fleet = new ExecutorFleet(sim, await createExecutor(sim), store);
   const checkpoint = () => {
     prev = writeCheckpoint(
       dir.dir,
@@ -98,22 +102,21 @@ async function drive(
         time_s: now(),
         totals: st.totals,
         config,
-        server: st.server,
-        store: st.clients,
-        dirty: st.dirty,
+        server: sim.algorithm.server.codec.toRecord(st.server),
+        store: fleet.store,
+        dirty: fleet.dirty,
         records: dir.records,
         clientEvals: dir.clientEvals,
       },
       config.runtime.keepCheckpoints,
       prev,
     );
-    st.dirty.clear();
+    fleet.dirty.clear();
     onEvent?.({ type: 'checkpoint', round: st.round, dir: prev.dir });
   };
-  const executor = await createExecutor(sim);
-  onEvent?.({ type: 'executor', workers: executor.workers });
+  onEvent?.({ type: 'executor', workers: fleet.workers });
   try {
-    for await (const e of simulate(sim, st, now, executor)) {
+    for await (const e of simulate(sim, st, now, fleet)) {
       if (e.type === 'eval') dir.addEval(e.record, e.clients);
       onEvent?.(e);
       const every = config.runtime.checkpointEvery;
@@ -121,7 +124,7 @@ async function drive(
         checkpoint();
     }
   } finally {
-    await executor.close();
+    await fleet.close();
   }
   if (!prev || prev.meta.round !== st.round) checkpoint();
   const summary = summarizeRun(sim.algorithm.name, dir.records, st.round, now());
@@ -148,8 +151,8 @@ async function startRun(config: RunConfig, opts: ExperimentOptions): Promise<Run
   opts.onEvent?.(dataEvent(config, info));
   const dir = new RunDir(opts.outDir);
   dir.writeConfig(config, configNotes(info));
-  const st = initialState(sim, makeStore(sim, opts.outDir, opts.onEvent));
-  return drive(sim, st, dir, 0, undefined, opts.onEvent);
+  const store = makeStore(sim, opts.outDir, opts.onEvent);
+  return drive(sim, initialState(sim), store, dir, 0, undefined, opts.onEvent);
 }
 
 /**
@@ -231,13 +234,14 @@ async function resume(
   for (const c of ck.meta.clients) {
     const bytes = ck.clientBytes(c);
     if (store instanceof DiskStore) store.setEncoded(c, bytes);
-    else store.set(c, decodeClientState(bytes, `${ck.dir} client ${c}`));
+    else {
+      const where = `${ck.dir} client ${c}`;
+      store.set(c, sim.algorithm.client.codec.fromRecord(decodeClientState(bytes, where), where));
+    }
   }
   const st: SimState = {
     round: ck.meta.round,
-    server: ck.server,
-    clients: store,
-    dirty: new Set(),
+    server: sim.algorithm.server.codec.fromRecord(ck.server, join(ck.dir, 'server.msgpack')),
     totals: { ...ck.meta.totals },
   };
   const dir = new RunDir(runDir);
@@ -251,5 +255,5 @@ async function resume(
     from: ck.dir,
     skipped: ck.skipped,
   });
-  return drive(sim, st, dir, ck.meta.time_s, { dir: ck.dir, meta: ck.meta }, onEvent);
+  return drive(sim, st, store, dir, ck.meta.time_s, { dir: ck.dir, meta: ck.meta }, onEvent);
 }

@@ -1,20 +1,6 @@
 /** Turns a validated config into a ready simulation: backend, data, model, algorithm, init. */
-import type { Algorithm, AlgorithmContext } from '../algorithms/index.js';
-import {
-  apfl,
-  ditto,
-  fedavg,
-  fedavgft,
-  feddyn,
-  fedper,
-  fedprox,
-  fedrep,
-  fedslr,
-  lgfedavg,
-  local,
-  perfedavg,
-  scaffold,
-} from '../algorithms/index.js';
+import { createAlgorithm } from '../algorithms/registry.js';
+import type { AlgorithmContext } from '../algorithms/types.js';
 import { type ClientData, federate } from '../data/clients.js';
 import { loadDataset } from '../data/load.js';
 import { createModel } from '../models/index.js';
@@ -22,43 +8,12 @@ import { backendThreads, initBackend } from '../tensor/backend.js';
 import { disposeParams, toArrays } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
 import { InputError } from '../util/errors.js';
-import type { AlgorithmConfig, RunConfig } from './config.js';
+import type { RunConfig } from './config.js';
 import { poolSize } from './executor.js';
 import type { Simulation } from './simulate.js';
 
 /** Key of the model-initialisation stream: Rng.derive(seed, INIT_STREAM). */
 export const INIT_STREAM = 0x696e6974;
-
-export function createAlgorithm(cfg: AlgorithmConfig, ctx: AlgorithmContext): Algorithm {
-  switch (cfg.name) {
-    case 'fedslr':
-      return fedslr(ctx, cfg);
-    case 'fedavg':
-      return fedavg(ctx, cfg);
-    case 'ditto':
-      return ditto(ctx, cfg);
-    case 'local':
-      return local(ctx);
-    case 'scaffold':
-      return scaffold(ctx, cfg);
-    case 'fedprox':
-      return fedprox(ctx, cfg);
-    case 'feddyn':
-      return feddyn(ctx, cfg);
-    case 'apfl':
-      return apfl(ctx, cfg);
-    case 'fedrep':
-      return fedrep(ctx, cfg);
-    case 'fedper':
-      return fedper(ctx, cfg);
-    case 'lgfedavg':
-      return lgfedavg(ctx, cfg);
-    case 'perfedavg':
-      return perfedavg(ctx, cfg);
-    case 'fedavg-ft':
-      return fedavgft(ctx, cfg);
-  }
-}
 
 /** Errors from loading data and reading split files are about the user's input. */
 async function asInputError<T>(fn: () => Promise<T>): Promise<T> {

@@ -2,6 +2,7 @@ import { basename, extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { CompareStart } from '../../sim/compare.js';
 import type { ExperimentEvent } from '../../sim/experiment.js';
+import { algorithmsHelp } from '../algorithms_help.js';
 import type { Command } from '../command.js';
 import { optionError, UsageError } from '../command.js';
 
@@ -25,9 +26,7 @@ Options:
   --algorithms LIST  comma-separated; each entry a name with optional :key=value options, e.g.
                      fedslr,fedavg,ditto,fedslr:ablation=sparse-only,fedprox:mu=0.1
                      An entry naming the config's own algorithm keeps the config's options;
-                     others start from their defaults. Names: fedslr, fedavg, ditto, local,
-                     scaffold, fedprox, feddyn, apfl, fedrep, fedper, lgfedavg, perfedavg,
-                     fedavg-ft
+                     others start from their defaults (below)
   --out DIR          output directory (default runs/<config>-compare-<time>); must be empty
   --set key=value    override a config value by its dot path (repeatable), as in \`fedslr run\`
   --resume DIR       continue an interrupted comparison: finished runs are kept, the interrupted
@@ -40,6 +39,9 @@ Options:
 An algorithm whose training diverges (a client's loss is not finite) keeps the numbers of its last
 evaluation, marked "diverged in round N" in the table; the comparison goes on with the next one
 and --resume does not retry it.
+
+Algorithms and their options (default after =; one without a default follows a run setting):
+${algorithmsHelp()}
 
 Exit codes: 0 done, 1 failed while running, 2 bad config or arguments, a directory in use by
 another comparison (DIR/fedslr.lock), or one that cannot be created (the message says why).`,

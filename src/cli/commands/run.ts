@@ -1,5 +1,6 @@
 import { basename, extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { algorithmsHelp } from '../algorithms_help.js';
 import type { Command } from '../command.js';
 import { optionError, UsageError } from '../command.js';
 
@@ -31,6 +32,10 @@ Options:
                      is identical to an uninterrupted run. Only rounds (and runtime settings)
                      may be changed with --set; other differences are refused.
   --quiet            no progress output (the final table is still printed)
+
+Algorithms (algorithm.name) and their options (algorithm.<option>, default after =; one
+without a default follows a run setting, see the README):
+${algorithmsHelp()}
 
 Progress goes to stderr (a bar on a terminal, a line per round otherwise); the final table to
 stdout. Exit codes: 0 done, 1 failed while running, 2 bad config or arguments, a directory in
