@@ -7,6 +7,7 @@ export * from './linalg/prox.js';
 export * from './linalg/svt.js';
 export * from './models/index.js';
 export { writeReport, writeReportCsv } from './report/index.js';
+export * from './secagg/index.js';
 export * from './sim/config.js';
 export * from './sim/events.js';
 export { runExperiment } from './sim/experiment.js';
