@@ -64,4 +64,19 @@ describe('secure-aggregation primitives', () => {
       expect(text, f).not.toMatch(/from 'node:/);
     }
   });
+
+  it('bundles for browsers with its dependency, with no node: module left', async () => {
+    const { build } = await import('esbuild');
+    const out = await build({
+      entryPoints: [fileURLToPath(new URL('./index.ts', import.meta.url))],
+      bundle: true,
+      platform: 'browser',
+      format: 'esm',
+      write: false,
+      logLevel: 'silent',
+    });
+    const code = out.outputFiles[0]?.text ?? '';
+    expect(code).toMatch(/AES-CTR/);
+    expect(code).not.toMatch(/["']node:/);
+  });
 });

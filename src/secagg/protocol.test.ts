@@ -140,6 +140,12 @@ describe('secure aggregation protocol', () => {
 
   it('fails cleanly, naming the stage, when fewer than the threshold remain', async () => {
     const params = { ...base, threshold: 4 };
+    const few = [0, 1, 2, 3].map((id) => new SecAggClient(id, params));
+    await expect(
+      new SecAggServer(params).advertiseKeys(await Promise.all(few.map((c) => c.advertiseKeys()))),
+    ).rejects.toThrow(
+      /advertise keys: only 4 clients advertised keys; threshold 4 needs at least 5/,
+    );
     await expect(runRound(5, params, { afterSharing: [0, 1] })).rejects.toThrow(
       /masked input collection: only 3 clients sent masked input; threshold 4/,
     );

@@ -122,12 +122,12 @@ export class SecAggServer {
     })();
   }
 
-  private enough(stage: string, count: number, what: string): void {
-    const t = this.params.threshold;
-    if (count < t)
+  /** Throws unless `count` clients reached `stage` (at least `needed`, by default the threshold). */
+  private enough(stage: string, count: number, what: string, needed = this.params.threshold): void {
+    if (count < needed)
       throw new SecAggError(
         stage,
-        `only ${count} clients ${what}; threshold ${t} needs at least ${t}`,
+        `only ${count} clients ${what}; threshold ${this.params.threshold} needs at least ${needed}`,
       );
   }
 
@@ -146,7 +146,7 @@ export class SecAggServer {
     });
     for (const m of kept) this.advertised.set(m.client, m);
     const ids = [...this.advertised.keys()].sort((a, b) => a - b);
-    this.enough(stage, ids.length - 1, 'other than any one advertised keys');
+    this.enough(stage, ids.length, 'advertised keys', this.params.threshold + 1);
     this.graph = await neighbourGraph(
       ids,
       this.options.neighbours,
