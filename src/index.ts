@@ -1,6 +1,6 @@
 /**
  * fedslr's isomorphic core, the package's main entry: tensors, linear algebra, models, training,
- * wire codecs, the algorithms, upload checks and the client-fleet seam. It runs in Node and in
+ * wire codecs, the algorithms, upload checks, the client-fleet seam and the secure-aggregation core. It runs in Node and in
  * browsers: no `node:` import is reachable from it (test/entry.test.ts bundles it for the
  * browser). The simulator, data loaders, client stores, reports and CLI are in `fedslr/node`.
  */
@@ -14,6 +14,7 @@ export * from './linalg/svt.js';
 export * from './models/index.js';
 export * from './protocol/checks.js';
 export type * from './runtime/fleet.js';
+export * from './secagg/index.js';
 export * from './tensor/params.js';
 export { Rng } from './tensor/rng.js';
 export * from './train/index.js';

@@ -7,6 +7,7 @@ const BENCHES: Record<
   () => Promise<{ run(argv: string[]): Promise<number>; help: string }>
 > = {
   round: () => import('../../bench/round.js'),
+  secagg: () => import('../../bench/secagg.js'),
   server: () => import('../../bench/server.js'),
   step: () => import('../../bench/step.js'),
   svt: () => import('../../bench/svt.js'),
