@@ -1,10 +1,12 @@
 /** The public API of fedslr. */
 export * from './algorithms/index.js';
 export * from './codec/wire.js';
+export * from './codec/wire_size.js';
 export * from './data/index.js';
 export * from './linalg/matrix_view.js';
 export * from './linalg/prox.js';
 export * from './linalg/svt.js';
+export * from './linalg/svt_budget.js';
 export * from './models/index.js';
 export { writeReport, writeReportCsv } from './report/index.js';
 export * from './sim/config.js';

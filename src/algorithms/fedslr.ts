@@ -24,6 +24,8 @@ import {
   proximalPull,
 } from '../train/transforms.js';
 import { addArrays, combine, decodeWire, sgd } from './common.js';
+import { nextLambda } from './density_target.js';
+import { budgetStep, type SvtMode } from './svt_modes.js';
 import type {
   Algorithm,
   AlgorithmContext,
@@ -48,6 +50,10 @@ export interface FedSLROptions {
    * is the global one), sparse only (no SVT: FedDyn's global model + sparse personal parts).
    */
   ablation: FedSLRAblation;
+  /** How the server's low-rank step picks what to keep: SVT at mu / alpha, or a budget. */
+  svt: SvtMode;
+  /** Target share of non-zeros of each P_i: lambda is then adapted per client (from `lambda`). */
+  density?: number;
 }
 
 export type FedSLRAblation = 'both' | 'low-rank-only' | 'sparse-only';
@@ -59,6 +65,7 @@ export const FEDSLR_DEFAULTS: FedSLROptions = {
   personalEpochs: 1,
   personalInit: 'init',
   ablation: 'both',
+  svt: { mode: 'absolute' },
 };
 
 /**
@@ -176,6 +183,34 @@ function nonZeroShare(set: ParamArrays): number {
   return size ? nnz / size : 0;
 }
 
+/**
+ * W^t as FEDSLR.md's downlink sends it: matrices with factors in the server state go as those
+ * factors, everything else dense.
+ */
+export function factoredDownload(spec: ParamSpec, server: ServerState, round: number) {
+  const factors = server.tensors['factors'] ?? {};
+  const params: WireParams = {};
+  for (const p of spec) {
+    const w = server.global![p.name]!;
+    const left = factors[`${p.name}:left`];
+    const right = factors[`${p.name}:right`];
+    const ms = matrixShape(p.shape, p.role);
+    params[p.name] =
+      ms && left && right
+        ? {
+            kind: 'lowrank',
+            shape: [...p.shape],
+            rows: ms[0],
+            cols: ms[1],
+            rank: left.shape[1]!,
+            left: left.data,
+            right: right.data,
+          }
+        : dense(w);
+  }
+  return { round, params };
+}
+
 export function fedslr(ctx: AlgorithmContext, options: Partial<FedSLROptions> = {}): Algorithm {
   const opts = { ...FEDSLR_DEFAULTS, ...options };
   return dynamicFamily(ctx, opts, { name: 'fedslr', ...ABLATION_PARTS[opts.ablation] });
@@ -191,6 +226,7 @@ export function dynamicFamily(
   const wd = ctx.train.weightDecay;
   const N = ctx.numClients;
   const tau = opts.mu / opts.alpha;
+  const budgeted = parts.svt && opts.svt.mode !== 'absolute' ? opts.svt : undefined;
 
   const sparse = parts.personal === 'sparse';
   const algorithm: Algorithm = {
@@ -199,33 +235,17 @@ export function dynamicFamily(
     hasPersonal: parts.personal !== 'none',
     clientStateSets: sparse ? 2 : 1,
 
-    initServer: (init) => ({ global: init, tensors: {} }),
-
-    download(server, round) {
-      const factors = server.tensors['factors'] ?? {};
-      const params: WireParams = {};
-      for (const p of spec) {
-        const w = server.global![p.name]!;
-        const left = factors[`${p.name}:left`];
-        const right = factors[`${p.name}:right`];
-        const ms = matrixShape(p.shape, p.role);
-        params[p.name] =
-          ms && left && right
-            ? {
-                kind: 'lowrank',
-                shape: [...p.shape],
-                rows: ms[0],
-                cols: ms[1],
-                rank: left.shape[1]!,
-                left: left.data,
-                right: right.data,
-              }
-            : dense(w);
-      }
-      return { round, params };
+    initServer(init) {
+      const state: ServerState = { global: init, tensors: {} };
+      if (!budgeted) return state;
+      // Round 0's download meets the budget too.
+      const step = budgetStep(spec, init, budgeted, 0);
+      return { global: step.global, tensors: { factors: step.factors } };
     },
 
-    aggregate(server, _round, uploads) {
+    download: (server, round) => factoredDownload(spec, server, round),
+
+    aggregate(server, round, uploads) {
       const W = server.global!;
       const ws = uploads.map((u) =>
         decodeWire(u.upload.params, (k, t) => decodeLowRank(spec, k, t)),
@@ -245,6 +265,14 @@ export function dynamicFamily(
         for (let j = 1; j < v.length; j++) s += v[j]!;
         return s / S - v[0]! / (a * N);
       });
+      if (budgeted) {
+        const step = budgetStep(spec, V, budgeted, round + 1);
+        const next: ServerState = {
+          global: step.global,
+          tensors: { dualSum, factors: step.factors },
+        };
+        return { server: next, stats: { ranks: step.ranks } };
+      }
       const global: ParamArrays = {};
       const factors: ParamArrays = {};
       const ranks: NonNullable<ServerStats['ranks']> = {};
@@ -302,13 +330,18 @@ export function dynamicFamily(
       if (sparse) {
         // Stage 2: proximal SGD on f_i(W^t + P) + (wd/2)||P||^2 over P, W^t frozen.
         const P = fromArrays(state.tensors['sparse']!);
+        const lambda = state.scalars?.['lambda'] ?? opts.lambda;
         const s2 = sgd(ctx, run, P, opts.personalEpochs, {
           compose: (p) => add(W, p),
           transform: addDecayedWeights(wd),
-          prox: l1ProxMap(opts.lambda),
+          prox: l1ProxMap(lambda),
         });
         next.tensors['sparse'] = toArrays(s2.params);
         disposeParams(P, s2.params);
+        if (opts.density !== undefined) {
+          const density = nonZeroShare(next.tensors['sparse']);
+          next.scalars = { lambda: nextLambda(lambda, density, opts.density) };
+        }
       }
       disposeParams(W);
       return {

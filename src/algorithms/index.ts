@@ -12,4 +12,5 @@ export * from './local.js';
 export * from './perfedavg.js';
 export * from './scaffold.js';
 export * from './split.js';
+export * from './svt_modes.js';
 export * from './types.js';

@@ -11,27 +11,82 @@ import { BACKEND_NAMES } from '../tensor/backend.js';
 const positiveInt = z.number().int().positive();
 const nonNegative = z.number().nonnegative();
 
-const fedslrSchema = z.strictObject({
-  name: z.literal('fedslr'),
-  /** Augmented-Lagrangian coefficient. */
-  alpha: z.number().positive().default(0.1),
-  /** Nuclear-norm weight; the server thresholds singular values at mu / alpha. */
-  mu: nonNegative.default(1e-4),
-  /** L1 weight of the personal components. */
-  lambda: nonNegative.default(1e-3),
-  /** Epochs of stage 2 (the personal part) per round. */
-  personalEpochs: z.number().int().nonnegative().default(1),
-  /** Start of each P_i: a copy of the initial weights (the authors' choice) or zeros. */
-  personalInit: z.enum(['init', 'zeros']).default('init'),
-  /** Ablation: both parts, low-rank only (no stage 2) or sparse only (no SVT). */
-  ablation: z.enum(['both', 'low-rank-only', 'sparse-only']).default('both'),
-});
+const fraction = z.number().gt(0).lte(1);
+/** Exactly one of two keys of a budget (rank: rank | fraction; bytes: bytes | fraction). */
+const oneOf = (keys: [string, string]) => (v: Record<string, unknown>, ctx: z.RefinementCtx) => {
+  const given = keys.filter((k) => v[k] !== undefined);
+  if (given.length !== 1)
+    ctx.addIssue({
+      code: 'custom',
+      path: given.length ? [given[1]!] : [],
+      message: `mode ${String(v['mode'])} takes exactly one of ${keys.join(', ')}${given.length ? `, got both` : ''}`,
+    });
+};
 
-const fedavgSchema = z.strictObject({
-  name: z.literal('fedavg'),
-  /** Weight client models by sample count (FedAvg) or equally. */
-  weighted: z.boolean().default(true),
-});
+/** The server's low-rank step: SVT at mu / alpha (absolute) or a budget; see svt_modes.ts. */
+const svtSchema = z.discriminatedUnion('mode', [
+  z.strictObject({ mode: z.literal('absolute') }),
+  /** Soft threshold at `fraction` of each matrix's largest singular value. */
+  z.strictObject({ mode: z.literal('relative'), fraction: z.number().gt(0).lt(1) }),
+  /** Keep the smallest rank holding `fraction` of each matrix's squared spectrum. */
+  z.strictObject({ mode: z.literal('energy'), fraction }),
+  /** Keep at most `rank` values per matrix, or `fraction` of its full rank. */
+  z
+    .strictObject({
+      mode: z.literal('rank'),
+      rank: z.number().int().nonnegative().optional(),
+      fraction: fraction.optional(),
+    })
+    .superRefine(oneOf(['rank', 'fraction'])),
+  /** One client's download at most `bytes`, or `fraction` of the dense download's bytes. */
+  z
+    .strictObject({
+      mode: z.literal('bytes'),
+      fraction: fraction.optional(),
+      bytes: positiveInt.optional(),
+    })
+    .superRefine(oneOf(['fraction', 'bytes'])),
+]);
+
+const fedslrSchema = z
+  .strictObject({
+    name: z.literal('fedslr'),
+    /** Augmented-Lagrangian coefficient. */
+    alpha: z.number().positive().default(0.1),
+    /** Nuclear-norm weight; the server thresholds singular values at mu / alpha. */
+    mu: nonNegative.default(1e-4),
+    /** L1 weight of the personal components. */
+    lambda: nonNegative.default(1e-3),
+    /** Epochs of stage 2 (the personal part) per round. */
+    personalEpochs: z.number().int().nonnegative().default(1),
+    /** Start of each P_i: a copy of the initial weights (the authors' choice) or zeros. */
+    personalInit: z.enum(['init', 'zeros']).default('init'),
+    /** Ablation: both parts, low-rank only (no stage 2) or sparse only (no SVT). */
+    ablation: z.enum(['both', 'low-rank-only', 'sparse-only']).default('both'),
+    /** How the server's low-rank step picks what to keep. */
+    svt: svtSchema.default({ mode: 'absolute' }),
+    /** Target share of non-zeros of each P_i; lambda is then adapted per client from `lambda`. */
+    density: fraction.optional(),
+  })
+  .refine((v) => v.density === undefined || v.lambda > 0, {
+    path: ['lambda'],
+    message: 'a density target adapts lambda multiplicatively: lambda must be > 0',
+  });
+
+const fedavgSchema = z
+  .strictObject({
+    name: z.literal('fedavg'),
+    /** Weight client models by sample count (FedAvg) or equally. */
+    weighted: z.boolean().default(true),
+    /** Downlink budget as a fraction of the dense download: W's SVD truncated to meet it. */
+    downlink: fraction.optional(),
+    /** The same budget in bytes of one client's download. */
+    downlinkBytes: positiveInt.optional(),
+  })
+  .refine((v) => v.downlink === undefined || v.downlinkBytes === undefined, {
+    path: ['downlinkBytes'],
+    message: 'give downlink (a fraction) or downlinkBytes, not both',
+  });
 
 const dittoSchema = z.strictObject({
   name: z.literal('ditto'),
@@ -170,6 +225,7 @@ export const configSchema = z
       personalEpochs: 1,
       personalInit: 'init',
       ablation: 'both',
+      svt: { mode: 'absolute' },
     }),
     data: z
       .strictObject({

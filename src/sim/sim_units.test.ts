@@ -63,6 +63,7 @@ describe('config', () => {
       personalEpochs: 1,
       personalInit: 'init',
       ablation: 'both',
+      svt: { mode: 'absolute' },
     });
     expect(c.train).toMatchObject({
       lr: 0.1,
@@ -96,6 +97,34 @@ describe('config', () => {
     expect(() => parseConfig({ clients: { count: 5, sampling: { kind: 'count', k: 9 } } })).toThrow(
       /clients\.sampling\.k: cannot draw 9 clients out of 5/,
     );
+  });
+
+  it('checks svt budgets, density targets and downlink budgets, naming the key', () => {
+    const fedslrWith = (extra: object) => parseConfig({ algorithm: { name: 'fedslr', ...extra } });
+    expect(fedslrWith({ svt: { mode: 'bytes', fraction: 0.4 } }).algorithm).toMatchObject({
+      svt: { mode: 'bytes', fraction: 0.4 },
+    });
+    expect(() => fedslrWith({ svt: { mode: 'bytes', fraction: 0.4, bytes: 9 } })).toThrow(
+      /algorithm\.svt\.bytes: mode bytes takes exactly one of fraction, bytes, got both/,
+    );
+    expect(() => fedslrWith({ svt: { mode: 'rank' } })).toThrow(
+      /algorithm\.svt: mode rank takes exactly one of rank, fraction/,
+    );
+    expect(() => fedslrWith({ svt: { mode: 'energy', fracton: 0.9 } })).toThrow(
+      /algorithm\.svt: unknown key 'fracton' \(did you mean 'fraction'\?\)/,
+    );
+    expect(() => fedslrWith({ svt: { mode: 'energy', fraction: 1.5 } })).toThrow(
+      /algorithm\.svt\.fraction: .*<=1/,
+    );
+    expect(() => fedslrWith({ svt: { mode: 'topk' } })).toThrow(
+      /algorithm\.svt\.mode: .*'absolute'/,
+    );
+    expect(() => fedslrWith({ density: 0.3, lambda: 0 })).toThrow(
+      /algorithm\.lambda: a density target adapts lambda multiplicatively/,
+    );
+    expect(() =>
+      parseConfig({ algorithm: { name: 'fedavg', downlink: 0.4, downlinkBytes: 1000 } }),
+    ).toThrow(/algorithm\.downlinkBytes: give downlink \(a fraction\) or downlinkBytes, not both/);
   });
 
   it('--set writes typed values at dot paths', () => {
