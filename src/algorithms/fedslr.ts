@@ -24,7 +24,7 @@ import {
   proximalPull,
 } from '../train/transforms.js';
 import { addArrays, combine, decodeWire, sgd } from './common.js';
-import { nextLambda } from './density_target.js';
+import { capDensity, DENSITY_HEADROOM, nextLambda } from './density_target.js';
 import { budgetStep, type SvtMode } from './svt_modes.js';
 import type {
   Algorithm,
@@ -340,7 +340,10 @@ export function dynamicFamily(
         disposeParams(P, s2.params);
         if (opts.density !== undefined) {
           const density = nonZeroShare(next.tensors['sparse']);
-          next.scalars = { lambda: nextLambda(lambda, density, opts.density) };
+          next.tensors['sparse'] = capDensity(next.tensors['sparse'], opts.density).set;
+          next.scalars = {
+            lambda: nextLambda(lambda, density, Math.min(1, DENSITY_HEADROOM * opts.density)),
+          };
         }
       }
       disposeParams(W);
