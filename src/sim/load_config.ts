@@ -30,7 +30,8 @@ export function readConfigFile(path: string): Obj {
 /**
  * Applies `key.path=value` to a raw config. The value is read as a YAML scalar or flow collection
  * (`3`, `0.1`, `true`, `fedavg`, `[64, 64]`), then the schema checks it like any other value.
- * Changing `algorithm.name` starts that algorithm from its own defaults.
+ * Changing `algorithm.name` starts that algorithm from its own defaults, and changing a union's
+ * tag (a `mode` or `kind` key) starts its object from nothing.
  */
 export function applySet(raw: Obj, assignment: string): Obj {
   const eq = assignment.indexOf('=');
@@ -59,6 +60,10 @@ export function applySet(raw: Obj, assignment: string): Obj {
   if (path.length === 2 && path[0] === 'algorithm' && last === 'name' && node['name'] !== value) {
     out['algorithm'] = { name: value };
     return out;
+  }
+  // A new tag of a discriminated union (svt.mode, partition.kind) starts its object afresh.
+  if ((last === 'mode' || last === 'kind') && node[last] !== undefined && node[last] !== value) {
+    for (const k of Object.keys(node)) delete node[k];
   }
   node[last] = value;
   return out;

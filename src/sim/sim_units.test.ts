@@ -140,6 +140,11 @@ describe('config', () => {
       model: { hidden: [32, 16] },
     });
     expect(applySet(raw, 'algorithm.name=fedavg')['algorithm']).toEqual({ name: 'fedavg' });
+    const dirichlet = applySet(raw, 'data.partition.kind=dirichlet');
+    expect(dirichlet['data']).toEqual({ partition: { kind: 'dirichlet', alpha: 0.1 } });
+    expect(applySet(dirichlet, 'data.partition.kind=iid')['data']).toEqual({
+      partition: { kind: 'iid' },
+    });
     expect(() => applySet(raw, 'rounds')).toThrow(/expected key\.path=value/);
     expect(() => applySet(raw, 'rounds.x=1')).toThrow(/'rounds' is not a mapping/);
     expect(parseConfig(applySet({}, 'rounds=3')).rounds).toBe(3);
