@@ -83,6 +83,19 @@ describe('expandGrid', () => {
     expect(runDirName(entries[0]!.label)).toBe('fedslr_svt.fraction_0.2');
   });
 
+  it('~ as a value unsets the option: the dense reference within an axis', () => {
+    const list = expandGrid(
+      'fedslr,fedavg',
+      ['algorithm.svt.fraction=0.3', 'algorithm.downlink=~,0.5'],
+      bytes,
+    );
+    expect(list).toBe('fedslr:svt.fraction=0.3,fedavg:downlink=~,fedavg:downlink=0.5');
+    expect(parseAlgorithmList(list, bytes)[1]!.algorithm).toEqual({
+      name: 'fedavg',
+      weighted: true,
+    });
+  });
+
   it('takes the cartesian product of several axes', () => {
     const list = expandGrid(
       'fedslr',

@@ -30,10 +30,18 @@ export interface CompareEntry {
   algorithm: AlgorithmConfig;
 }
 
+/** Removes keys set to null (`key=~`), at any depth: the option is back to its default. */
+function dropNulls(o: Record<string, unknown>): void {
+  for (const [k, v] of Object.entries(o)) {
+    if (v === null) delete o[k];
+    else if (typeof v === 'object' && !Array.isArray(v)) dropNulls(v as Record<string, unknown>);
+  }
+}
+
 /**
  * Parses `fedslr,fedavg,fedslr:ablation=sparse-only,ditto:lambda=1`: comma-separated entries,
  * each an algorithm name and optional `:key=value` options (values read as YAML scalars; a key
- * may be a dot path into an option, `fedslr:svt.fraction=0.4`). An entry starts from the config's
+ * may be a dot path into an option, `fedslr:svt.fraction=0.4`; `key=~` unsets an option). An entry starts from the config's
  * own algorithm section when it names the same algorithm, else from that algorithm's defaults.
  */
 export function parseAlgorithmList(list: string, base: AlgorithmConfig): CompareEntry[] {
@@ -51,6 +59,7 @@ export function parseAlgorithmList(list: string, base: AlgorithmConfig): Compare
         throw new ConfigError(`--algorithms entry '${label}': expected name:key=value, got '${o}'`);
       raw = applySet(raw, o);
     }
+    dropNulls(raw);
     const r = algorithmSchema.safeParse(raw);
     if (!r.success) {
       const why = r.error.issues
@@ -67,8 +76,8 @@ export function parseAlgorithmList(list: string, base: AlgorithmConfig): Compare
 /**
  * Crosses an `--algorithms` list with `--grid` axes (`algorithm.svt.fraction=0.2,0.4`, each a
  * key under `algorithm.` and comma-separated values): every entry becomes one entry per point of
- * the cartesian product of the axes that are valid options for it (tried with the axes' first
- * values, all together or this axis alone), labelled with the point's `:key=value` options, e.g. `fedslr:svt.fraction=0.2`. An
+ * the cartesian product of the axes that are valid options for it (tried with each axis's first
+ * value that is not `~`, all axes together or this one alone), labelled with the point's `:key=value` options, e.g. `fedslr:svt.fraction=0.2`. An
  * entry no axis applies to stays as it is (a dense reference); an axis that applies to no entry
  * is an error. Returns the expanded list, for `parseAlgorithmList`.
  */
@@ -86,7 +95,9 @@ export function expandGrid(list: string, grid: readonly string[], base: Algorith
       .map((v) => v.trim());
     if (values.some((v) => v === ''))
       throw new ConfigError(`--grid '${g}': expected comma-separated values`);
-    return { key: key.slice('algorithm.'.length), values, used: false };
+    // The value that tells whether the axis fits an entry: its first that sets something.
+    const probe = values.find((v) => v !== '~' && v !== 'null') ?? values[0]!;
+    return { key: key.slice('algorithm.'.length), values, probe, used: false };
   });
   const items = list
     .split(',')
@@ -101,10 +112,10 @@ export function expandGrid(list: string, grid: readonly string[], base: Algorith
     }
   };
   const out = items.flatMap((item) => {
-    const allAxes = valid([item, ...axes.map((a) => `${a.key}=${a.values[0]}`)].join(':'));
+    const allAxes = valid([item, ...axes.map((a) => `${a.key}=${a.probe}`)].join(':'));
     let labels = [item];
     for (const axis of axes) {
-      if (!allAxes && !valid(`${item}:${axis.key}=${axis.values[0]}`)) continue;
+      if (!allAxes && !valid(`${item}:${axis.key}=${axis.probe}`)) continue;
       axis.used = true;
       labels = labels.flatMap((l) => axis.values.map((v) => `${l}:${axis.key}=${v}`));
     }

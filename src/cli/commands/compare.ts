@@ -28,7 +28,8 @@ Options:
                      An entry naming the config's own algorithm keeps the config's options;
                      others start from their defaults. Names: fedslr, fedavg, ditto, local,
                      scaffold, fedprox, feddyn, apfl, fedrep, fedper, lgfedavg, perfedavg,
-                     fedavg-ft. A key may be a dot path: fedslr:svt.fraction=0.4
+                     fedavg-ft. A key may be a dot path (fedslr:svt.fraction=0.4); key=~
+                     unsets an option (fedavg:downlink=~ is dense FedAvg)
   --grid KEY=V1,V2   run every entry at each value of an option under algorithm. (repeatable:
                      the cartesian product of the axes); an entry is crossed with the axes that
                      are valid options for it, and one no axis fits runs once. E.g.
