@@ -103,8 +103,9 @@ export function frontierSpec(s: Series, config: object): TopLevelSpec | null {
             shape: {
               field: 'pareto',
               type: 'nominal',
-              title: 'on its Pareto front',
               scale: { domain: [true, false], range: ['circle', 'diamond'] },
+              // The caption says what the two shapes mean.
+              legend: null,
             },
             tooltip: [{ field: 'run' }, x, { ...y, format: '.2%' }],
           },

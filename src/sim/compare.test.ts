@@ -90,6 +90,7 @@ describe('expandGrid', () => {
       bytes,
     );
     expect(list).toBe('fedslr:svt.fraction=0.3,fedavg:downlink=~,fedavg:downlink=0.5');
+    expect(runDirName('fedavg:downlink=~')).toBe('fedavg_downlink_unset');
     expect(parseAlgorithmList(list, bytes)[1]!.algorithm).toEqual({
       name: 'fedavg',
       weighted: true,

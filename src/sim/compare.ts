@@ -293,8 +293,12 @@ export interface CompareOptions {
   onEvent?: (e: ExperimentEvent) => void;
 }
 
-/** A label as a directory name: letters, digits, '.', '_', '-' kept, anything else '_'. */
-export const runDirName = (label: string): string => label.replace(/[^A-Za-z0-9._-]/g, '_');
+/**
+ * A label as a directory name: an unset option (`key=~`) reads `key_unset`; letters, digits, '.',
+ * '_', '-' kept, anything else '_'.
+ */
+export const runDirName = (label: string): string =>
+  label.replace(/=~(?=:|$)/g, '=unset').replace(/[^A-Za-z0-9._-]/g, '_');
 
 /** compare.json: what `resumeCompare` needs to continue a comparison. */
 export const COMPARE_STATE = 'compare.json';
