@@ -1,20 +1,21 @@
-/** The public API of fedslr. */
+/**
+ * fedslr's isomorphic core, the package's main entry: tensors, linear algebra, models, training,
+ * wire codecs, the algorithms, upload checks and the client-fleet seam. It runs in Node and in
+ * browsers: no `node:` import is reachable from it (test/entry.test.ts bundles it for the
+ * browser). The simulator, data loaders, client stores, reports and CLI are in `fedslr/node`.
+ */
 export * from './algorithms/index.js';
+export * from './codec/params.js';
+export * from './codec/state.js';
 export * from './codec/wire.js';
 export * from './codec/wire_size.js';
-export * from './data/index.js';
 export * from './linalg/matrix_view.js';
 export * from './linalg/prox.js';
 export * from './linalg/svt.js';
 export * from './linalg/svt_budget.js';
 export * from './models/index.js';
-export { writeReport, writeReportCsv } from './report/index.js';
-export * from './sim/config.js';
-export * from './sim/events.js';
-export { runExperiment } from './sim/experiment.js';
-export { setup } from './sim/setup.js';
-export { initialState, simulate } from './sim/simulate.js';
-export { type BackendOptions, initBackend, wasmThreads } from './tensor/backend.js';
+export * from './protocol/checks.js';
+export type * from './runtime/fleet.js';
 export * from './tensor/params.js';
 export { Rng } from './tensor/rng.js';
 export * from './train/index.js';

@@ -1,8 +1,17 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { main } from '../src/cli/cli.js';
 import { CHECKPOINT_DIR, listCheckpoints } from '../src/sim/checkpoint.js';
 import { parseConfig } from '../src/sim/config.js';
 import { resumeExperiment, runExperiment } from '../src/sim/experiment.js';
@@ -85,6 +94,58 @@ describe('checkpoints', () => {
     );
   });
 
+  it('a resume with more rounds records them in config.json, so a plain --resume continues it; export says which round an unfinished run gives', async () => {
+    const dir = tmp();
+    await runExperiment(parseConfig({ ...base, rounds: 2 }), { outDir: dir });
+    await resumeExperiment(dir, ['rounds=4']);
+    expect(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).rounds).toBe(4);
+    expect((await resumeExperiment(dir, [])).rounds).toBe(4);
+
+    // Unfinished: the config says 6 rounds, the newest checkpoint is round 4.
+    const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, rounds: 6 }));
+    const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+    const error = vi.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      expect(await main(['export', dir, '--global', '--out', join(dir, 'g.safetensors')])).toBe(0);
+      expect(log.mock.calls.flat().join('\n')).toMatch(/round 4 of 6/);
+      expect(error.mock.calls.flat().join('\n')).toMatch(
+        /the run is unfinished: exported round 4 .* of 6/,
+      );
+    } finally {
+      vi.restoreAllMocks();
+    }
+  });
+
+  it('one corrupted client file costs only its checkpoint: resume falls back to the previous one, bit-exact', async () => {
+    const dir = tmp();
+    await runExperiment(parseConfig({ ...base, rounds: 4 }), { outDir: dir });
+    const [older, newest] = listCheckpoints(dir);
+    const meta = (n: string) =>
+      JSON.parse(readFileSync(join(dir, CHECKPOINT_DIR, n, 'meta.json'), 'utf8')).files;
+    const [olderFiles, newestFiles] = [meta(older!), meta(newest!)];
+    // A client whose state did not change between the two checkpoints (not drawn in rounds 3-4).
+    const same = Object.keys(newestFiles).filter(
+      (f) => f.startsWith('clients/') && olderFiles[f] === newestFiles[f],
+    );
+    expect(same.length).toBeGreaterThan(0);
+    const file = join(dir, CHECKPOINT_DIR, newest!, same[0]!);
+    // Truncate in place (as a disk error would), not by replacing the file.
+    truncateSync(file, 10);
+    const skipped: string[] = [];
+    await resumeExperiment(dir, ['rounds=6'], (e) => {
+      if (e.type === 'resumed') {
+        expect(e.from).toContain(older);
+        skipped.push(...e.skipped);
+      }
+    });
+    expect(skipped.join()).toMatch(new RegExp(`${same[0]}: checksum mismatch`));
+    const full = tmp();
+    await runExperiment(parseConfig({ ...base, rounds: 6 }), { outDir: full });
+    expect(metrics(dir)).toEqual(metrics(full));
+    expect(finalState(dir)).toEqual(finalState(full));
+  });
+
   it('refuses a different config, listing the keys, and a directory that is not a run', async () => {
     const dir = tmp();
     await runExperiment(parseConfig({ ...base, rounds: 2 }), { outDir: dir });
@@ -120,7 +181,8 @@ describe('checkpoints', () => {
     }
     expect(maxErr).toBeLessThan(1e-5);
     const last = listCheckpoints(dir).at(-1)!;
-    const { decodeClientState } = await import('../src/sim/state_codec.js');
+    const { decodeClientState } = await import('../src/codec/state.js');
+    const { decodeLowRank } = await import('../src/codec/params.js');
     const drawn = readdirSync(join(dir, CHECKPOINT_DIR, last, 'clients'))[0]!;
     const client = Number(drawn.split('.')[0]);
     const P = decodeClientState(
@@ -128,8 +190,12 @@ describe('checkpoints', () => {
       drawn,
     ).tensors['sparse']!;
     const personal = (await fin.personal(client))!;
+    // The personal model builds on W as the client was sent it: the factors, multiplied out.
+    const sent = { ...g };
+    for (const [name, t] of Object.entries(fin.factors))
+      sent[name] = decodeLowRank(fin.spec, name, { kind: 'lowrank', shape: g[name]!.shape, ...t });
     for (const k of Object.keys(g)) {
-      const sum = g[k]!.data.map((x, i) => x + P[k]!.data[i]!);
+      const sum = sent[k]!.data.map((x, i) => x + P[k]!.data[i]!);
       expect(personal[k]!.data).toEqual(sum);
     }
     await expect(fin.personal(99)).rejects.toThrow(

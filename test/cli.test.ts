@@ -105,6 +105,12 @@ describe('fedslr command', () => {
     expect(await main(['run', join(dir, 'missing.yaml')])).toBe(2);
     expect(err.join('\n')).toMatch(/cannot read config file/);
     expect(await main(['frobnicate'])).toBe(2);
+    expect(await main(['compare', config, '--algorithm', 'fedavg'])).toBe(2);
+    expect(err.join('\n')).toMatch(
+      /unknown option '--algorithm' \(did you mean '--algorithms'\?\)/,
+    );
+    expect(await main(['run', config, '--qiet'])).toBe(2);
+    expect(err.join('\n')).toMatch(/unknown option '--qiet' \(did you mean '--quiet'\?\)/);
     expect(await main(['run'])).toBe(2);
     expect(err.join('\n')).toMatch(/expected one config file/);
     expect(await main(['--help'])).toBe(0);
@@ -112,6 +118,23 @@ describe('fedslr command', () => {
     expect(out.join('\n')).toMatch(/Usage: fedslr run <config/);
     expect(await main(['compare', '--help'])).toBe(0);
     expect(out.join('\n')).toMatch(/fedslr compare --resume DIR[\s\S]*compare\.json/);
+  });
+
+  it('exits 2 with the message alone when a data file is bad', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedslr-cli-'));
+    const config = join(dir, 'split.json');
+    const missing = join(dir, 'missing-split.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        ...tiny,
+        data: { ...tiny.data, partition: { kind: 'file', path: missing } },
+      }),
+    );
+    expect(await main(['run', config, '--out', join(dir, 'r'), '--quiet'])).toBe(2);
+    const text = err.join('\n');
+    expect(text).toContain(`fedslr run: split file ${missing}: cannot read it (ENOENT)`);
+    expect(text).not.toMatch(/\n\s+at /);
   });
 });
 

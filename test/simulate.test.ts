@@ -5,9 +5,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/sim/config.js';
 import { type Executor, InProcessExecutor, WorkerPool } from '../src/sim/executor.js';
+import { ExecutorFleet } from '../src/sim/executor_fleet.js';
 import { type ExperimentEvent, runExperiment } from '../src/sim/experiment.js';
 import { setup } from '../src/sim/setup.js';
 import { initialState, simulate } from '../src/sim/simulate.js';
+import { MemoryStore } from '../src/sim/store.js';
 import { initBackend, wasmThreads } from '../src/tensor/backend.js';
 import type { ParamArrays } from '../src/tensor/params.js';
 
@@ -83,7 +85,9 @@ describe('simulation', () => {
       const counts: number[] = [];
       const evals: { global?: unknown; personal?: unknown }[] = [];
       let drawn = 0;
-      for await (const e of simulate(sim, st, () => 0, new InProcessExecutor(sim))) {
+      const store = new MemoryStore(sim.algorithm.client.codec);
+      const fleet = new ExecutorFleet(sim, new InProcessExecutor(sim), store);
+      for await (const e of simulate(sim, st, () => 0, fleet)) {
         if (e.type === 'round-start') drawn = e.clients.length;
         if (e.type === 'round-end') {
           counts.push(tf.memory().numTensors);
@@ -150,12 +154,13 @@ describe('simulation', () => {
     const serverAfterRound = async (executor: Executor) => {
       const st = initialState(sim);
       try {
-        for await (const e of simulate(sim, st, () => 0, executor))
-          if (e.type === 'round-end') break;
+        const store = new MemoryStore(sim.algorithm.client.codec);
+        const fleet = new ExecutorFleet(sim, executor, store);
+        for await (const e of simulate(sim, st, () => 0, fleet)) if (e.type === 'round-end') break;
       } finally {
         await executor.close();
       }
-      return bits(st.server.global!);
+      return bits(sim.algorithm.server.global(st.server)!);
     };
     const threaded = await serverAfterRound(new InProcessExecutor(sim));
     expect(threaded).not.toEqual(bits(sim.init));

@@ -5,13 +5,14 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { decodeParams } from '../codec/params.js';
+import { denseParams } from '../codec/wire.js';
 import { createModel, type Model } from '../models/index.js';
 import { initBackend } from '../tensor/backend.js';
 import type { ParamArrays } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
 import { type DataTensors, disposeData, toTensors } from '../train/loop.js';
 import { apfl } from './apfl.js';
-import { decodeWire, denseWire } from './common.js';
 import { fedavgft } from './fedavgft.js';
 import { feddyn } from './feddyn.js';
 import { fedper } from './fedper.js';
@@ -81,7 +82,8 @@ const run = (data: DataTensors, lr = 0.5): ClientRun => ({
   rng: new Rng(7),
 });
 const upload = (p: ParamArrays, extra?: Upload['extra']): Upload => ({
-  params: denseWire(p),
+  round: 0,
+  params: denseParams(p),
   extra,
   numSamples: 1,
   trainLoss: 0,
@@ -97,36 +99,31 @@ const H: Vals = {
 };
 
 /** Trains one client and checks that no tensor outlives the call. */
-function train(
-  algo: Algorithm,
-  down: Download,
-  state: ReturnType<Algorithm['initClient']>,
-  r: ClientRun,
-) {
+async function train<S, C>(algo: Algorithm<S, C>, down: Download, state: C, r: ClientRun) {
   const before = tf.memory().numTensors;
-  const out = algo.clientTrain(down, state, r);
+  const out = await algo.client.train(down, state, r);
   expect(tf.memory().numTensors).toBe(before);
   return out;
 }
 
 describe('SCAFFOLD', () => {
-  it('corrects every step by c - c_i and updates c_i by option II with K local steps', () => {
+  it('corrects every step by c - c_i and updates c_i by option II with K local steps', async () => {
     const c = ctx(linear, { epochs: 2 });
     const algo = scaffold(c);
     const data = twoPoints();
     const cs: Vals = { 'out.kernel': [0.1, -0.1, 0.2, 0], 'out.bias': [0.05, 0.1] };
     const ci: Vals = { 'out.kernel': [0, 0.3, -0.1, 0.1], 'out.bias': [-0.2, 0] };
-    const server = { global: toSet(W, linear), tensors: { control: toSet(cs, linear) } };
-    const down = algo.download(server, 0, 0);
+    const server = { global: toSet(W, linear), control: toSet(cs, linear) };
+    const down = algo.server.download(server, 0, 0);
     expect(vals(down.extra!['control']!)).toEqual(close(cs));
-    const r = train(algo, down, { tensors: { control: toSet(ci, linear) } }, run(data));
+    const r = await train(algo, down, { control: toSet(ci, linear) }, run(data));
     const corr = axpy(cs, -1, ci);
     const step = (w: Vals) => axpy(w, -0.5, axpy(axpy(grad(linear, w, data), 1, corr), 0.01, w));
     const y = step(step(W));
-    expect(vals(decodeWire(r.upload.params))).toEqual(close(y));
+    expect(vals(decodeParams(r.upload.params))).toEqual(close(y));
     // K = 2 epochs x 1 batch: c_i+ = c_i - c + (x - y) / (2 lr)
     const ciNext = axpy(axpy(ci, -1, cs), 1 / (2 * 0.5), axpy(W, -1, y));
-    expect(vals(r.state.tensors['control']!)).toEqual(close(ciNext));
+    expect(vals(r.state.control!)).toEqual(close(ciNext));
     expect(vals(r.upload.extra!['controlDelta']!)).toEqual(close(axpy(ciNext, -1, ci)));
     disposeData(data);
   });
@@ -134,51 +131,51 @@ describe('SCAFFOLD', () => {
   it('moves x by lr_g times the mean model change and c by the sum of deltas over N', () => {
     const algo = scaffold(ctx(linear, {}, 4), { serverLr: 0.5 });
     const x = { 'out.kernel': [1, 2, 3, 4], 'out.bias': [0, 1] };
-    const s0 = { global: toSet(x, linear), tensors: { control: toSet(scale(x, 0), linear) } };
+    const s0 = { global: toSet(x, linear), control: toSet(scale(x, 0), linear) };
     const y1 = { 'out.kernel': [3, 2, 3, 4], 'out.bias': [2, 1] };
     const y2 = { 'out.kernel': [1, 0, 3, 4], 'out.bias': [0, 3] };
     const d1 = { 'out.kernel': [4, 0, 0, 0], 'out.bias': [0, 0] };
     const d2 = { 'out.kernel': [0, 0, 0, 8], 'out.bias': [4, 4] };
-    const r = algo.aggregate(s0, 0, [
+    const r = algo.server.aggregate(s0, 0, [
       { client: 0, upload: upload(toSet(y1, linear), { controlDelta: toSet(d1, linear) }) },
       { client: 2, upload: upload(toSet(y2, linear), { controlDelta: toSet(d2, linear) }) },
     ]);
     expect(vals(r.server.global!)).toEqual(
       close({ 'out.kernel': [1.5, 1.5, 3, 4], 'out.bias': [0.5, 1.5] }),
     );
-    expect(vals(r.server.tensors['control']!)).toEqual(
+    expect(vals(r.server.control)).toEqual(
       close({ 'out.kernel': [1, 0, 0, 2], 'out.bias': [1, 1] }),
     );
   });
 });
 
 describe('FedProx', () => {
-  it('adds mu (w - W^t) to the gradient (zero on the first step)', () => {
+  it('adds mu (w - W^t) to the gradient (zero on the first step)', async () => {
     const algo = fedprox(ctx(linear, { epochs: 2 }), { mu: 0.7, weighted: true });
     const data = twoPoints();
-    const down = algo.download(algo.initServer(toSet(W, linear)), 0, 0);
-    const r = train(algo, down, algo.initClient(0, toSet(W, linear)), run(data));
+    const down = algo.server.download(algo.server.initServer(toSet(W, linear)), 0, 0);
+    const r = await train(algo, down, algo.client.initClient(0, toSet(W, linear)), run(data));
     const y1 = axpy(W, -0.5, axpy(grad(linear, W, data), 0.01, W));
     const g2 = axpy(axpy(grad(linear, y1, data), 0.7, axpy(y1, -1, W)), 0.01, y1);
-    expect(vals(decodeWire(r.upload.params))).toEqual(close(axpy(y1, -0.5, g2)));
+    expect(vals(decodeParams(r.upload.params))).toEqual(close(axpy(y1, -0.5, g2)));
     disposeData(data);
   });
 });
 
 describe('FedDyn', () => {
-  it("is FedSLR's stage 1 and dual update, with no personal part", () => {
+  it("is FedSLR's stage 1 and dual update, with no personal part", async () => {
     const algo = feddyn(ctx(linear), { alpha: 0.2 });
     expect([algo.name, algo.hasGlobal, algo.hasPersonal]).toEqual(['feddyn', true, false]);
     const data = twoPoints();
     const pi: Vals = { 'out.kernel': [0.1, 0.2, -0.1, 0], 'out.bias': [0.3, 0] };
-    const down = algo.download(algo.initServer(toSet(W, linear)), 0, 0);
-    const r = train(algo, down, { tensors: { dual: toSet(pi, linear) } }, run(data));
+    const down = algo.server.download(algo.server.initServer(toSet(W, linear)), 0, 0);
+    const r = await train(algo, down, { dual: toSet(pi, linear) }, run(data));
     // w = W - lr (grad f(W) - pi + wd W); pi <- pi + alpha (W - w)
     const w = axpy(W, -0.5, axpy(axpy(grad(linear, W, data), -1, pi), 0.01, W));
-    expect(vals(decodeWire(r.upload.params))).toEqual(close(w));
-    expect(vals(r.state.tensors['dual']!)).toEqual(close(axpy(pi, 0.2, axpy(W, -1, w))));
-    expect(Object.keys(r.state.tensors)).toEqual(['dual']);
-    expect(algo.personalModel(r.state, toSet(W, linear), run(data))).toBeNull();
+    expect(vals(decodeParams(r.upload.params))).toEqual(close(w));
+    expect(vals(r.state.dual!)).toEqual(close(axpy(pi, 0.2, axpy(W, -1, w))));
+    expect(Object.keys(r.state)).toEqual(['dual']);
+    expect(algo.client.personalModel(r.state, toSet(W, linear), run(data))).toBeNull();
     disposeData(data);
   });
 
@@ -187,13 +184,15 @@ describe('FedDyn', () => {
     const algo = feddyn(ctx(linear, {}, 2), { alpha: 0.5 });
     const w0 = toSet({ 'out.kernel': [1, 0, 0, 0.05], 'out.bias': [0, 0] }, linear);
     const w1 = toSet({ 'out.kernel': [1.5, 0, 0, 0.05], 'out.bias': [1, 0] }, linear);
-    const r = algo.aggregate(algo.initServer(w0), 0, [{ client: 0, upload: upload(w1) }]);
+    const r = algo.server.aggregate(algo.server.initServer(w0), 0, [
+      { client: 0, upload: upload(w1) },
+    ]);
     // D = alpha (W - w1) = [-0.25, 0, 0, 0 | -0.5, 0]; V = w1 - D / (alpha N) = w1 - D
     expect(vals(r.server.global!)).toEqual(
       close({ 'out.kernel': [1.75, 0, 0, 0.05], 'out.bias': [1.5, 0] }),
     );
     expect(r.stats.ranks).toBeUndefined();
-    expect(algo.download(r.server, 1, 0).params['out.kernel']!.kind).toBe('dense');
+    expect(algo.server.download(r.server, 1, 0).params['out.kernel']!.kind).toBe('dense');
   });
 });
 
@@ -201,37 +200,35 @@ describe('APFL', () => {
   const V: Vals = { 'out.kernel': [-0.1, 0.5, 0.2, -0.3], 'out.bias': [0.2, 0.1] };
   const mix = (a: number, v: Vals, w: Vals) => axpy(scale(v, a), 1 - a, w);
 
-  it('steps w, v and alpha from the same batch and the same iterates', () => {
+  it('steps w, v and alpha from the same batch and the same iterates', async () => {
     const algo = apfl(ctx(linear), { alpha: 0.4, adaptive: true, weighted: true });
     const data = twoPoints();
-    const down = algo.download(algo.initServer(toSet(W, linear)), 0, 0);
-    const state = { tensors: { personal: toSet(V, linear) }, scalars: { alpha: 0.4 } };
-    const r = train(algo, down, state, run(data));
+    const down = algo.server.download(algo.server.initServer(toSet(W, linear)), 0, 0);
+    const state = { personal: toSet(V, linear), alpha: 0.4 };
+    const r = await train(algo, down, state, run(data));
     const gbar = grad(linear, mix(0.4, V, W), data);
     const v1 = axpy(V, -0.5, axpy(scale(gbar, 0.4), 0.01, V));
     const a1 = Math.min(1, Math.max(0, 0.4 - 0.5 * dot(axpy(V, -1, W), gbar)));
     const w1 = axpy(W, -0.5, axpy(grad(linear, W, data), 0.01, W));
-    expect(vals(decodeWire(r.upload.params))).toEqual(close(w1));
-    expect(vals(r.state.tensors['personal']!)).toEqual(close(v1));
-    expect(r.state.scalars!['alpha']).toBeCloseTo(a1, 5);
+    expect(vals(decodeParams(r.upload.params))).toEqual(close(w1));
+    expect(vals(r.state.personal!)).toEqual(close(v1));
+    expect(r.state.alpha).toBeCloseTo(a1, 5);
     expect(a1).not.toBeCloseTo(0.4, 3);
     const G = toSet(scale(W, 2), linear);
-    expect(vals(algo.personalModel(r.state, G, run(data))!)).toEqual(
+    expect(vals(algo.client.personalModel(r.state, G, run(data))!)).toEqual(
       close(mix(a1, v1, scale(W, 2))),
     );
     disposeData(data);
   });
 
-  it('keeps alpha fixed when not adaptive', () => {
+  it('keeps alpha fixed when not adaptive', async () => {
     const algo = apfl(ctx(linear), { alpha: 0.4, adaptive: false, weighted: true });
     const data = twoPoints();
-    const down = algo.download(algo.initServer(toSet(W, linear)), 0, 0);
-    const r = train(algo, down, algo.initClient(0, toSet(V, linear)), run(data));
+    const down = algo.server.download(algo.server.initServer(toSet(W, linear)), 0, 0);
+    const r = await train(algo, down, algo.client.initClient(0, toSet(V, linear)), run(data));
     const gbar = grad(linear, mix(0.4, V, W), data);
-    expect(r.state.scalars!['alpha']).toBe(0.4);
-    expect(vals(r.state.tensors['personal']!)).toEqual(
-      close(axpy(V, -0.5, axpy(scale(gbar, 0.4), 0.01, V))),
-    );
+    expect(r.state.alpha).toBe(0.4);
+    expect(vals(r.state.personal!)).toEqual(close(axpy(V, -0.5, axpy(scale(gbar, 0.4), 0.01, V))));
     disposeData(data);
   });
 });
@@ -249,31 +246,31 @@ describe('head/body splits', () => {
     expect(() => headNames(linear.spec, 1)).toThrow(/leaves no body/);
   });
 
-  it('FedRep trains the head with the body frozen, then the body with the new head', () => {
+  it('FedRep trains the head with the body frozen, then the body with the new head', async () => {
     const algo = fedrep(ctx(hidden), { headLayers: 1, headEpochs: 1, weighted: true });
     expect([algo.hasGlobal, algo.hasPersonal]).toEqual([false, true]);
     const data = twoPoints();
-    const server = algo.initServer(toSet(H, hidden));
+    const server = algo.server.initServer(toSet(H, hidden));
     expect(Object.keys(server.global!)).toEqual(body);
-    const r = train(
+    const r = await train(
       algo,
-      algo.download(server, 0, 0),
-      algo.initClient(0, toSet(H, hidden)),
+      algo.server.download(server, 0, 0),
+      algo.client.initClient(0, toSet(H, hidden)),
       run(data),
     );
     const gh = pick(grad(hidden, H, data), head);
     const h1 = axpy(pick(H, head), -0.5, axpy(gh, 0.01, pick(H, head)));
     const gb = pick(grad(hidden, { ...H, ...h1 }, data), body);
     const b1 = axpy(pick(H, body), -0.5, axpy(gb, 0.01, pick(H, body)));
-    expect(vals(decodeWire(r.upload.params))).toEqual(close(b1));
-    expect(vals(r.state.tensors['local']!)).toEqual(close(h1));
+    expect(vals(decodeParams(r.upload.params))).toEqual(close(b1));
+    expect(vals(r.state.local!)).toEqual(close(h1));
     const G = toSet(H, hidden);
-    const pm = algo.personalModel(r.state, pick2(G, body), run(data));
+    const pm = algo.client.personalModel(r.state, pick2(G, body), run(data));
     expect(vals(pm!)).toEqual(close({ ...pick(H, body), ...h1 }));
     disposeData(data);
   });
 
-  it('FedPer trains jointly and shares the body; LG-FedAvg shares the head', () => {
+  it('FedPer trains jointly and shares the body; LG-FedAvg shares the head', async () => {
     const data = twoPoints();
     const g = grad(hidden, H, data);
     const joint = axpy(H, -0.5, axpy(g, 0.01, H));
@@ -281,33 +278,33 @@ describe('head/body splits', () => {
       [fedper(ctx(hidden), { headLayers: 1, weighted: true }), body, head],
       [lgfedavg(ctx(hidden), { headLayers: 1, weighted: true }), head, body],
     ] as const) {
-      const server = algo.initServer(toSet(H, hidden));
+      const server = algo.server.initServer(toSet(H, hidden));
       expect(Object.keys(server.global!)).toEqual(shared);
-      const r = train(
+      const r = await train(
         algo,
-        algo.download(server, 0, 0),
-        algo.initClient(0, toSet(H, hidden)),
+        algo.server.download(server, 0, 0),
+        algo.client.initClient(0, toSet(H, hidden)),
         run(data),
       );
-      expect(vals(decodeWire(r.upload.params))).toEqual(close(pick(joint, [...shared])));
-      expect(vals(r.state.tensors['local']!)).toEqual(close(pick(joint, [...local])));
+      expect(vals(decodeParams(r.upload.params))).toEqual(close(pick(joint, [...shared])));
+      expect(vals(r.state.local!)).toEqual(close(pick(joint, [...local])));
     }
     disposeData(data);
   });
 });
 
 describe('Per-FedAvg (first order)', () => {
-  it('takes the outer step at w with the gradient at w~ = w - alpha grad f(w)', () => {
+  it('takes the outer step at w with the gradient at w~ = w - alpha grad f(w)', async () => {
     const algo = perfedavg(ctx(linear), { alpha: 0.3, adaptSteps: 1, weighted: true });
     const data = twoPoints();
-    const down = algo.download(algo.initServer(toSet(W, linear)), 0, 0);
-    const r = train(algo, down, algo.initClient(0, toSet(W, linear)), run(data));
+    const down = algo.server.download(algo.server.initServer(toSet(W, linear)), 0, 0);
+    const r = await train(algo, down, algo.client.initClient(0, toSet(W, linear)), run(data));
     const tilde = axpy(W, -0.3, grad(linear, W, data));
     const w1 = axpy(W, -0.5, axpy(grad(linear, tilde, data), 0.01, W));
-    expect(vals(decodeWire(r.upload.params))).toEqual(close(w1));
+    expect(vals(decodeParams(r.upload.params))).toEqual(close(w1));
     // Personal model: one adaptation step of size alpha on local data.
     const before = tf.memory().numTensors;
-    const pm = algo.personalModel(r.state, toSet(W, linear), run(data));
+    const pm = algo.client.personalModel(r.state, toSet(W, linear), run(data));
     expect(tf.memory().numTensors).toBe(before);
     expect(vals(pm!)).toEqual(close(tilde));
     disposeData(data);
@@ -315,16 +312,16 @@ describe('Per-FedAvg (first order)', () => {
 });
 
 describe('FedAvg-FT', () => {
-  it('trains as FedAvg and fine-tunes the global model locally before evaluation', () => {
+  it('trains as FedAvg and fine-tunes the global model locally before evaluation', async () => {
     const algo = fedavgft(ctx(linear, { epochs: 1 }), { ftEpochs: 2, weighted: true });
     expect([algo.name, algo.hasGlobal, algo.hasPersonal]).toEqual(['fedavg-ft', true, true]);
     const data = twoPoints();
     const step = (w: Vals) => axpy(w, -0.5, axpy(grad(linear, w, data), 0.01, w));
-    const down = algo.download(algo.initServer(toSet(W, linear)), 0, 0);
-    const r = train(algo, down, algo.initClient(0, toSet(W, linear)), run(data));
-    expect(vals(decodeWire(r.upload.params))).toEqual(close(step(W)));
+    const down = algo.server.download(algo.server.initServer(toSet(W, linear)), 0, 0);
+    const r = await train(algo, down, algo.client.initClient(0, toSet(W, linear)), run(data));
+    expect(vals(decodeParams(r.upload.params))).toEqual(close(step(W)));
     const before = tf.memory().numTensors;
-    const pm = algo.personalModel(r.state, toSet(W, linear), run(data));
+    const pm = algo.client.personalModel(r.state, toSet(W, linear), run(data));
     expect(tf.memory().numTensors).toBe(before);
     expect(vals(pm!)).toEqual(close(step(step(W))));
     disposeData(data);

@@ -1,30 +1,9 @@
 /**
- * Mini-batches drawn as trainLocal draws them (a fresh permutation per epoch, consecutive slices,
- * the last one possibly smaller), for algorithms that take more than one step per batch
- * (APFL's two models, Per-FedAvg's inner and outer steps).
+ * Helpers for algorithms that take more than one step per batch (APFL's two models, Per-FedAvg's
+ * inner and outer steps) over the batches of `train/batches.ts`, the ones trainLocal uses.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { Rng } from '../tensor/rng.js';
 import type { DataTensors } from '../train/loop.js';
-
-/** Index arrays of every batch, per epoch. */
-export function batchIndices(
-  n: number,
-  batchSize: number,
-  epochs: number,
-  rng: Rng,
-): Int32Array[][] {
-  if (!(Number.isInteger(batchSize) && batchSize >= 1))
-    throw new Error(`batchSize: expected an integer >= 1, got ${batchSize}`);
-  const out: Int32Array[][] = [];
-  for (let e = 0; e < epochs && n > 0; e++) {
-    const perm = rng.permutation(n);
-    const epoch: Int32Array[] = [];
-    for (let s = 0; s < n; s += batchSize) epoch.push(perm.subarray(s, Math.min(n, s + batchSize)));
-    out.push(epoch);
-  }
-  return out;
-}
 
 /** The samples at `idx` as new tensors the caller disposes. */
 export function gatherBatch(data: DataTensors, idx: Int32Array): DataTensors {

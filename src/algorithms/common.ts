@@ -1,56 +1,51 @@
-/** Helpers the algorithms share: wire decoding, the local SGD pass, element-wise means. */
-import type { WireParams } from '../codec/wire.js';
-import { dense, sparseToDense } from '../codec/wire.js';
+/**
+ * Helpers the algorithms share: the local SGD pass, element-wise means, FedAvg's server part and
+ * state codecs for states made of named tensor sets.
+ */
+import { decodeParams } from '../codec/params.js';
+import { denseParams } from '../codec/wire.js';
 import type { ParamArrays, Params } from '../tensor/params.js';
 import { disposeParams, fromArrays, toArrays } from '../tensor/params.js';
 import { trainLocal } from '../train/loop.js';
 import type { GradTransform, ProxMap } from '../train/transforms.js';
-import type { Algorithm, AlgorithmContext, ClientRun, Download, Upload } from './types.js';
+import type {
+  AlgorithmContext,
+  ClientRun,
+  Download,
+  ServerPart,
+  StateCodec,
+  StateRecord,
+  Upload,
+} from './types.js';
 
-/** Decodes dense and sparse wire tensors; low-rank ones are decoded by `decodeLowRank`. */
-export function decodeWire(
-  wire: WireParams,
-  decodeLowRank?: (
-    name: string,
-    t: Extract<WireParams[string], { kind: 'lowrank' }>,
-  ) => ParamArrays[string],
-): ParamArrays {
-  const out: ParamArrays = {};
-  for (const [k, t] of Object.entries(wire)) {
-    if (t.kind === 'dense') out[k] = { shape: [...t.shape], data: t.data };
-    else if (t.kind === 'sparse') out[k] = sparseToDense(t);
-    else {
-      if (!decodeLowRank)
-        throw new Error(`'${k}' arrived as low-rank factors, which this algorithm does not expect`);
-      out[k] = decodeLowRank(k, t);
-    }
-  }
-  return out;
-}
-
-export function denseWire(a: ParamArrays): WireParams {
-  return Object.fromEntries(Object.entries(a).map(([k, v]) => [k, dense(v)]));
-}
-
-/** E epochs of SGD from `start` with the given gradient transform; returns the new tensors. */
+/**
+ * E epochs of SGD from `start` with the given gradient transform; returns the new tensors, the
+ * last epoch's loss and accuracy, and the number of steps taken.
+ */
 export function sgd(
   ctx: AlgorithmContext,
   run: ClientRun,
   start: Params,
   epochs: number,
   opts: { transform?: GradTransform; prox?: ProxMap; compose?: (p: Params) => Params } = {},
-): { params: Params; loss: number; acc: number } {
+): { params: Params; loss: number; acc: number; steps: number } {
   const r = trainLocal(start, {
     model: ctx.model,
     data: run.data,
     epochs,
     batchSize: ctx.train.batchSize,
+    lastBatch: ctx.train.lastBatch,
     lr: run.lr,
     rng: run.rng,
     ...opts,
   });
   const last = r.epochs[r.epochs.length - 1];
-  return { params: r.params, loss: last?.loss ?? Number.NaN, acc: last?.acc ?? Number.NaN };
+  return {
+    params: r.params,
+    loss: last?.loss ?? Number.NaN,
+    acc: last?.acc ?? Number.NaN,
+    steps: r.steps,
+  };
 }
 
 /** Element-wise map over matching arrays of several sets (plain float32 loops, no tensors). */
@@ -94,20 +89,92 @@ export function weightedMean(
 }
 
 /**
- * FedAvg's server half, which several algorithms share: the global model goes out dense and is
+ * A state made of named tensor sets (`Req` always there, `Opt` possibly absent) and named numbers,
+ * stored as a record's `tensors` and `scalars`; reading checks that every required set is there.
+ */
+export function setsCodec<
+  Req extends string = never,
+  Opt extends string = never,
+  Num extends string = never,
+>(names: {
+  required?: readonly Req[];
+  optional?: readonly Opt[];
+  scalars?: readonly Num[];
+}): StateCodec<SetsState<Req, Opt, Num>> {
+  const required = names.required ?? [];
+  const optional = names.optional ?? [];
+  const scalars = names.scalars ?? [];
+  return {
+    toRecord(state) {
+      const record: StateRecord = { tensors: {} };
+      const sets = state as Record<string, ParamArrays | number | undefined>;
+      for (const k of [...required, ...optional]) {
+        const v = sets[k];
+        if (v !== undefined) record.tensors[k] = v as ParamArrays;
+      }
+      if (scalars.length)
+        record.scalars = Object.fromEntries(scalars.map((k) => [k, sets[k] as number]));
+      return record;
+    },
+    fromRecord(record, where) {
+      const out: Record<string, ParamArrays | number> = {};
+      for (const k of required) {
+        const v = record.tensors[k];
+        if (!v) throw new Error(`${where}: the state lacks its '${k}' tensors`);
+        out[k] = v;
+      }
+      for (const k of optional) {
+        const v = record.tensors[k];
+        if (v) out[k] = v;
+      }
+      for (const k of scalars) {
+        const v = record.scalars?.[k];
+        if (typeof v !== 'number') throw new Error(`${where}: the state lacks its number '${k}'`);
+        out[k] = v;
+      }
+      return out as SetsState<Req, Opt, Num>;
+    },
+  };
+}
+
+/** The typed state `setsCodec` reads and writes. */
+export type SetsState<Req extends string, Opt extends string, Num extends string> = {
+  [K in Req]: ParamArrays;
+} & { [K in Opt]?: ParamArrays } & { [K in Num]: number };
+
+/** A state with nothing in it (algorithms whose clients keep nothing between rounds). */
+export type NoState = SetsState<never, never, never>;
+export const noStateCodec: StateCodec<NoState> = setsCodec({});
+
+/** The server state of algorithms that keep only a global (or shared) parameter set. */
+export interface GlobalState {
+  global: ParamArrays;
+}
+
+export const globalStateCodec: StateCodec<GlobalState> = {
+  toRecord: (s) => ({ global: s.global, tensors: {} }),
+  fromRecord(record, where) {
+    if (!record.global) throw new Error(`${where}: the server state lacks its global model`);
+    return { global: record.global };
+  },
+};
+
+/**
+ * FedAvg's server part, which several algorithms share: the global model goes out dense and is
  * replaced by the mean of the uploaded models, weighted by sample count or equal.
  */
-export function averagingServer(
-  weighted: boolean,
-): Pick<Algorithm, 'initServer' | 'download' | 'aggregate'> {
+export function averagingServer(weighted: boolean): ServerPart<GlobalState> {
   return {
-    initServer: (init) => ({ global: init, tensors: {} }),
-    download: (server, round) => ({ round, params: denseWire(server.global!) }),
-    aggregate(server, _round, uploads) {
-      const sets = uploads.map((u) => decodeWire(u.upload.params));
+    codec: globalStateCodec,
+    initServer: (init) => ({ global: init }),
+    download: (server, round) => ({ round, params: denseParams(server.global) }),
+    evalDownload: (server, round) => ({ round, params: denseParams(server.global) }),
+    aggregate(_server, _round, uploads) {
+      const sets = uploads.map((u) => decodeParams(u.upload.params));
       const weights = uploads.map((u) => (weighted ? u.upload.numSamples : 1));
-      return { server: { ...server, global: weightedMean(sets, weights) }, stats: {} };
+      return { server: { global: weightedMean(sets, weights) }, stats: {} };
     },
+    global: (server) => server.global,
   };
 }
 
@@ -135,12 +202,13 @@ export function trainFromDownload(
   run: ClientRun,
   transform: (start: Params) => GradTransform,
 ): Upload {
-  const start = fromArrays(decodeWire(down.params));
+  const start = fromArrays(decodeParams(down.params));
   const r = sgd(ctx, run, start, ctx.train.epochs, { transform: transform(start) });
   const params = toArrays(r.params);
   disposeParams(start, r.params);
   return {
-    params: denseWire(params),
+    round: down.round,
+    params: denseParams(params),
     numSamples: run.data.y.shape[0],
     trainLoss: r.loss,
     trainAcc: r.acc,

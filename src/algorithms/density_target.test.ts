@@ -3,11 +3,15 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { createModel } from '../models/index.js';
 import { parseConfig } from '../sim/config.js';
 import { InProcessExecutor } from '../sim/executor.js';
+import { ExecutorFleet } from '../sim/executor_fleet.js';
 import { setup } from '../sim/setup.js';
 import { initialState, simulate } from '../sim/simulate.js';
+import { MemoryStore } from '../sim/store.js';
 import { capDensity, DENSITY_MAX_STEP, nextLambda } from './density_target.js';
+import { fedslr } from './fedslr.js';
 
 describe('density target', () => {
   it('raises lambda when P is denser than the target, lowers it when sparser, by a bounded step', () => {
@@ -58,12 +62,14 @@ describe('density target', () => {
         }),
       );
       const st = initialState(sim);
-      for await (const _ of simulate(sim, st, () => 0, new InProcessExecutor(sim))) {
+      const store = new MemoryStore(sim.algorithm.client.codec);
+      const fleet = new ExecutorFleet(sim, new InProcessExecutor(sim), store);
+      for await (const _ of simulate(sim, st, () => 0, fleet)) {
         // every round runs
       }
       const out: number[] = [];
       for (let c = 0; c < 4; c++)
-        out.push(sim.algorithm.personalDensity!((await st.clients.get(c))!));
+        out.push(sim.algorithm.client.personalDensity!((await store.get(c))!));
       return out;
     };
     const target = 0.3;
@@ -71,4 +77,27 @@ describe('density target', () => {
     for (const d of await densities()) expect(Math.abs(d - target)).toBeGreaterThan(0.1);
     for (const d of await densities(target)) expect(Math.abs(d - target)).toBeLessThanOrEqual(0.05);
   }, 300_000);
+});
+
+describe("a client's adapted lambda", () => {
+  it('is kept by the client codec (scalars.lambda), and a state without one reads back without', () => {
+    const { client } = fedslr(
+      {
+        model: createModel('mlp', { inputShape: [4, 1, 1], classes: 2, hidden: [3] }),
+        numClients: 1,
+        train: { lr: 0.1, lrDecay: 1, weightDecay: 0, batchSize: 2, epochs: 1 },
+      },
+      { density: 0.3 },
+    );
+    const sparse = { w: { shape: [2], data: Float32Array.from([0, 1]) } };
+    const record = client.codec.toRecord({ sparse, lambda: 2e-3 });
+    expect(record.scalars).toEqual({ lambda: 2e-3 });
+    expect(client.codec.fromRecord(record, 'test')).toEqual({ sparse, lambda: 2e-3 });
+    const plain = client.codec.toRecord({ sparse });
+    expect(plain.scalars).toBeUndefined();
+    expect(client.codec.fromRecord(plain, 'test')).toEqual({ sparse });
+    expect(() =>
+      client.codec.fromRecord({ ...record, scalars: { lambda: -1 } }, 'client 3'),
+    ).toThrow(/client 3: the client's lambda must be a positive number/);
+  });
 });

@@ -1,38 +1,69 @@
+import { z } from 'zod';
 import { addDecayedWeights } from '../train/transforms.js';
-import { averagingServer, trainFromDownload } from './common.js';
-import { denseDownload, downlinkBudgetServer } from './fedavg_downlink.js';
-import type { Algorithm, AlgorithmContext } from './types.js';
+import {
+  averagingServer,
+  type GlobalState,
+  type NoState,
+  noStateCodec,
+  trainFromDownload,
+} from './common.js';
+import { defaultsOf, describeAlgorithm } from './descriptor.js';
+import { type BudgetedGlobal, denseDownload, downlinkBudgetServer } from './fedavg_downlink.js';
+import type { Algorithm, AlgorithmContext, ServerPart } from './types.js';
 
-export interface FedAvgOptions {
-  /** Weight client models by their number of samples (FedAvg's rule) or equally. */
-  weighted: boolean;
-  /** Downlink budget, a fraction of the dense download: W's SVD is truncated to meet it. */
-  downlink?: number;
-  /** The same budget in bytes of one client's download. */
-  downlinkBytes?: number;
-}
+const fedavgSchema = z
+  .strictObject({
+    name: z.literal('fedavg'),
+    /** Weight client models by their number of samples (FedAvg's rule) or equally. */
+    weighted: z.boolean().default(true),
+    /** Downlink budget, a fraction of the dense download: W's SVD is truncated to meet it. */
+    downlink: z.number().gt(0).lte(1).optional(),
+    /** The same budget in bytes of one client's download. */
+    downlinkBytes: z.number().int().positive().optional(),
+  })
+  .refine((v) => v.downlink === undefined || v.downlinkBytes === undefined, {
+    path: ['downlinkBytes'],
+    message: 'give downlink (a fraction) or downlinkBytes, not both',
+  });
 
-export const FEDAVG_DEFAULTS: FedAvgOptions = { weighted: true };
+export type FedAvgOptions = Omit<z.output<typeof fedavgSchema>, 'name'>;
+export const FEDAVG_DEFAULTS = defaultsOf(fedavgSchema);
 
-export function fedavg(ctx: AlgorithmContext, opts: FedAvgOptions = FEDAVG_DEFAULTS): Algorithm {
+export function fedavg(
+  ctx: AlgorithmContext,
+  opts: Partial<FedAvgOptions> = FEDAVG_DEFAULTS,
+): Algorithm<GlobalState | BudgetedGlobal, NoState> {
+  const { weighted, downlink, downlinkBytes } = { ...FEDAVG_DEFAULTS, ...opts };
   const budget =
-    opts.downlinkBytes !== undefined
-      ? { bytes: opts.downlinkBytes }
-      : opts.downlink !== undefined
-        ? { fraction: opts.downlink }
+    downlinkBytes !== undefined
+      ? { bytes: downlinkBytes }
+      : downlink !== undefined
+        ? { fraction: downlink }
         : undefined;
   return {
     name: 'fedavg',
     hasGlobal: true,
     hasPersonal: false,
-    ...(budget ? downlinkBudgetServer(ctx, opts.weighted, budget) : averagingServer(opts.weighted)),
-    initClient: () => ({ tensors: {} }),
-    clientTrain: (down, state, run) => ({
-      upload: trainFromDownload(ctx, budget ? denseDownload(ctx, down) : down, run, () =>
-        addDecayedWeights(ctx.train.weightDecay),
-      ),
-      state,
-    }),
-    personalModel: () => null,
+    // Both parts' states are a GlobalState (the budgeted one adds factors and hints).
+    server: (budget
+      ? downlinkBudgetServer(ctx, weighted, budget)
+      : averagingServer(weighted)) as ServerPart<GlobalState | BudgetedGlobal>,
+    client: {
+      codec: noStateCodec,
+      initClient: () => ({}),
+      train: async (down, state, run) => ({
+        upload: trainFromDownload(ctx, budget ? denseDownload(ctx, down) : down, run, () =>
+          addDecayedWeights(ctx.train.weightDecay),
+        ),
+        state,
+      }),
+      personalModel: () => null,
+    },
   };
 }
+
+export const fedavgAlgorithm = describeAlgorithm({
+  summary: 'FedAvg (sample-weighted mean)',
+  schema: fedavgSchema,
+  create: fedavg,
+});

@@ -6,39 +6,50 @@
  * global model: what the server sends (as factors where they are smaller), evaluates and starts
  * the next round from. The dense mean is not kept.
  */
-import { decodeWire, denseWire, weightedMean } from './common.js';
-import { decodeLowRank, factoredDownload } from './fedslr.js';
+import { decodeParams } from '../codec/params.js';
+import { denseParams } from '../codec/wire.js';
+import type { ParamArrays } from '../tensor/params.js';
+import { weightedMean } from './common.js';
+import { type FedSLRServer, factoredDownload, fedslrServerCodec } from './fedslr.js';
 import { budgetStep, type DownlinkBudget } from './svt_modes.js';
-import type { Algorithm, AlgorithmContext, Download, ServerState } from './types.js';
+import type { AlgorithmContext, Download, ServerPart, ServerStats } from './types.js';
+
+/** The truncated global model and the factors its matrices are sent as (no dual, no hints). */
+export type BudgetedGlobal = Pick<FedSLRServer, 'global' | 'factors' | 'hints'>;
 
 export function downlinkBudgetServer(
   ctx: AlgorithmContext,
   weighted: boolean,
   budget: DownlinkBudget,
-): Pick<Algorithm, 'initServer' | 'download' | 'aggregate'> {
+): ServerPart<BudgetedGlobal> {
   const { spec } = ctx.model;
   const mode = { mode: 'bytes' as const, ...budget };
-  const truncated = (global: Parameters<typeof budgetStep>[1], round: number) => {
+  const truncated = (
+    global: ParamArrays,
+    round: number,
+  ): { server: BudgetedGlobal; stats: ServerStats } => {
     const step = budgetStep(spec, global, mode, round);
-    const server: ServerState = { global: step.global, tensors: { factors: step.factors } };
-    return { server, stats: { ranks: step.ranks } };
+    return {
+      server: { global: step.global, factors: step.factors, hints: {} },
+      stats: { ranks: step.ranks },
+    };
   };
   return {
+    // FedSLR's server layout without D: W and the factors it is sent as.
+    codec: fedslrServerCodec,
     initServer: (init) => truncated(init, 0).server,
     download: (server, round) => factoredDownload(spec, server, round),
+    evalDownload: (server, round) => factoredDownload(spec, server, round),
     aggregate(_server, round, uploads) {
-      const sets = uploads.map((u) => decodeWire(u.upload.params));
+      const sets = uploads.map((u) => decodeParams(u.upload.params, spec));
       const weights = uploads.map((u) => (weighted ? u.upload.numSamples : 1));
       return truncated(weightedMean(sets, weights), round + 1);
     },
+    global: (server) => server.global,
   };
 }
 
 /** The download with its low-rank factors multiplied out (what the client trains from). */
 export function denseDownload(ctx: AlgorithmContext, down: Download): Download {
-  const { spec } = ctx.model;
-  return {
-    ...down,
-    params: denseWire(decodeWire(down.params, (k, t) => decodeLowRank(spec, k, t))),
-  };
+  return { ...down, params: denseParams(decodeParams(down.params, ctx.model.spec)) };
 }

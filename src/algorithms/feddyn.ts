@@ -4,20 +4,33 @@
  * clients' terms. This is exactly FedSLR's stage 1 and server step without the SVT (the dual
  * pi_i of FEDSLR.md is -grad L_i), so it runs FedSLR's code with those stages off.
  */
-import { dynamicFamily, FEDSLR_DEFAULTS } from './fedslr.js';
+import { z } from 'zod';
+import { defaultsOf, describeAlgorithm } from './descriptor.js';
+import { dynamicFamily, FEDSLR_DEFAULTS, type FedSLRClient, type FedSLRServer } from './fedslr.js';
 import type { Algorithm, AlgorithmContext } from './types.js';
 
-export interface FedDynOptions {
+const feddynSchema = z.strictObject({
+  name: z.literal('feddyn'),
   /** Coefficient of the dynamic regulariser. */
-  alpha: number;
-}
+  alpha: z.number().positive().default(0.1),
+});
 
-export const FEDDYN_DEFAULTS: FedDynOptions = { alpha: 0.1 };
+export type FedDynOptions = Omit<z.output<typeof feddynSchema>, 'name'>;
+export const FEDDYN_DEFAULTS = defaultsOf(feddynSchema);
 
-export function feddyn(ctx: AlgorithmContext, opts: FedDynOptions = FEDDYN_DEFAULTS): Algorithm {
+export function feddyn(
+  ctx: AlgorithmContext,
+  opts: FedDynOptions = FEDDYN_DEFAULTS,
+): Algorithm<FedSLRServer, FedSLRClient> {
   return dynamicFamily(
     ctx,
     { ...FEDSLR_DEFAULTS, alpha: opts.alpha, mu: 0 },
     { name: 'feddyn', svt: false, personal: 'none' },
   );
 }
+
+export const feddynAlgorithm = describeAlgorithm({
+  summary: "FedDyn (FedSLR's stage 1 and server step without SVT; the same code)",
+  schema: feddynSchema,
+  create: feddyn,
+});

@@ -2,21 +2,30 @@
  * FedPer (Arivazhagan et al. 2019): base layers shared, personalisation layers (the head) kept on
  * each client; both are trained jointly every round, and only the base is averaged.
  */
+import { z } from 'zod';
 import type { Params } from '../tensor/params.js';
 import { addDecayedWeights } from '../train/transforms.js';
+import type { GlobalState } from './common.js';
 import { sgd } from './common.js';
-import { type SplitTrainResult, splitAlgorithm } from './split.js';
+import { defaultsOf, describeAlgorithm } from './descriptor.js';
+import { type SplitClient, type SplitTrainResult, splitAlgorithm } from './split.js';
 import type { Algorithm, AlgorithmContext, ClientRun } from './types.js';
 
-export interface FedPerOptions {
-  /** How many of the last dense layers form the personal head. */
-  headLayers: number;
-  weighted: boolean;
-}
+const fedperSchema = z.strictObject({
+  name: z.literal('fedper'),
+  /** How many of the model's last dense layers form the head. */
+  headLayers: z.number().int().positive().default(1),
+  /** Weight client models by their number of samples or equally. */
+  weighted: z.boolean().default(true),
+});
 
-export const FEDPER_DEFAULTS: FedPerOptions = { headLayers: 1, weighted: true };
+export type FedPerOptions = Omit<z.output<typeof fedperSchema>, 'name'>;
+export const FEDPER_DEFAULTS = defaultsOf(fedperSchema);
 
-export function fedper(ctx: AlgorithmContext, opts: FedPerOptions = FEDPER_DEFAULTS): Algorithm {
+export function fedper(
+  ctx: AlgorithmContext,
+  opts: FedPerOptions = FEDPER_DEFAULTS,
+): Algorithm<GlobalState, SplitClient> {
   return splitAlgorithm(ctx, {
     name: 'fedper',
     share: 'body',
@@ -39,3 +48,9 @@ export function jointTrain(
   const localOut = Object.fromEntries(Object.keys(local).map((k) => [k, r.params[k]!]));
   return { shared: sharedOut, local: localOut, loss: r.loss, acc: r.acc };
 }
+
+export const fedperAlgorithm = describeAlgorithm({
+  summary: 'FedPer: personal head, joint training, body shared',
+  schema: fedperSchema,
+  create: fedper,
+});

@@ -1,29 +1,51 @@
+import { z } from 'zod';
 import { addDecayedWeights, chain, proximalPull } from '../train/transforms.js';
-import { averagingServer, trainFromDownload } from './common.js';
+import {
+  averagingServer,
+  type GlobalState,
+  type NoState,
+  noStateCodec,
+  trainFromDownload,
+} from './common.js';
+import { defaultsOf, describeAlgorithm } from './descriptor.js';
 import type { Algorithm, AlgorithmContext } from './types.js';
 
-export interface FedProxOptions {
-  /** Weight of the proximal term. */
-  mu: number;
+const fedproxSchema = z.strictObject({
+  name: z.literal('fedprox'),
+  /** Weight of the proximal term (mu/2)||w - W^t||^2. */
+  mu: z.number().nonnegative().default(0.01),
   /** Weight client models by their number of samples or equally. */
-  weighted: boolean;
-}
+  weighted: z.boolean().default(true),
+});
 
-export const FEDPROX_DEFAULTS: FedProxOptions = { mu: 0.01, weighted: true };
+export type FedProxOptions = Omit<z.output<typeof fedproxSchema>, 'name'>;
+export const FEDPROX_DEFAULTS = defaultsOf(fedproxSchema);
 
-export function fedprox(ctx: AlgorithmContext, opts: FedProxOptions = FEDPROX_DEFAULTS): Algorithm {
+export function fedprox(
+  ctx: AlgorithmContext,
+  opts: FedProxOptions = FEDPROX_DEFAULTS,
+): Algorithm<GlobalState, NoState> {
   return {
     name: 'fedprox',
     hasGlobal: true,
     hasPersonal: false,
-    ...averagingServer(opts.weighted),
-    initClient: () => ({ tensors: {} }),
-    clientTrain: (down, state, run) => ({
-      upload: trainFromDownload(ctx, down, run, (start) =>
-        chain(proximalPull(opts.mu, start), addDecayedWeights(ctx.train.weightDecay)),
-      ),
-      state,
-    }),
-    personalModel: () => null,
+    server: averagingServer(opts.weighted),
+    client: {
+      codec: noStateCodec,
+      initClient: () => ({}),
+      train: async (down, state, run) => ({
+        upload: trainFromDownload(ctx, down, run, (start) =>
+          chain(proximalPull(opts.mu, start), addDecayedWeights(ctx.train.weightDecay)),
+        ),
+        state,
+      }),
+      personalModel: () => null,
+    },
   };
 }
+
+export const fedproxAlgorithm = describeAlgorithm({
+  summary: 'FedProx',
+  schema: fedproxSchema,
+  create: fedprox,
+});

@@ -3,24 +3,33 @@
  * round a client first trains its head with the body frozen, then the body with the new head
  * frozen; only the body goes back to the server, which averages it.
  */
+import { z } from 'zod';
 import { addDecayedWeights } from '../train/transforms.js';
+import type { GlobalState } from './common.js';
 import { sgd } from './common.js';
-import { splitAlgorithm } from './split.js';
+import { defaultsOf, describeAlgorithm } from './descriptor.js';
+import { type SplitClient, splitAlgorithm } from './split.js';
 import type { Algorithm, AlgorithmContext } from './types.js';
 
-export interface FedRepOptions {
-  /** How many of the last dense layers form the personal head. */
-  headLayers: number;
+const fedrepSchema = z.strictObject({
+  name: z.literal('fedrep'),
+  /** How many of the model's last dense layers form the head. */
+  headLayers: z.number().int().positive().default(1),
   /** Epochs over the head per round (body frozen). */
-  headEpochs: number;
+  headEpochs: z.number().int().nonnegative().default(1),
   /** Epochs over the body per round (head frozen); default: the run's local epochs. */
-  bodyEpochs?: number;
-  weighted: boolean;
-}
+  bodyEpochs: z.number().int().nonnegative().optional(),
+  /** Weight client models by their number of samples or equally. */
+  weighted: z.boolean().default(true),
+});
 
-export const FEDREP_DEFAULTS: FedRepOptions = { headLayers: 1, headEpochs: 1, weighted: true };
+export type FedRepOptions = Omit<z.output<typeof fedrepSchema>, 'name'>;
+export const FEDREP_DEFAULTS = defaultsOf(fedrepSchema);
 
-export function fedrep(ctx: AlgorithmContext, opts: FedRepOptions = FEDREP_DEFAULTS): Algorithm {
+export function fedrep(
+  ctx: AlgorithmContext,
+  opts: FedRepOptions = FEDREP_DEFAULTS,
+): Algorithm<GlobalState, SplitClient> {
   const transform = addDecayedWeights(ctx.train.weightDecay);
   return splitAlgorithm(ctx, {
     name: 'fedrep',
@@ -40,3 +49,10 @@ export function fedrep(ctx: AlgorithmContext, opts: FedRepOptions = FEDREP_DEFAU
     },
   });
 }
+
+export const fedrepAlgorithm = describeAlgorithm({
+  summary:
+    'FedRep: head epochs (body frozen), then body epochs (head frozen); only the body is shared',
+  schema: fedrepSchema,
+  create: fedrep,
+});

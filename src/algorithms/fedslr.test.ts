@@ -1,5 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { decodeParams } from '../codec/params.js';
+import {
+  decodeClientState,
+  decodeServerState,
+  encodeClientState,
+  encodeServerState,
+} from '../codec/state.js';
 import { pack, wireParamsCount } from '../codec/wire.js';
 import { plantedMatrix } from '../linalg/planted.js';
 import { createModel } from '../models/index.js';
@@ -7,8 +14,7 @@ import { initBackend } from '../tensor/backend.js';
 import type { ParamArrays } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
 import { disposeData, toTensors } from '../train/loop.js';
-import { decodeWire } from './common.js';
-import { decodeLowRank, FEDSLR_DEFAULTS, fedslr, initialSparse } from './fedslr.js';
+import { FEDSLR_DEFAULTS, fedslr, initialSparse } from './fedslr.js';
 import type { AlgorithmContext, Upload } from './types.js';
 
 beforeAll(async () => {
@@ -20,6 +26,7 @@ const arr = (shape: number[], data: number[]): ParamArrays[string] => ({
   data: Float32Array.from(data),
 });
 const upload = (params: ParamArrays): Upload => ({
+  round: 0,
   params: Object.fromEntries(
     Object.entries(params).map(([k, v]) => [
       k,
@@ -50,23 +57,25 @@ describe('FedSLR server', () => {
   it('keeps D over all clients and aggregates with stale duals (mu = 0: no thresholding)', () => {
     const algo = fedslr(ctx([2, 1, 1], 2, 4), { ...FEDSLR_DEFAULTS, alpha: 0.5, mu: 0 });
     const W = { 'out.kernel': arr([2, 2], [1, 2, 3, 4]), 'out.bias': arr([2], [0.5, -0.5]) };
-    const s0 = algo.initServer(W);
+    const s0 = algo.server.initServer(W);
     const w1 = { 'out.kernel': arr([2, 2], [2, 2, 2, 2]), 'out.bias': arr([2], [1, 1]) };
     const w2 = { 'out.kernel': arr([2, 2], [0, 0, 0, 0]), 'out.bias': arr([2], [0, 0]) };
-    const r1 = algo.aggregate(s0, 0, [
+    const r1 = algo.server.aggregate(s0, 0, [
       { client: 0, upload: upload(w1) },
       { client: 1, upload: upload(w2) },
     ]);
     // D = 0 + alpha (|S| W - sum w) ; V = mean w - D / (alpha N)
-    expect(list(r1.server.tensors['dualSum']!['out.kernel'])).toEqual(close([0, 1, 2, 3]));
-    expect(list(r1.server.tensors['dualSum']!['out.bias'])).toEqual(close([0, -1]));
-    expect(list(r1.server.global!['out.kernel'])).toEqual(close([1, 0.5, 0, -0.5]));
-    expect(list(r1.server.global!['out.bias'])).toEqual(close([0.5, 1]));
+    expect(list(r1.server.dualSum!['out.kernel'])).toEqual(close([0, 1, 2, 3]));
+    expect(list(r1.server.dualSum!['out.bias'])).toEqual(close([0, -1]));
+    expect(list(r1.server.global['out.kernel'])).toEqual(close([1, 0.5, 0, -0.5]));
+    expect(list(r1.server.global['out.bias'])).toEqual(close([0.5, 1]));
     // Round 2: only client 3 joins and does not move; D still carries clients 0 and 1's duals.
-    const r2 = algo.aggregate(r1.server, 1, [{ client: 3, upload: upload(r1.server.global!) }]);
-    expect(list(r2.server.tensors['dualSum']!['out.kernel'])).toEqual(close([0, 1, 2, 3]));
-    expect(list(r2.server.global!['out.kernel'])).toEqual(close([1, 0.5 - 0.5, 0 - 1, -0.5 - 1.5]));
-    expect(list(r2.server.global!['out.bias'])).toEqual(close([0.5, 1.5]));
+    const r2 = algo.server.aggregate(r1.server, 1, [
+      { client: 3, upload: upload(r1.server.global) },
+    ]);
+    expect(list(r2.server.dualSum!['out.kernel'])).toEqual(close([0, 1, 2, 3]));
+    expect(list(r2.server.global['out.kernel'])).toEqual(close([1, 0.5 - 0.5, 0 - 1, -0.5 - 1.5]));
+    expect(list(r2.server.global['out.bias'])).toEqual(close([0.5, 1.5]));
   });
 
   it('thresholds singular values at mu/alpha and sends the low-rank result as factors', () => {
@@ -79,19 +88,21 @@ describe('FedSLR server', () => {
     const algo = fedslr(ctx([3, 1, 1], 2, 1), { ...FEDSLR_DEFAULTS, alpha: 0.1, mu: 0.01 });
     const w = { 'out.kernel': arr([3, 2], V), 'out.bias': arr([2], [0.1, 0.2]) };
     // W^t = w and a single client that did not move: D stays 0, so V = w.
-    const r = algo.aggregate(algo.initServer(w), 0, [{ client: 0, upload: upload(w) }]);
+    const r = algo.server.aggregate(algo.server.initServer(w), 0, [
+      { client: 0, upload: upload(w) },
+    ]);
     const expected = u1.flatMap((a) => v1.map((b) => 1.9 * a * b));
-    expect(list(r.server.global!['out.kernel'])).toEqual(close(expected));
-    expect(list(r.server.global!['out.bias'])).toEqual(close([0.1, 0.2]));
+    expect(list(r.server.global['out.kernel'])).toEqual(close(expected));
+    expect(list(r.server.global['out.bias'])).toEqual(close([0.1, 0.2]));
     expect(r.stats.ranks).toEqual({ 'out.kernel': { rank: 1, full: 2 } });
 
-    const down = algo.download(r.server, 1, 0);
+    const down = algo.server.download(r.server, 1, 0);
     const k = down.params['out.kernel']!;
     expect(k.kind).toBe('lowrank');
     // rank 1 x (3 + 2) numbers instead of 6, plus the dense bias.
     expect(wireParamsCount(down.params)).toBe(5 + 2);
     const spec = ctx([3, 1, 1], 2, 1).model.spec;
-    const decoded = decodeWire(down.params, (n, t) => decodeLowRank(spec, n, t));
+    const decoded = decodeParams(down.params, spec);
     expect(list(decoded['out.kernel'])).toEqual(close(expected));
   });
 
@@ -111,13 +122,15 @@ describe('FedSLR server', () => {
       'out.bias': arr([30], new Array(30).fill(0)),
     };
     const algo = fedslr(ctx([40, 1, 1], 30, 1), { ...FEDSLR_DEFAULTS, alpha: 0.1, mu: 0.01 });
-    const r = algo.aggregate(algo.initServer(w), 0, [{ client: 0, upload: upload(w) }]);
-    const down = algo.download(r.server, 1, 0);
+    const r = algo.server.aggregate(algo.server.initServer(w), 0, [
+      { client: 0, upload: upload(w) },
+    ]);
+    const down = algo.server.download(r.server, 1, 0);
     expect(wireParamsCount(down.params)).toBe(70 + 30);
     const denseDown = {
       round: 1,
       params: Object.fromEntries(
-        Object.entries(r.server.global!).map(([n, a]) => [
+        Object.entries(r.server.global).map(([n, a]) => [
           n,
           { kind: 'dense', shape: a.shape, data: a.data },
         ]),
@@ -146,9 +159,11 @@ describe('FedSLR server', () => {
     );
     // A threshold far below every singular value: W^{t+1} = V = w up to rounding.
     const algo = fedslr(c, { ...FEDSLR_DEFAULTS, alpha: 0.1, mu: 1e-9 });
-    const r = algo.aggregate(algo.initServer(w), 0, [{ client: 0, upload: upload(w) }]);
+    const r = algo.server.aggregate(algo.server.initServer(w), 0, [
+      { client: 0, upload: upload(w) },
+    ]);
     for (const [name, a] of Object.entries(w)) {
-      const got = r.server.global![name]!.data;
+      const got = r.server.global[name]!.data;
       const maxErr = a.data.reduce((m, x, i) => Math.max(m, Math.abs(x - got[i]!)), 0);
       expect(maxErr, name).toBeLessThan(1e-6);
     }
@@ -164,26 +179,40 @@ describe('FedSLR server', () => {
       'out.kernel': arr([150, 120], Array.from(plantedMatrix(150, 120, s, 3))),
       'out.bias': arr([120], new Array(120).fill(0)),
     };
-    const r1 = algo.aggregate(algo.initServer(W), 0, [{ client: 0, upload: upload(W) }]);
+    const r1 = algo.server.aggregate(algo.server.initServer(W), 0, [
+      { client: 0, upload: upload(W) },
+    ]);
     expect(r1.stats.ranks!['out.kernel']).toEqual({ rank: 10, full: 120 });
-    const basis = r1.server.tensors['svtHints']?.['out.kernel|basis'];
-    expect(basis?.data.length).toBe(120 * 10);
-    expect(r1.server.scalars!['out.kernel|rank']).toBe(10);
-    const r2 = algo.aggregate(r1.server, 1, [{ client: 0, upload: upload(r1.server.global!) }]);
+    expect(r1.server.hints['out.kernel']!.basis?.length).toBe(120 * 10);
+    expect(r1.server.hints['out.kernel']!.rank).toBe(10);
+    const next = [{ client: 0, upload: upload(r1.server.global) }];
+    const r2 = algo.server.aggregate(r1.server, 1, next);
     expect(r2.stats.ranks!['out.kernel']).toEqual({ rank: 10, full: 120 });
+    // Through the codec and MessagePack (a checkpoint) the next round is bit for bit the same.
+    const { codec } = algo.server;
+    const bytes = encodeServerState(codec.toRecord(r1.server));
+    const restored = codec.fromRecord(decodeServerState(bytes, 'test'), 'test');
+    const r2b = algo.server.aggregate(restored, 1, next);
+    expect(r2b.server.global['out.kernel']!.data).toEqual(r2.server.global['out.kernel']!.data);
+    expect(r2b.server.factors['out.kernel']!.left.data).toEqual(
+      r2.server.factors['out.kernel']!.left.data,
+    );
+    expect(r2b.server.hints['out.kernel']).toEqual(r2.server.hints['out.kernel']);
   });
 
   it('sends full-rank matrices dense', () => {
     const algo = fedslr(ctx([3, 1, 1], 2, 1), FEDSLR_DEFAULTS);
     const w = { 'out.kernel': arr([3, 2], [1, 0, 0, 1, 1, 1]), 'out.bias': arr([2], [0, 0]) };
-    const r = algo.aggregate(algo.initServer(w), 0, [{ client: 0, upload: upload(w) }]);
+    const r = algo.server.aggregate(algo.server.initServer(w), 0, [
+      { client: 0, upload: upload(w) },
+    ]);
     expect(r.stats.ranks!['out.kernel']).toEqual({ rank: 2, full: 2 });
-    expect(algo.download(r.server, 1, 0).params['out.kernel']!.kind).toBe('dense');
+    expect(algo.server.download(r.server, 1, 0).params['out.kernel']!.kind).toBe('dense');
   });
 });
 
 describe('FedSLR client', () => {
-  it('stage 1 with the dual term, the dual update, and stage 2 with the L1 prox, as FEDSLR.md', () => {
+  it('stage 1 with the dual term, the dual update, and stage 2 with the L1 prox, as FEDSLR.md', async () => {
     const c = ctx([2, 1, 1], 2, 3, { lr: 0.5, weightDecay: 0.01 });
     const opts = { ...FEDSLR_DEFAULTS, alpha: 0.2, lambda: 0.3 };
     const algo = fedslr(c, opts);
@@ -197,10 +226,10 @@ describe('FedSLR client', () => {
       'out.bias': arr([2], [-0.4, 0.02]),
     };
     const data = toTensors(Float32Array.from([1, -2]), Int32Array.from([1]), [2, 1, 1]);
-    const down = algo.download(algo.initServer(W), 0, 0);
-    const r = algo.clientTrain(
+    const down = algo.server.download(algo.server.initServer(W), 0, 0);
+    const r = await algo.client.train(
       down,
-      { tensors: { dual: pi, sparse: P } },
+      { dual: pi, sparse: P },
       { client: 0, round: 0, lr: 0.5, data, rng: new Rng(1) },
     );
 
@@ -232,9 +261,9 @@ describe('FedSLR client', () => {
       const w = list(W[name]);
       // w_i = W - lr (grad f(W) - pi + alpha (W - W) + wd W)
       const wi = w.map((x, i) => x - lr * (gW[name][i]! - pi[name].data[i]! + wd * x));
-      expect(list(decodeWire(r.upload.params)[name])).toEqual(close(wi));
+      expect(list(decodeParams(r.upload.params)[name])).toEqual(close(wi));
       // pi <- pi + alpha (W - w_i)
-      expect(list(r.state.tensors['dual']![name])).toEqual(
+      expect(list(r.state.dual![name])).toEqual(
         close(
           pi[name].data.length
             ? list(pi[name]).map((p, i) => p + opts.alpha * (w[i]! - wi[i]!))
@@ -244,9 +273,17 @@ describe('FedSLR client', () => {
       // P <- soft(P - lr (grad f(W + P) + wd P), lambda lr)
       const step = list(P[name]).map((p, i) => p - lr * (gWP[name][i]! + wd * p));
       const soft = step.map((v) => Math.sign(v) * Math.max(Math.abs(v) - opts.lambda * lr, 0));
-      expect(list(r.state.tensors['sparse']![name])).toEqual(close(soft));
+      expect(list(r.state.sparse![name])).toEqual(close(soft));
     }
-    expect(soft0(r.state.tensors['sparse']!)).toBeGreaterThan(0);
+    expect(soft0(r.state.sparse!)).toBeGreaterThan(0);
+    // The client codec stores exactly this state.
+    const { codec } = algo.client;
+    const back = codec.fromRecord(
+      decodeClientState(encodeClientState(codec.toRecord(r.state)), 't'),
+      't',
+    );
+    expect(back.dual!['out.kernel']!.data).toEqual(r.state.dual!['out.kernel']!.data);
+    expect(back.sparse!['out.bias']!.data).toEqual(r.state.sparse!['out.bias']!.data);
     disposeData(data);
   });
 

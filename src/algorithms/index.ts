@@ -1,4 +1,5 @@
 export * from './apfl.js';
+export * from './descriptor.js';
 export * from './ditto.js';
 export * from './fedavg.js';
 export * from './fedavgft.js';
@@ -10,6 +11,7 @@ export * from './fedslr.js';
 export * from './lgfedavg.js';
 export * from './local.js';
 export * from './perfedavg.js';
+export * from './registry.js';
 export * from './scaffold.js';
 export * from './split.js';
 export * from './svt_modes.js';

@@ -2,22 +2,29 @@
  * LG-FedAvg (Liang et al. 2020): local representations, global head. Each client keeps its own
  * body; body and head are trained jointly, and only the head (the last dense layer(s)) is averaged.
  */
+
+import { z } from 'zod';
+import type { GlobalState } from './common.js';
+import { defaultsOf, describeAlgorithm } from './descriptor.js';
 import { jointTrain } from './fedper.js';
-import { splitAlgorithm } from './split.js';
+import { type SplitClient, splitAlgorithm } from './split.js';
 import type { Algorithm, AlgorithmContext } from './types.js';
 
-export interface LgFedAvgOptions {
-  /** How many of the last dense layers form the shared head. */
-  headLayers: number;
-  weighted: boolean;
-}
+const lgfedavgSchema = z.strictObject({
+  name: z.literal('lgfedavg'),
+  /** How many of the model's last dense layers form the head. */
+  headLayers: z.number().int().positive().default(1),
+  /** Weight client models by their number of samples or equally. */
+  weighted: z.boolean().default(true),
+});
 
-export const LGFEDAVG_DEFAULTS: LgFedAvgOptions = { headLayers: 1, weighted: true };
+export type LgFedAvgOptions = Omit<z.output<typeof lgfedavgSchema>, 'name'>;
+export const LGFEDAVG_DEFAULTS = defaultsOf(lgfedavgSchema);
 
 export function lgfedavg(
   ctx: AlgorithmContext,
   opts: LgFedAvgOptions = LGFEDAVG_DEFAULTS,
-): Algorithm {
+): Algorithm<GlobalState, SplitClient> {
   return splitAlgorithm(ctx, {
     name: 'lgfedavg',
     share: 'head',
@@ -25,3 +32,9 @@ export function lgfedavg(
     train: (head, body, run) => jointTrain(ctx, head, body, run),
   });
 }
+
+export const lgfedavgAlgorithm = describeAlgorithm({
+  summary: 'LG-FedAvg: local body, shared head',
+  schema: lgfedavgSchema,
+  create: lgfedavg,
+});

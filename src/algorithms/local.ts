@@ -1,30 +1,56 @@
 /** Purely local training: every client trains its own model on its own data, nothing is shared. */
+import { z } from 'zod';
 import { disposeParams, fromArrays, toArrays } from '../tensor/params.js';
 import { addDecayedWeights } from '../train/transforms.js';
-import { sgd } from './common.js';
+import { type NoState, noStateCodec, type SetsState, setsCodec, sgd } from './common.js';
+import { describeAlgorithm } from './descriptor.js';
 import type { Algorithm, AlgorithmContext } from './types.js';
 
-export function local(ctx: AlgorithmContext): Algorithm {
+/** A client's own model. */
+export type PersonalState = SetsState<'personal', never, never>;
+export const personalCodec = setsCodec({ required: ['personal'] });
+
+export function local(ctx: AlgorithmContext): Algorithm<NoState, PersonalState> {
   return {
     name: 'local',
     hasGlobal: false,
     hasPersonal: true,
-    initServer: () => ({ tensors: {} }),
-    download: (_server, round) => ({ round, params: {} }),
-    aggregate: (server) => ({ server, stats: {} }),
-    initClient: (_client, init) => ({ tensors: { personal: init } }),
-    clientTrain(_down, state, run) {
-      const start = fromArrays(state.tensors['personal']!);
-      const r = sgd(ctx, run, start, ctx.train.epochs, {
-        transform: addDecayedWeights(ctx.train.weightDecay),
-      });
-      const personal = toArrays(r.params);
-      disposeParams(start, r.params);
-      return {
-        upload: { params: {}, numSamples: run.data.y.shape[0], trainLoss: r.loss, trainAcc: r.acc },
-        state: { tensors: { personal } },
-      };
+    server: {
+      codec: noStateCodec,
+      initServer: () => ({}),
+      download: (_server, round) => ({ round, params: {} }),
+      evalDownload: (_server, round) => ({ round, params: {} }),
+      aggregate: (server) => ({ server, stats: {} }),
+      global: () => undefined,
     },
-    personalModel: (state) => state.tensors['personal']!,
+    client: {
+      codec: personalCodec,
+      initClient: (_client, init) => ({ personal: init }),
+      async train(down, state, run) {
+        const start = fromArrays(state.personal);
+        const r = sgd(ctx, run, start, ctx.train.epochs, {
+          transform: addDecayedWeights(ctx.train.weightDecay),
+        });
+        const personal = toArrays(r.params);
+        disposeParams(start, r.params);
+        return {
+          upload: {
+            round: down.round,
+            params: {},
+            numSamples: run.data.y.shape[0],
+            trainLoss: r.loss,
+            trainAcc: r.acc,
+          },
+          state: { personal },
+        };
+      },
+      personalModel: (state) => state.personal,
+    },
   };
 }
+
+export const localAlgorithm = describeAlgorithm({
+  summary: 'local training only',
+  schema: z.strictObject({ name: z.literal('local') }),
+  create: (ctx) => local(ctx),
+});

@@ -7,28 +7,36 @@
  * (alpha, one mini-batch each) on its own training data, taken at evaluation.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { z } from 'zod';
+import { decodeParams } from '../codec/params.js';
+import { denseParams } from '../codec/wire.js';
 import type { ParamArrays, Params } from '../tensor/params.js';
 import { add, disposeParams, fromArrays, sub, toArrays } from '../tensor/params.js';
+import { batchIndices } from '../train/batches.js';
 import { makeStep } from '../train/loop.js';
 import { addDecayedWeights } from '../train/transforms.js';
-import { batchIndices, EpochStats, gatherBatch } from './batches.js';
-import { averagingServer, decodeWire, denseWire } from './common.js';
+import { EpochStats, gatherBatch } from './batches.js';
+import { averagingServer, type GlobalState, type NoState, noStateCodec } from './common.js';
+import { defaultsOf, describeAlgorithm } from './descriptor.js';
 import type { Algorithm, AlgorithmContext, ClientRun } from './types.js';
 
-export interface PerFedAvgOptions {
+const perfedavgSchema = z.strictObject({
+  name: z.literal('perfedavg'),
   /** Inner (adaptation) step size; default: the round's lr. */
-  alpha?: number;
-  /** Adaptation steps that make the personal model at evaluation. */
-  adaptSteps: number;
-  weighted: boolean;
-}
+  alpha: z.number().positive().optional(),
+  /** Adaptation steps (one mini-batch each) that make the personal model at evaluation. */
+  adaptSteps: z.number().int().nonnegative().default(1),
+  /** Weight client models by their number of samples or equally. */
+  weighted: z.boolean().default(true),
+});
 
-export const PERFEDAVG_DEFAULTS: PerFedAvgOptions = { adaptSteps: 1, weighted: true };
+export type PerFedAvgOptions = Omit<z.output<typeof perfedavgSchema>, 'name'>;
+export const PERFEDAVG_DEFAULTS = defaultsOf(perfedavgSchema);
 
 export function perfedavg(
   ctx: AlgorithmContext,
   opts: PerFedAvgOptions = PERFEDAVG_DEFAULTS,
-): Algorithm {
+): Algorithm<GlobalState, NoState> {
   const { model } = ctx;
   const inner = makeStep({ model });
   const alphaOf = (run: ClientRun) => opts.alpha ?? run.lr;
@@ -45,54 +53,77 @@ export function perfedavg(
     name: 'perfedavg',
     hasGlobal: true,
     hasPersonal: true,
-    ...averagingServer(opts.weighted),
-    initClient: () => ({ tensors: {} }),
-    clientTrain(down, state, run) {
-      const w0 = fromArrays(decodeWire(down.params));
-      let w = w0;
-      let stats = new EpochStats();
-      const transform = addDecayedWeights(ctx.train.weightDecay);
-      const n = run.data.y.shape[0];
-      for (const epoch of batchIndices(n, ctx.train.batchSize, ctx.train.epochs, run.rng)) {
-        stats = new EpochStats();
-        epoch.forEach((idx, j) => {
-          const tilde = adapt(w, run, idx);
-          const delta = sub(tilde, w);
-          disposeParams(tilde);
-          // grad of f(p + delta) at p = w is grad f(w~): the first-order meta-gradient.
-          const outer = makeStep({ model, compose: (p) => add(p, delta), transform });
-          const next = epoch[(j + 1) % epoch.length]!;
-          const b = gatherBatch(run.data, next);
-          const r = outer(w, b.x, b.y, run.lr);
-          stats.add(r.lossSum, r.correct, next.length);
-          tf.dispose([b.x, b.y]);
-          disposeParams(delta);
+    server: averagingServer(opts.weighted),
+    client: {
+      codec: noStateCodec,
+      initClient: () => ({}),
+      async train(down, state, run) {
+        const w0 = fromArrays(decodeParams(down.params));
+        let w = w0;
+        let stats = new EpochStats();
+        const transform = addDecayedWeights(ctx.train.weightDecay);
+        const n = run.data.y.shape[0];
+        for (const epoch of batchIndices(
+          n,
+          ctx.train.batchSize,
+          ctx.train.epochs,
+          run.rng,
+          ctx.train.lastBatch,
+        )) {
+          stats = new EpochStats();
+          epoch.forEach((idx, j) => {
+            const tilde = adapt(w, run, idx);
+            const delta = sub(tilde, w);
+            disposeParams(tilde);
+            // grad of f(p + delta) at p = w is grad f(w~): the first-order meta-gradient.
+            const outer = makeStep({ model, compose: (p) => add(p, delta), transform });
+            const next = epoch[(j + 1) % epoch.length]!;
+            const b = gatherBatch(run.data, next);
+            const r = outer(w, b.x, b.y, run.lr);
+            stats.add(r.lossSum, r.correct, next.length);
+            tf.dispose([b.x, b.y]);
+            disposeParams(delta);
+            if (w !== w0) disposeParams(w);
+            w = r.params;
+          });
+        }
+        const upload = toArrays(w);
+        disposeParams(w0, w === w0 ? undefined : w);
+        const { loss, acc } = stats.result();
+        return {
+          upload: {
+            round: down.round,
+            params: denseParams(upload),
+            numSamples: n,
+            trainLoss: loss,
+            trainAcc: acc,
+          },
+          state,
+        };
+      },
+      personalModel(_state, global, run): ParamArrays {
+        if (!global) throw new Error('perfedavg: the personal model needs the global model');
+        const n = run.data.y.shape[0];
+        const batches =
+          batchIndices(n, ctx.train.batchSize, 1, run.rng, ctx.train.lastBatch)[0] ?? [];
+        const w0 = fromArrays(global);
+        let w = w0;
+        for (let s = 0; s < opts.adaptSteps && batches.length; s++) {
+          const next = adapt(w, run, batches[s % batches.length]!);
           if (w !== w0) disposeParams(w);
-          w = r.params;
-        });
-      }
-      const upload = toArrays(w);
-      disposeParams(w0, w === w0 ? undefined : w);
-      const { loss, acc } = stats.result();
-      return {
-        upload: { params: denseWire(upload), numSamples: n, trainLoss: loss, trainAcc: acc },
-        state,
-      };
-    },
-    personalModel(_state, global, run): ParamArrays {
-      if (!global) throw new Error('perfedavg: the personal model needs the global model');
-      const n = run.data.y.shape[0];
-      const batches = batchIndices(n, ctx.train.batchSize, 1, run.rng)[0] ?? [];
-      const w0 = fromArrays(global);
-      let w = w0;
-      for (let s = 0; s < opts.adaptSteps && batches.length; s++) {
-        const next = adapt(w, run, batches[s % batches.length]!);
-        if (w !== w0) disposeParams(w);
-        w = next;
-      }
-      const out = toArrays(w);
-      disposeParams(w0, w === w0 ? undefined : w);
-      return out;
+          w = next;
+        }
+        const out = toArrays(w);
+        disposeParams(w0, w === w0 ? undefined : w);
+        return out;
+      },
     },
   };
 }
+
+export const perfedavgAlgorithm = describeAlgorithm({
+  summary:
+    'Per-FedAvg (first-order MAML); personal model = `adaptSteps` steps of size alpha on local data at evaluation',
+  schema: perfedavgSchema,
+  create: perfedavg,
+});

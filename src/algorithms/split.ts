@@ -2,10 +2,22 @@
  * Head/body splits of a model for FedRep, FedPer and LG-FedAvg: the head is the last dense
  * layer(s) of the parameter spec (weights and their biases), the body everything before.
  */
+
+import { decodeParams } from '../codec/params.js';
+import { denseParams } from '../codec/wire.js';
 import type { ParamArrays, ParamSpec, Params } from '../tensor/params.js';
 import { disposeParams, fromArrays, toArrays } from '../tensor/params.js';
-import { decodeWire, denseWire, weightedMean } from './common.js';
+import {
+  type GlobalState,
+  globalStateCodec,
+  type SetsState,
+  setsCodec,
+  weightedMean,
+} from './common.js';
 import type { Algorithm, AlgorithmContext, ClientRun } from './types.js';
+
+/** A client's own part of a split model. */
+export type SplitClient = SetsState<'local', never, never>;
 
 const layerOf = (name: string): string => {
   const dot = name.lastIndexOf('.');
@@ -62,7 +74,10 @@ export interface SplitSpec {
  * a local part that never leaves the client; the personal model is the current shared part plus
  * the client's local part. There is no global model of its own to evaluate.
  */
-export function splitAlgorithm(ctx: AlgorithmContext, s: SplitSpec): Algorithm {
+export function splitAlgorithm(
+  ctx: AlgorithmContext,
+  s: SplitSpec,
+): Algorithm<GlobalState, SplitClient> {
   const head = headNames(ctx.model.spec, s.headLayers);
   const sharedOf = (set: ParamArrays) => {
     const { picked, rest } = splitSet(set, head);
@@ -73,34 +88,43 @@ export function splitAlgorithm(ctx: AlgorithmContext, s: SplitSpec): Algorithm {
     hasGlobal: false,
     hasPersonal: true,
     clientStateSets: 1,
-    initServer: (init) => ({ global: sharedOf(init).shared, tensors: {} }),
-    download: (server, round) => ({ round, params: denseWire(server.global!) }),
-    aggregate(server, _round, uploads) {
-      const sets = uploads.map((u) => decodeWire(u.upload.params));
-      const weights = uploads.map((u) => (s.weighted ? u.upload.numSamples : 1));
-      return { server: { ...server, global: weightedMean(sets, weights) }, stats: {} };
+    server: {
+      codec: globalStateCodec,
+      initServer: (init) => ({ global: sharedOf(init).shared }),
+      download: (server, round) => ({ round, params: denseParams(server.global) }),
+      evalDownload: (server, round) => ({ round, params: denseParams(server.global) }),
+      aggregate(_server, _round, uploads) {
+        const sets = uploads.map((u) => decodeParams(u.upload.params));
+        const weights = uploads.map((u) => (s.weighted ? u.upload.numSamples : 1));
+        return { server: { global: weightedMean(sets, weights) }, stats: {} };
+      },
+      global: (server) => server.global,
     },
-    initClient: (_client, init) => ({ tensors: { local: sharedOf(init).local } }),
-    clientTrain(down, state, run) {
-      const shared = fromArrays(decodeWire(down.params));
-      const local = fromArrays(state.tensors['local']!);
-      const r = s.train(shared, local, run);
-      const upload = toArrays(r.shared);
-      const next = toArrays(r.local);
-      disposeParams(shared, local, r.shared, r.local);
-      return {
-        upload: {
-          params: denseWire(upload),
-          numSamples: run.data.y.shape[0],
-          trainLoss: r.loss,
-          trainAcc: r.acc,
-        },
-        state: { tensors: { local: next } },
-      };
-    },
-    personalModel(state, global) {
-      if (!global) throw new Error(`${s.name}: the personal model needs the shared part`);
-      return { ...global, ...state.tensors['local']! };
+    client: {
+      codec: setsCodec({ required: ['local'] }),
+      initClient: (_client, init) => ({ local: sharedOf(init).local }),
+      async train(down, state, run) {
+        const shared = fromArrays(decodeParams(down.params));
+        const local = fromArrays(state.local);
+        const r = s.train(shared, local, run);
+        const upload = toArrays(r.shared);
+        const next = toArrays(r.local);
+        disposeParams(shared, local, r.shared, r.local);
+        return {
+          upload: {
+            round: down.round,
+            params: denseParams(upload),
+            numSamples: run.data.y.shape[0],
+            trainLoss: r.loss,
+            trainAcc: r.acc,
+          },
+          state: { local: next },
+        };
+      },
+      personalModel(state, global) {
+        if (!global) throw new Error(`${s.name}: the personal model needs the shared part`);
+        return { ...global, ...state.local };
+      },
     },
   };
 }

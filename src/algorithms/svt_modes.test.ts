@@ -1,7 +1,7 @@
 /** FedSLR's budgeted server steps and FedAvg's downlink budget, on planted spectra. */
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { pack, type WireParams } from '../codec/wire.js';
+import { denseParams, pack, type WireParams } from '../codec/wire.js';
 import { plantedMatrix } from '../linalg/planted.js';
 import { lowRankPays } from '../linalg/prox.js';
 import { createModel } from '../models/index.js';
@@ -9,7 +9,6 @@ import { initBackend } from '../tensor/backend.js';
 import type { ParamArrays } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
 import { disposeData, toTensors } from '../train/loop.js';
-import { denseWire } from './common.js';
 import { fedavg } from './fedavg.js';
 import { FEDSLR_DEFAULTS, factoredDownload, fedslr } from './fedslr.js';
 import { type BudgetMode, budgetStep, matrixWireBytes } from './svt_modes.js';
@@ -36,7 +35,7 @@ const V: ParamArrays = {
   [b2!.name]: { shape: [10], data: new Float32Array(10).fill(0.5) },
 };
 const upload = (p: ParamArrays) => ({
-  params: denseWire(p),
+  params: denseParams(p),
   numSamples: 1,
   trainLoss: 0,
   trainAcc: 0,
@@ -45,18 +44,21 @@ const upload = (p: ParamArrays) => ({
 /** The budgeted step on V and the download that carries its result in round 1. */
 function stepOf(svt: BudgetMode) {
   const step = budgetStep(model.spec, V, svt, 1);
-  const server = { global: step.global, tensors: { factors: step.factors } };
+  const server = { global: step.global, factors: step.factors };
   return { agg: { stats: { ranks: step.ranks } }, down: factoredDownload(model.spec, server, 1) };
 }
 /** FedAvg's first round: init V, one client that uploads V unchanged. */
-function roundOf(algo: Algorithm) {
-  const agg = algo.aggregate(algo.initServer(V), 0, [{ client: 0, upload: upload(V) }]);
-  return { agg, down: algo.download(agg.server, 1, 0) };
+function roundOf<S, C>(algo: Algorithm<S, C>) {
+  const { server } = algo;
+  const agg = server.aggregate(server.initServer(V), 0, [
+    { client: 0, upload: { round: 0, ...upload(V) } },
+  ]);
+  return { agg, down: server.download(agg.server, 1, 0) };
 }
 const fedslrWith = (svt: BudgetMode) => fedslr(ctx, { ...FEDSLR_DEFAULTS, svt });
 const ranksOf = (a: { stats: { ranks?: Record<string, { rank: number }> } }) =>
   Object.values(a.stats.ranks!).map((r) => r.rank);
-const denseBytes = pack({ round: 1, params: denseWire(V) }).byteLength;
+const denseBytes = pack({ round: 1, params: denseParams(V) }).byteLength;
 
 /** Every low-rank tensor of a download is smaller than dense, and 1-D tensors are dense. */
 function checkHonest(params: WireParams) {
@@ -128,15 +130,15 @@ describe('FedSLR svt modes on planted spectra', () => {
 
   it("round 0's download meets the budget as well", () => {
     const algo = fedslrWith({ mode: 'bytes', fraction: 0.3 });
-    const down = algo.download(algo.initServer(V), 0, 0);
+    const down = algo.server.download(algo.server.initServer(V), 0, 0);
     expect(pack(down).byteLength).toBeLessThanOrEqual(
-      Math.floor(0.3 * pack({ round: 0, params: denseWire(V) }).byteLength),
+      Math.floor(0.3 * pack({ round: 0, params: denseParams(V) }).byteLength),
     );
   });
 });
 
 describe('FedAvg with a downlink budget', () => {
-  it('sends the truncated mean within the budget, and the client trains from it', () => {
+  it('sends the truncated mean within the budget, and the client trains from it', async () => {
     const algo = fedavg(ctx, { weighted: true, downlink: 0.3 });
     const { agg, down } = roundOf(algo);
     expect(pack(down).byteLength).toBeLessThanOrEqual(Math.floor(0.3 * denseBytes));
@@ -148,7 +150,7 @@ describe('FedAvg with a downlink budget', () => {
       [30, 1, 1],
     );
     const before = tf.memory().numTensors;
-    const r = algo.clientTrain(down, algo.initClient(0, V), {
+    const r = await algo.client.train(down, algo.client.initClient(0, V), {
       client: 0,
       round: 1,
       lr: 0.1,
@@ -162,8 +164,8 @@ describe('FedAvg with a downlink budget', () => {
   });
 
   it('at the whole dense budget it is FedAvg bit for bit', () => {
-    const plain = roundOf(fedavg(ctx, { weighted: true })).agg.server.global!;
-    const full = roundOf(fedavg(ctx, { weighted: true, downlink: 1 })).agg.server.global!;
+    const plain = roundOf(fedavg(ctx, { weighted: true })).agg.server.global;
+    const full = roundOf(fedavg(ctx, { weighted: true, downlink: 1 })).agg.server.global;
     for (const p of model.spec) expect(full[p.name]!.data).toEqual(plain[p.name]!.data);
   });
 });

@@ -14,6 +14,7 @@
  *
  * 1-D tensors pass unchanged. A matrix whose every value is kept unshrunk is V_j bit for bit.
  */
+import { z } from 'zod';
 import { pack } from '../codec/wire.js';
 import { denseTensorBytes, lowRankTensorBytes } from '../codec/wire_size.js';
 import { fromMatrixArray, matrixShape, toMatrixArray } from '../linalg/matrix_view.js';
@@ -30,16 +31,49 @@ import {
   valuesSvd,
   withLongVectors,
 } from '../linalg/svt_budget.js';
-import type { ParamArrays, ParamSpec } from '../tensor/params.js';
+import type { ArrayParam, ParamArrays, ParamSpec } from '../tensor/params.js';
+import { InputError } from '../util/errors.js';
 import type { ServerStats } from './types.js';
 
-/** `algorithm.svt`: how the server's low-rank step picks what to keep (config.ts checks it). */
-export type SvtMode =
-  | { mode: 'absolute' }
-  | { mode: 'relative'; fraction: number }
-  | { mode: 'energy'; fraction: number }
-  | { mode: 'rank'; rank?: number; fraction?: number }
-  | { mode: 'bytes'; fraction?: number; bytes?: number };
+const fraction = z.number().gt(0).lte(1);
+/** Exactly one of two keys of a budget (rank: rank | fraction; bytes: bytes | fraction). */
+const oneOf = (keys: [string, string]) => (v: Record<string, unknown>, ctx: z.RefinementCtx) => {
+  const given = keys.filter((k) => v[k] !== undefined);
+  if (given.length !== 1)
+    ctx.addIssue({
+      code: 'custom',
+      path: given.length ? [given[1]!] : [],
+      message: `mode ${String(v['mode'])} takes exactly one of ${keys.join(', ')}${given.length ? `, got both` : ''}`,
+    });
+};
+
+/** `algorithm.svt` of FedSLR: SVT at mu / alpha (absolute, the default) or a budget. */
+export const svtSchema = z.discriminatedUnion('mode', [
+  z.strictObject({ mode: z.literal('absolute') }),
+  /** Soft threshold at `fraction` of each matrix's largest singular value. */
+  z.strictObject({ mode: z.literal('relative'), fraction: z.number().gt(0).lt(1) }),
+  /** Keep the smallest rank holding `fraction` of each matrix's squared spectrum. */
+  z.strictObject({ mode: z.literal('energy'), fraction }),
+  /** Keep at most `rank` values per matrix, or `fraction` of its full rank. */
+  z
+    .strictObject({
+      mode: z.literal('rank'),
+      rank: z.number().int().nonnegative().optional(),
+      fraction: fraction.optional(),
+    })
+    .superRefine(oneOf(['rank', 'fraction'])),
+  /** One client's download at most `bytes`, or `fraction` of the dense download's bytes. */
+  z
+    .strictObject({
+      mode: z.literal('bytes'),
+      fraction: fraction.optional(),
+      bytes: z.number().int().positive().optional(),
+    })
+    .superRefine(oneOf(['fraction', 'bytes'])),
+]);
+
+/** `algorithm.svt`: how the server's low-rank step picks what to keep. */
+export type SvtMode = z.output<typeof svtSchema>;
 
 export type BudgetMode = Exclude<SvtMode, { mode: 'absolute' }>;
 
@@ -48,8 +82,8 @@ export type DownlinkBudget = { fraction: number } | { bytes: number };
 
 export interface BudgetStep {
   global: ParamArrays;
-  /** `<name>:left` / `<name>:right` for the matrices sent as factors (fedslr.ts's layout). */
-  factors: ParamArrays;
+  /** left (rows x r) and right (r x cols) factors of the matrices sent factored. */
+  factors: Record<string, { left: ArrayParam; right: ArrayParam }>;
   ranks: NonNullable<ServerStats['ranks']>;
 }
 
@@ -90,7 +124,8 @@ function budgetRanks(parts: readonly MatrixPart[], fixed: number, budget: Downli
   try {
     return chooseRanks(items, limit - fixed);
   } catch (err) {
-    throw new Error(
+    // The budget the user set is below what the model's 1-D tensors and rank-1 factors need.
+    throw new InputError(
       `downlink budget of ${limit} bytes (${'bytes' in budget ? 'bytes' : `${budget.fraction} of the dense ${dense}`}) cannot be met: ${(err as Error).message} plus ${fixed} bytes of 1-D tensors and message`,
     );
   }
@@ -152,7 +187,7 @@ export function budgetStep(
             : { fraction: mode.fraction! },
         )
       : parts.map((m) => keptRank(m.svd, ruleOf(mode)));
-  const factors: ParamArrays = {};
+  const factors: BudgetStep['factors'] = {};
   const stats: BudgetStep['ranks'] = {};
   parts.forEach((m, j) => {
     const shrink = mode.mode === 'relative' ? mode.fraction * m.svd.s[0]! : 0;
@@ -167,8 +202,10 @@ export function budgetStep(
     stats[m.name] = { rank: t.rank, full: t.fullRank };
     if (lowRankPays(m.rows, m.cols, t.rank)) {
       const f = truncationFactors(t);
-      factors[`${m.name}:left`] = { shape: [m.rows, t.rank], data: f.left };
-      factors[`${m.name}:right`] = { shape: [t.rank, m.cols], data: f.right };
+      factors[m.name] = {
+        left: { shape: [m.rows, t.rank], data: f.left },
+        right: { shape: [t.rank, m.cols], data: f.right },
+      };
     }
   });
   return { global, factors, ranks: stats };

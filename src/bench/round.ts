@@ -7,9 +7,11 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadDataset } from '../data/load.js';
 import { type Executor, InProcessExecutor, WorkerPool } from '../sim/executor.js';
+import { ExecutorFleet } from '../sim/executor_fleet.js';
 import { loadConfig } from '../sim/load_config.js';
 import { setup } from '../sim/setup.js';
 import { initialState, simulate } from '../sim/simulate.js';
+import { MemoryStore } from '../sim/store.js';
 
 export const help = `Usage: fedslr bench round [--config FILE] [--rounds N] [--pool N] [--set key=value ...] [--json]
 
@@ -40,19 +42,20 @@ async function timeRounds(
   const { sim, info } = await setup(config);
   const executor: Executor =
     pool <= 1 ? new InProcessExecutor(sim) : await WorkerPool.start(sim, pool);
+  const fleet = new ExecutorFleet(sim, executor, new MemoryStore(sim.algorithm.client.codec));
   const st = initialState(sim);
   let clients = 0;
   let start = 0;
   let total = 0;
   try {
-    for await (const e of simulate(sim, st, () => 0, executor)) {
+    for await (const e of simulate(sim, st, () => 0, fleet)) {
       if (e.type === 'round-start') {
         clients += e.clients.length;
         start = performance.now();
       } else if (e.type === 'round-end') total += performance.now() - start;
     }
   } finally {
-    await executor.close();
+    await fleet.close();
   }
   return {
     seconds: total / 1000 / config.rounds,

@@ -14,7 +14,7 @@
  */
 import { parseArgs } from 'node:util';
 import { fedslr } from '../algorithms/fedslr.js';
-import type { AggregateInput, ServerState } from '../algorithms/types.js';
+import type { AggregateInput } from '../algorithms/types.js';
 import { UsageError } from '../cli/command.js';
 import { fromMatrixArray, matrixShape } from '../linalg/matrix_view.js';
 import { plantedMatrix } from '../linalg/planted.js';
@@ -72,7 +72,7 @@ function uploads(global: ParamArrays, clients: number, round: number): Aggregate
       for (let i = 0; i < data.length; i++) data[i] = t.data[i]! + sd * rng.normal();
       params[name] = { kind: 'dense', shape: [...t.shape], data };
     }
-    return { client, upload: { params, numSamples: 1, trainLoss: 0, trainAcc: 0 } };
+    return { client, upload: { round, params, numSamples: 1, trainLoss: 0, trainAcc: 0 } };
   });
 }
 
@@ -101,14 +101,14 @@ export async function benchServer(
   const train = { lr: 0.1, lrDecay: 1, weightDecay: 0, batchSize: 20, epochs: 1 };
   const algorithm = fedslr({ model, numClients: 100, train }, { mu: MU[regime], alpha: ALPHA });
   const start = globalModel(model, regime);
-  let server: ServerState = algorithm.initServer(start);
+  let server = algorithm.server.initServer(start);
   const round_s: number[] = [];
   let rank = 0;
   let full = 0;
   for (let t = 0; t < rounds; t++) {
     const ups = uploads(start, clients, t);
     const t0 = performance.now();
-    const out = algorithm.aggregate(server, t, ups);
+    const out = algorithm.server.aggregate(server, t, ups);
     round_s.push((performance.now() - t0) / 1000);
     server = out.server;
     const ranks = Object.values(out.stats.ranks ?? {});

@@ -16,6 +16,7 @@ import type { Params } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
 import { MAX_WASM_THREADS } from '../tensor/wasm_threads.js';
 import { makeStep } from '../train/index.js';
+import { InputError } from '../util/errors.js';
 
 export const help = [
   'Usage: fedslr bench step [--model cnn|resnet8gn|resnet18gn|mlp] [--batch N] [--steps N]',
@@ -141,11 +142,8 @@ class TorchPeer {
     const check = spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' });
     if (check.error || check.status !== 0) {
       const why = check.error?.message ?? (check.stderr.trim() || `exit status ${check.status}`);
-      throw Object.assign(
-        new Error(
-          `--peer torch: '${python}' cannot import torch (${why}); install python3-torch or pass --python`,
-        ),
-        { exitCode: 2 },
+      throw new InputError(
+        `--peer torch: '${python}' cannot import torch (${why}); install python3-torch or pass --python`,
       );
     }
     const script = fileURLToPath(new URL('../../bench/step_torch.py', import.meta.url));

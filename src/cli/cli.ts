@@ -3,6 +3,7 @@
  * Exit codes: 0 success, 1 failure while running, 2 bad usage or bad input (config, data files).
  */
 import { readFileSync } from 'node:fs';
+import { InputError } from '../util/errors.js';
 import type { Command } from './command.js';
 import { UsageError } from './command.js';
 
@@ -80,9 +81,14 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`fedslr ${name}: ${err.message}\nRun \`fedslr ${name} --help\` for usage.`);
       return 2;
     }
-    // Errors about the user's input (config, data files) carry exitCode 2; anything else is a failure.
-    const e = err as Error & { exitCode?: number };
-    console.error(`fedslr ${name}: ${e.exitCode === 2 ? e.message : (e.stack ?? e.message)}`);
-    return e.exitCode ?? 1;
+    // Errors about the user's input (config, data files, paths) exit 2 with their message;
+    // anything else is a failure while running: exit 1 with the stack.
+    if (err instanceof InputError) {
+      console.error(`fedslr ${name}: ${err.message}`);
+      return 2;
+    }
+    const e = err as Error;
+    console.error(`fedslr ${name}: ${e.stack ?? e.message}`);
+    return 1;
   }
 }

@@ -1,4 +1,6 @@
 /** The shape of a `fedslr` subcommand. Each lives in its own file and is imported only when chosen. */
+import { suggest } from '../util/suggest.js';
+
 export interface Command {
   name: string;
   summary: string;
@@ -13,4 +15,18 @@ export interface Command {
 /** A mistake in how the command was called: printed with a pointer to --help, exit code 2. */
 export class UsageError extends Error {
   override name = 'UsageError';
+}
+
+/**
+ * A `util.parseArgs` failure as a UsageError; an unknown option gets the closest of `options`
+ * (`--algorithm` -> did you mean '--algorithms'?).
+ */
+export function optionError(err: unknown, options: readonly string[]): UsageError {
+  const e = err as Error & { code?: string };
+  const unknown = /Unknown option '(-{1,2}[^']+)'/.exec(e.message)?.[1];
+  if (e.code !== 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || !unknown) return new UsageError(e.message);
+  const known = options.map((k) => `--${k}`);
+  return new UsageError(
+    `unknown option '${unknown}'${suggest(unknown, known)}; options: ${known.join(', ')}`,
+  );
 }

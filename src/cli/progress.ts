@@ -1,5 +1,6 @@
 /** Progress of a run: a bar with ETA on a terminal, plain lines otherwise. */
 import type { RunEvent } from '../sim/events.js';
+import type { ExperimentEvent } from '../sim/experiment.js';
 
 /** Seconds as 42s, 3m07s or 2h05m (rounded to the unit shown last). */
 export function fmtDuration(s: number): string {
@@ -58,6 +59,11 @@ export class Progress {
         this.clientsDone++;
         if (this.tty) this.bar(e.round);
         break;
+      case 'client-failed':
+        this.clientsDone++;
+        if (this.tty) this.bar(e.round);
+        else this.out.write(`round ${e.round + 1}: client ${e.client} left out: ${e.reason}\n`);
+        break;
       case 'round-end':
         if (!this.tty) {
           this.out.write(
@@ -78,4 +84,16 @@ export class Progress {
   done(): void {
     if (this.tty) this.out.write('\n');
   }
+}
+
+/**
+ * Says on stderr where the data was read from; when the config's `data.dir` did not hold it and a
+ * default location did, says so even with --quiet (the run uses other files than asked for).
+ */
+export function reportData(e: Extract<ExperimentEvent, { type: 'data' }>, quiet = false): void {
+  if (e.requested !== undefined) {
+    process.stderr.write(
+      `fedslr: data.dir '${e.requested}' does not hold ${e.dataset}'s files; read them from ${e.source} (recorded in config.json)\n`,
+    );
+  } else if (!quiet) process.stderr.write(`data: ${e.dataset} from ${e.source}\n`);
 }

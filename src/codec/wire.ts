@@ -112,20 +112,28 @@ export function reviveTensor(raw: unknown, where: string): WireTensor {
     out['indices'] = new Uint32Array(new Uint8Array(b).buffer);
   }
   const t = out as unknown as WireTensor;
-  const size = sizeOf(shape);
-  const bad =
-    (t.kind === 'dense' && t.data.length !== size) ||
-    (t.kind === 'lowrank' &&
-      (t.rows * t.cols !== size ||
-        t.left.length !== t.rows * t.rank ||
-        t.right.length !== t.rank * t.cols)) ||
-    (t.kind === 'sparse' &&
-      (t.indices.length !== t.values.length || t.indices.some((i) => i >= size)));
   if (!['dense', 'lowrank', 'sparse'].includes(String(r['kind']))) {
     throw new Error(`${where}.kind: expected dense, lowrank or sparse, got ${String(r['kind'])}`);
   }
-  if (bad) throw new Error(`${where}: sizes do not match shape [${shape}]`);
+  if (!sizesMatch(t)) throw new Error(`${where}: sizes do not match shape [${shape}]`);
   return t;
+}
+
+/** Whether a wire tensor's arrays have the sizes its shape (and rank) say. */
+export function sizesMatch(t: WireTensor): boolean {
+  const size = sizeOf(t.shape);
+  switch (t.kind) {
+    case 'dense':
+      return t.data.length === size;
+    case 'lowrank':
+      return (
+        t.rows * t.cols === size &&
+        t.left.length === t.rows * t.rank &&
+        t.right.length === t.rank * t.cols
+      );
+    case 'sparse':
+      return t.indices.length === t.values.length && t.indices.every((i) => i < size);
+  }
 }
 
 export function unpack(bytes: Uint8Array): unknown {

@@ -10,7 +10,9 @@
  * Pixels are stored channel-major (1024 red, 1024 green, 1024 blue, each 32x32 row-major); we
  * convert to NHWC. Files may also be gzipped (`.bin.gz`).
  */
+
 import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { isGzip } from './idx.js';
 import { type FileWanted, locateFiles, type SearchOptions, searchDirs, withGz } from './locate.js';
@@ -156,5 +158,6 @@ export async function loadCifar(name: CifarName, opts: SearchOptions = {}): Prom
   return {
     train: decodeCifar(name, await read(info.trainFiles)),
     test: decodeCifar(name, await read(info.testFiles)),
+    source: dirname(paths[info.trainFiles[0]!]!),
   };
 }

@@ -2,6 +2,7 @@
  * IDX-format datasets: `fashion-mnist` and `mnist-idx` (the original 60,000/10,000 MNIST).
  * Both use the official file names; see locate.ts for where they are looked up.
  */
+import { dirname } from 'node:path';
 import { readIdxFile } from './idx.js';
 import { type FileWanted, locateFiles, type SearchOptions, searchDirs, withGz } from './locate.js';
 import { type Dataset, type DatasetSplits, type Normalization, normalizeInto } from './types.js';
@@ -111,5 +112,5 @@ export async function loadIdxDataset(
         `images are ${train.shape[0]}x${train.shape[1]}`,
     );
   }
-  return { train, test };
+  return { train, test, source: dirname(paths.trainImages!) };
 }

@@ -25,6 +25,8 @@ export interface Dataset {
 export interface DatasetSplits {
   readonly train: Dataset;
   readonly test: Dataset;
+  /** The directory the files were read from (absent for data embedded in a package). */
+  readonly source?: string;
 }
 
 /** Number of samples in a dataset. */

@@ -5,7 +5,7 @@
 import { parse, scheme, View } from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { frontierSpec } from './frontier.js';
-import { lastClientRows, type Series } from './series.js';
+import { type CommRow, lastClientRows, type Series } from './series.js';
 
 export interface Chart {
   /** Stable id: the HTML figure's `data-chart` and the test's handle. */
@@ -161,24 +161,110 @@ function matrixColors(count: number): string[] {
   return count <= 20 ? twenty : [...twenty, ...(scheme('category20b') as string[])];
 }
 
-function rankChart(s: Series, multi: boolean): Chart | null {
+/**
+ * Heights (in the y scale's units, 0..1) for labels at the ends of lines ending at `values`, in
+ * the same order, at least `gap` apart and inside [0, 1]: lines that end together (several
+ * matrices all at 100%) get a readable stack of labels instead of one blob.
+ */
+export function spreadLabels(values: readonly number[], gap: number): number[] {
+  const order = values.map((v, i) => ({ v, i })).sort((a, b) => b.v - a.v || a.i - b.i);
+  const pos = order.map((o) => Math.min(Math.max(o.v, 0), 1));
+  for (let k = 1; k < pos.length; k++) pos[k] = Math.min(pos[k]!, pos[k - 1]! - gap);
+  const last = pos.length - 1;
+  if (last >= 0 && pos[last]! < 0) {
+    pos[last] = 0;
+    for (let k = last - 1; k >= 0; k--) pos[k] = Math.max(pos[k]!, pos[k + 1]! + gap);
+  }
+  const out = new Array<number>(values.length);
+  order.forEach((o, k) => {
+    out[o.i] = pos[k]!;
+  });
+  return out;
+}
+
+/** The rank charts' config: the legend moved right, clear of the end labels. */
+const RANK_CONFIG = { ...CONFIG, legend: { ...CONFIG.legend, offset: 52 } } as const;
+
+/** Pixels between stacked end labels (11 px text). */
+const LABEL_GAP_PX = 13;
+
+/** Runs drawn as side-by-side panels of per-matrix ranks; with more, one line per run. */
+export const MAX_RANK_PANELS = 3;
+
+const KEPT_Y = {
+  field: 'kept',
+  type: 'quantitative',
+  title: 'kept rank / full rank',
+  axis: { format: '.0%' },
+  scale: { domainMin: 0, domainMax: 1 },
+} as const;
+
+/** Line layer plus de-overlapped end labels (rows with a `label_y` carry one), coloured by `color`. */
+function linesWithEndLabels(
+  rows: readonly { round: number }[],
+  color: Record<string, unknown>,
+): Record<string, unknown> {
+  return {
+    layer: [
+      {
+        mark: { type: 'line', point: markers(rows, 25), interpolate: 'step-after' },
+        encoding: { x: ROUND, y: KEPT_Y, color },
+      },
+      {
+        transform: [{ filter: 'isValid(datum.label_y)' }],
+        mark: { type: 'text', align: 'left', baseline: 'middle', dx: 6, fontSize: 11 },
+        encoding: {
+          x: ROUND,
+          y: { ...KEPT_Y, field: 'label_y' },
+          color,
+          text: { field: 'end' },
+        },
+      },
+    ],
+  };
+}
+
+/** Adds `label_y` (spread apart) to each group's last row; `group` keys one set of labels. */
+function withEndLabels<T extends { round: number; kept: number }>(
+  rows: readonly T[],
+  group: (r: T) => string,
+  text: (r: T) => string,
+  height: number,
+): (T & { label_y?: number; end?: string })[] {
+  const lastRound = new Map<string, number>();
+  for (const r of rows) lastRound.set(group(r), Math.max(lastRound.get(group(r)) ?? -1, r.round));
+  const ends = rows.filter((r) => r.round === lastRound.get(group(r)));
+  const out = rows.map((r) => ({ ...r }) as T & { label_y?: number; end?: string });
+  for (const key of new Set(ends.map(group))) {
+    const mine = out.filter((r) => group(r) === key && r.round === lastRound.get(key));
+    const ys = spreadLabels(
+      mine.map((r) => r.kept),
+      LABEL_GAP_PX / height,
+    );
+    mine.forEach((r, i) => {
+      r.label_y = ys[i]!;
+      r.end = text(r);
+    });
+  }
+  return out;
+}
+
+function rankChart(s: Series): Chart | null {
   if (s.ranks.length === 0) return null;
-  const last = new Map<string, number>();
-  for (const r of s.ranks) last.set(r.run, Math.max(last.get(r.run) ?? -1, r.round));
-  const rows = s.ranks.map((r) => ({
-    ...r,
-    kept: r.full > 0 ? r.rank / r.full : 0,
-    label: `${r.matrix} (full ${r.full})`,
-    end: r.round === last.get(r.run) ? `${r.rank}` : '',
-  }));
-  const x = ROUND;
-  const y = {
-    field: 'kept',
-    type: 'quantitative',
-    title: 'kept rank / full rank',
-    axis: { format: '.0%' },
-    scale: { domainMin: 0, domainMax: 1 },
-  } as const;
+  const runs = [...new Set(s.ranks.map((r) => r.run))];
+  if (runs.length > MAX_RANK_PANELS) return overallRankChart(s, runs);
+  const multi = runs.length > 1;
+  const size = multi ? PANEL : WIDE;
+  const rows = withEndLabels(
+    s.ranks.map((r) => ({
+      ...r,
+      kept: r.full > 0 ? r.rank / r.full : 0,
+      label: `${r.matrix} (full ${r.full})`,
+    })),
+    (r) => r.run,
+    (r) => `${r.rank}`,
+    size.height,
+  );
   const color = {
     field: 'label',
     type: 'nominal',
@@ -187,37 +273,66 @@ function rankChart(s: Series, multi: boolean): Chart | null {
     scale: { range: matrixColors(new Set(rows.map((r) => r.matrix)).size) },
     legend: LINE_LEGEND,
   } as const;
-  const layer = {
-    layer: [
-      {
-        mark: { type: 'line', point: markers(rows, 25), interpolate: 'step-after' } as const,
-        encoding: { x, y, color },
-      },
-      {
-        transform: [{ filter: "datum.end !== ''" }],
-        mark: { type: 'text', align: 'left', dx: 6, fontSize: 11 } as const,
-        encoding: { x, y, color, text: { field: 'end' } },
-      },
-    ],
-  };
+  const layer = linesWithEndLabels(rows, color);
   const spec = (
     multi
       ? {
           data: { values: rows },
           facet: { column: { field: 'run', type: 'nominal', title: null } },
-          spec: { ...PANEL, ...layer },
-          config: CONFIG,
+          spec: { ...size, ...layer },
+          config: RANK_CONFIG,
         }
-      : { data: { values: rows }, ...WIDE, ...layer, config: CONFIG }
+      : { data: { values: rows }, ...size, ...layer, config: RANK_CONFIG }
   ) as TopLevelSpec;
   return {
     id: 'ranks',
     title: 'Kept rank of the global model',
     caption:
       'Rank of each weight matrix of the global model after singular-value thresholding, as a ' +
-      'share of its full rank (in the legend); the number at the end of each line is the kept ' +
-      'rank at the last evaluation. Lower rank: smaller downloads.',
+      'share of its full rank (in the legend); the numbers at the right are the kept ranks at ' +
+      'the last evaluation, in the order of the lines, stacked where lines end together. Lower ' +
+      'rank: smaller downloads.',
     spec,
+  };
+}
+
+/** Many runs: one line per run, the kept rank summed over all matrices / their full ranks. */
+function overallRankChart(s: Series, runs: readonly string[]): Chart {
+  const totals = new Map<string, { run: string; round: number; rank: number; full: number }>();
+  for (const r of s.ranks) {
+    const key = `${r.run}\u0000${r.round}`;
+    const t = totals.get(key) ?? { run: r.run, round: r.round, rank: 0, full: 0 };
+    t.rank += r.rank;
+    t.full += r.full;
+    totals.set(key, t);
+  }
+  const rows = withEndLabels(
+    [...totals.values()].map((t) => ({ ...t, kept: t.full > 0 ? t.rank / t.full : 0 })),
+    () => 'all',
+    (r) => `${(100 * r.kept).toFixed(1)}%`,
+    WIDE.height,
+  );
+  const color = {
+    field: 'run',
+    type: 'nominal',
+    title: 'run',
+    sort: runs,
+    legend: LINE_LEGEND,
+  } as const;
+  return {
+    id: 'ranks',
+    title: 'Kept rank of the global model',
+    caption:
+      `${runs.length} runs, so one line each: the kept rank summed over the global model's ` +
+      'weight matrices, as a share of their summed full ranks (report a few runs for the ' +
+      'per-matrix panels); the numbers at the right are the shares at the last evaluation, ' +
+      'stacked where lines end together. Lower rank: smaller downloads.',
+    spec: {
+      data: { values: rows },
+      ...WIDE,
+      ...linesWithEndLabels(rows, color),
+      config: RANK_CONFIG,
+    } as TopLevelSpec,
   };
 }
 
@@ -247,6 +362,56 @@ function densityChart(s: Series): Chart | null {
   };
 }
 
+const TRAFFIC = ['downlink', 'uplink', 'dense downlink'] as const;
+
+/** Two cumulative curves closer than this (relative to the larger) at every point draw as one. */
+const COINCIDE = 0.01;
+
+/**
+ * Which of a run's traffic lines lie on top of each other, in words ("downlink, uplink and dense
+ * downlink"), or undefined when none do.
+ */
+export function coincidingTraffic(rows: readonly CommRow[]): string | undefined {
+  const values: Record<(typeof TRAFFIC)[number], number[]> = {
+    downlink: rows.map((r) => r.down_bytes),
+    uplink: rows.map((r) => r.up_bytes),
+    'dense downlink': rows.map((r) => r.dense_down_bytes),
+  };
+  const same = (a: number[], b: number[]) =>
+    a.every((x, i) => Math.abs(x - b[i]!) <= COINCIDE * Math.max(Math.abs(x), Math.abs(b[i]!)));
+  const groups: string[][] = [];
+  for (const t of TRAFFIC) {
+    const g = groups.find((g) => same(values[g[0] as (typeof TRAFFIC)[number]], values[t]));
+    if (g) g.push(t);
+    else groups.push([t]);
+  }
+  const big = groups.find((g) => g.length > 1);
+  if (!big) return undefined;
+  return big.length === 2 ? `${big[0]} and ${big[1]}` : `${big[0]}, ${big[1]} and ${big[2]}`;
+}
+
+/** A caption sentence naming the runs whose traffic lines coincide, grouped by which lines. */
+function coincideNote(s: Series): string {
+  const runs = [...new Set(s.communication.map((r) => r.run))];
+  const byLines = new Map<string, string[]>();
+  for (const run of runs) {
+    const lines = coincidingTraffic(s.communication.filter((r) => r.run === run));
+    if (lines) byLines.set(lines, [...(byLines.get(lines) ?? []), run]);
+  }
+  const parts = [...byLines].map(([lines, which]) => {
+    if (runs.length === 1) return `${lines} coincide (within 1%), so they show as one line`;
+    const others = runs.filter((r) => !which.includes(r));
+    const whose =
+      which.length <= 4
+        ? `in ${which.join(', ')}`
+        : others.length <= 4
+          ? `in ${which.length} of ${runs.length} runs (all but ${others.join(', ')})`
+          : `in ${which.length} of ${runs.length} runs`;
+    return `${lines} coincide (within 1%) ${whose}`;
+  });
+  return parts.length ? ` Here ${parts.join('; ')}.` : '';
+}
+
 function communicationChart(s: Series, multi: boolean): Chart | null {
   if (s.communication.length === 0) return null;
   const rows = s.communication.flatMap((r) => [
@@ -254,12 +419,21 @@ function communicationChart(s: Series, multi: boolean): Chart | null {
     { run: r.run, round: r.round, traffic: 'uplink', MB: r.up_bytes / MB },
     { run: r.run, round: r.round, traffic: 'dense downlink', MB: r.dense_down_bytes / MB },
   ]);
-  const traffic = {
+  // Dense downlink dashed (and drawn last), so a line it coincides with shows through.
+  const dash = {
     field: 'traffic',
     type: 'nominal',
     title: 'traffic',
-    scale: { domain: ['downlink', 'uplink', 'dense downlink'] },
+    scale: {
+      domain: [...TRAFFIC],
+      range: [
+        [1, 0],
+        [1, 0],
+        [6, 4],
+      ],
+    },
   } as const;
+  const traffic = { ...dash, scale: { domain: [...TRAFFIC] } } as const;
   const spec = {
     data: { values: rows },
     ...WIDE,
@@ -268,7 +442,7 @@ function communicationChart(s: Series, multi: boolean): Chart | null {
       x: ROUND,
       y: { field: 'MB', type: 'quantitative', title: 'cumulative MB (all clients)' },
       color: multi ? { field: 'run', type: 'nominal', title: 'run' } : traffic,
-      ...(multi ? { strokeDash: traffic } : {}),
+      strokeDash: multi ? { ...dash, scale: { domain: [...TRAFFIC] } } : dash,
     },
     config: CONFIG,
   } as TopLevelSpec;
@@ -277,7 +451,7 @@ function communicationChart(s: Series, multi: boolean): Chart | null {
     title: 'Communication',
     caption:
       'Cumulative bytes sent to clients (downlink) and back (uplink), as encoded on the wire, ' +
-      'against what the same downloads would take as dense float32 models.',
+      `against what the same downloads would take as dense float32 models.${coincideNote(s)}`,
     spec,
   };
 }
@@ -303,7 +477,7 @@ export function buildCharts(s: Series): Chart[] {
   return [
     accuracyChart(s, multi),
     distributionChart(s, multi),
-    rankChart(s, multi),
+    rankChart(s),
     densityChart(s),
     communicationChart(s, multi),
     multi ? frontierChart(s) : null,

@@ -1,7 +1,15 @@
 /** Reading the table `fedslr compare` leaves beside its runs: compare.csv, else compare.md. */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { CompareTable } from './html.js';
+
+/** A table from `fedslr compare` (compare.csv, or the tables of compare.md). */
+export interface CompareTable {
+  source: string;
+  header: string[];
+  rows: string[][];
+  /** Paragraphs that explain the table (from compare.md). */
+  notes: string[];
+}
 
 /** RFC 4180 CSV: quoted fields may hold commas, quotes ("") and newlines. */
 export function parseCsv(text: string): string[][] {

@@ -4,6 +4,7 @@
  * factors.
  */
 import type { ParamArrays, ParamInfo, ParamSpec } from '../tensor/params.js';
+import { InputError } from '../util/errors.js';
 import { encodeSafetensors, type NamedTensor } from './safetensors.js';
 
 /** What export needs of a run's final state (src/sim/final.ts's FinalState has all of it). */
@@ -27,10 +28,9 @@ export type ExportWhat =
   | { kind: 'factors' }
   | { kind: 'client'; client: number };
 
-/** Bad input for an export (exit code 2 in the CLI). */
-export class ExportInputError extends Error {
+/** Bad input for an export. */
+export class ExportInputError extends InputError {
   override name = 'ExportInputError';
-  readonly exitCode = 2;
 }
 
 /** Row-major `data` of `shape` with its axes reordered: output axis k is input axis perm[k]. */

@@ -11,9 +11,13 @@ import { encodeSafetensors } from './safetensors.js';
 export interface ExportInfo {
   tensors: number;
   bytes: number;
+  /** The round the exported state is from (the newest usable checkpoint's). */
+  round: number;
+  /** The rounds the run was configured for: more than `round` when it is unfinished. */
+  rounds: number;
 }
 
-/** Writes `what` of the run in `dir` to `outFile`; throws (exitCode 2) naming what is missing. */
+/** Writes `what` of the run in `dir` to `outFile`; throws an InputError naming what is missing. */
 export async function exportRun(
   dir: string,
   what: ExportWhat,
@@ -37,5 +41,10 @@ export async function exportRun(
     'fedslr.config': JSON.stringify(final.config),
   });
   writeFileAtomic(outFile, bytes);
-  return { tensors: tensors.length, bytes: bytes.length };
+  return {
+    tensors: tensors.length,
+    bytes: bytes.length,
+    round: final.round,
+    rounds: final.config.rounds,
+  };
 }

@@ -2,6 +2,7 @@
  * The report page: one self-contained HTML file (inline CSS and SVG, no scripts, no external
  * resources), readable offline and printable.
  */
+import type { CompareTable } from './compare.js';
 import type { RunData } from './load.js';
 import type { SummaryRow } from './series.js';
 
@@ -10,15 +11,6 @@ export interface RenderedChart {
   title: string;
   caption: string;
   svg: string;
-}
-
-/** A table from `fedslr compare` (compare.csv, or the tables of compare.md). */
-export interface CompareTable {
-  source: string;
-  header: string[];
-  rows: string[][];
-  /** Paragraphs that explain the table (from compare.md). */
-  notes: string[];
 }
 
 export interface PageInput {

@@ -68,7 +68,7 @@ export async function renderReport(
 /**
  * Writes the HTML report of `runDirs` (run directories, or directories holding them) to
  * `outFile`. With several runs it also shows the `compare` table found beside `outFile` or in the
- * runs' common parent. Throws ReportInputError (exitCode 2) naming a path that is not a run or a
+ * runs' common parent. Throws ReportInputError naming a path that is not a run or a
  * run without evaluations (within a directory of runs, those are left out and named on the page).
  */
 export async function writeReport(runDirs: readonly string[], outFile: string): Promise<void> {

@@ -9,12 +9,12 @@ import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import type { ClientEval, EvalRecord } from '../sim/events.js';
 import type { RunSummary } from '../sim/rundir.js';
+import { InputError } from '../util/errors.js';
 import { parseCsv } from './compare.js';
 
-/** Bad input (a path that is not a run, a file that does not parse): exit code 2 in the CLI. */
-export class ReportInputError extends Error {
+/** Bad input (a path that is not a run, a file that does not parse). */
+export class ReportInputError extends InputError {
   override name = 'ReportInputError';
-  readonly exitCode = 2;
 }
 
 const FILES = {

@@ -7,7 +7,13 @@ import { main } from '../cli/cli.js';
 import type { ClientEval, EvalRecord } from '../sim/events.js';
 import { summarize } from '../sim/stats.js';
 import { Rng } from '../tensor/rng.js';
-import { buildCharts, renderSvg } from './charts.js';
+import {
+  buildCharts,
+  coincidingTraffic,
+  MAX_RANK_PANELS,
+  renderSvg,
+  spreadLabels,
+} from './charts.js';
 import { parseCsv, parseMarkdownTable } from './compare.js';
 import { seriesCsv } from './csv.js';
 import { writeReport } from './index.js';
@@ -364,6 +370,87 @@ describe('report series and CSV', () => {
 
   it('draws no chart for a series without data', () => {
     expect(buildCharts(buildSeries([]))).toEqual([]);
+  });
+
+  /** The y pixel of each text mark (the end labels) of a rendered chart, with its text. */
+  const textMarks = (svg: string) =>
+    [
+      ...svg.matchAll(
+        /aria-roledescription="text mark"[^>]*translate\([\d.-]+,([\d.-]+)\)[^>]*>([^<]*)</g,
+      ),
+    ].map((m) => ({ y: Number(m[1]), text: m[2]! }));
+
+  it('stacks the end labels of rank lines that end together instead of overlapping them', async () => {
+    expect(spreadLabels([1, 1, 1, 1], 0.05)).toEqual(
+      [1, 0.95, 0.9, 0.85].map((v) => expect.closeTo(v, 9)),
+    );
+    expect(spreadLabels([0.2, 0.9, 0.5], 0.05)).toEqual([0.2, 0.9, 0.5]);
+    expect(spreadLabels([0, 0.01], 0.05)).toEqual([0, 0.05].map((v) => expect.closeTo(v, 9)));
+    const s = buildSeries([]);
+    for (const [matrix, full] of [
+      ['conv1', 5],
+      ['conv2', 160],
+      ['fc1', 512],
+      ['fc2', 10],
+    ] as const)
+      for (const round of [5, 10]) s.ranks.push({ run: 'r', round, matrix, rank: full, full });
+    const labels = textMarks(await renderSvg(buildCharts(s).find((c) => c.id === 'ranks')!.spec));
+    expect(labels.map((l) => l.text)).toEqual(['5', '160', '512', '10']);
+    const ys = labels.map((l) => l.y).sort((a, b) => a - b);
+    for (let i = 1; i < ys.length; i++) expect(ys[i]! - ys[i - 1]!).toBeGreaterThanOrEqual(12);
+  });
+
+  it(`draws one overall kept-rank line per run when more than ${MAX_RANK_PANELS} runs have ranks`, async () => {
+    const s = buildSeries([]);
+    for (let run = 0; run < 9; run++)
+      for (const round of [5, 10])
+        for (const [matrix, full] of [
+          ['a', 10],
+          ['b', 30],
+        ] as const)
+          s.ranks.push({ run: `run${run}`, round, matrix, rank: run < 3 ? full : 4, full });
+    const chart = buildCharts(s).find((c) => c.id === 'ranks')!;
+    expect(JSON.stringify(chart.spec)).not.toContain('facet');
+    expect(chart.caption).toMatch(/^9 runs, so one line each/);
+    const svg = await renderSvg(chart.spec);
+    expect([...svg.matchAll(/aria-roledescription="line mark"/g)].length).toBe(9);
+    const labels = textMarks(svg);
+    // Three runs at 100%, six at 8 / 40 = 20.0%: nine labels, none on top of another.
+    expect(labels.map((l) => l.text).sort()).toEqual([
+      ...Array(3).fill('100.0%'),
+      ...Array(6).fill('20.0%'),
+    ]);
+    const ys = labels.map((l) => l.y).sort((a, b) => a - b);
+    for (let i = 1; i < ys.length; i++) expect(ys[i]! - ys[i - 1]!).toBeGreaterThanOrEqual(12);
+  });
+
+  it('says which traffic lines coincide, and nothing when they differ', () => {
+    const row = (run: string, round: number, down: number, up: number, dense: number) => ({
+      run,
+      round,
+      down_params: down / 4,
+      down_bytes: down,
+      up_params: up / 4,
+      up_bytes: up,
+      dense_down_params: dense / 4,
+      dense_down_bytes: dense,
+    });
+    const dense = [row('d', 1, 1000, 1002, 1000), row('d', 2, 2000, 2004, 2000)];
+    expect(coincidingTraffic(dense)).toBe('downlink, uplink and dense downlink');
+    const lowRank = [row('f', 1, 100, 1002, 1000), row('f', 2, 150, 2004, 2000)];
+    expect(coincidingTraffic(lowRank)).toBe('uplink and dense downlink');
+    expect(coincidingTraffic([row('x', 1, 100, 500, 1000)])).toBeUndefined();
+    const s = buildSeries([]);
+    s.communication.push(...dense);
+    expect(buildCharts(s).find((c) => c.id === 'communication')!.caption).toMatch(
+      /Here downlink, uplink and dense downlink coincide \(within 1%\), so they show as one line\.$/,
+    );
+    s.communication.push(...lowRank);
+    expect(buildCharts(s).find((c) => c.id === 'communication')!.caption).toMatch(
+      /Here downlink, uplink and dense downlink coincide \(within 1%\) in d; uplink and dense downlink coincide \(within 1%\) in f\.$/,
+    );
+    s.communication.splice(0, s.communication.length, row('x', 1, 100, 500, 1000));
+    expect(buildCharts(s).find((c) => c.id === 'communication')!.caption).not.toMatch(/coincide/);
   });
 
   it("gives each of ResNet-18's 21 weight matrices its own colour", async () => {

@@ -6,14 +6,18 @@
  * into place, so it either exists whole or not at all; the checksums catch later corruption.
  * Random numbers need no saving: every stream is derived from (seed, round, client).
  *
- * Client files that did not change since the previous checkpoint are hard links to that
- * checkpoint's files (as are files of the disk store), so a checkpoint costs only what changed.
+ * Every checkpoint holds its own copy of every file, so one corrupted or truncated file costs at
+ * most the checkpoint it is in: loading falls back to the previous one, which shares no file with
+ * it. (Hard links to unchanged client files, as before, made one bad file break every kept
+ * checkpoint.) Disk cost: `keepCheckpoints` x (server state + every client's state), on top of
+ * the disk store's own copy when client state lives on disk. A client file unchanged since the
+ * previous checkpoint is copied from there after its bytes are checked against that checkpoint's
+ * SHA-256; if they do not match, it is written from the client store instead, so a corruption is
+ * never copied forward.
  */
 import { createHash } from 'node:crypto';
 import {
-  copyFileSync,
   existsSync,
-  linkSync,
   mkdirSync,
   readdirSync,
   readFileSync,
@@ -22,12 +26,13 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import type { ServerState } from '../algorithms/types.js';
+import type { StateRecord } from '../algorithms/types.js';
+import { decodeServerState, encodeServerState } from '../codec/state.js';
+import { InputError } from '../util/errors.js';
 import { writeJsonAtomic } from '../util/fs.js';
 import type { RunConfig } from './config.js';
 import type { ClientEval, EvalRecord } from './events.js';
 import type { Totals } from './simulate.js';
-import { decodeServerState, encodeServerState } from './state_codec.js';
 import type { ClientStore } from './store.js';
 
 export const CHECKPOINT_DIR = 'checkpoints';
@@ -49,7 +54,8 @@ export interface CheckpointData {
   time_s: number;
   totals: Totals;
   config: RunConfig;
-  server: ServerState;
+  /** The server's state in the stored layout (its algorithm's codec makes it). */
+  server: StateRecord;
   store: ClientStore;
   /** Clients whose state changed since the previous checkpoint. */
   dirty: ReadonlySet<number>;
@@ -61,11 +67,13 @@ const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const roundDir = (round: number) => `round-${String(round).padStart(6, '0')}`;
 const clientPath = (c: number) => `clients/${String(c).padStart(6, '0')}.msgpack`;
 
-function linkOrCopy(src: string, dst: string): void {
+/** The file's bytes when they still have the SHA-256 `hash`, else undefined. */
+function readVerified(path: string, hash: string): Uint8Array | undefined {
   try {
-    linkSync(src, dst);
+    const bytes = readFileSync(path);
+    return sha256(bytes) === hash ? bytes : undefined;
   } catch {
-    copyFileSync(src, dst);
+    return undefined;
   }
 }
 
@@ -80,7 +88,7 @@ export function listCheckpoints(runDir: string): string[] {
 
 /**
  * Writes a checkpoint and keeps only the newest `keep`. `previous` is the newest earlier
- * checkpoint's directory and meta (to link unchanged client files), if any.
+ * checkpoint's directory and meta (to copy unchanged client files from), if any.
  */
 export function writeCheckpoint(
   runDir: string,
@@ -111,15 +119,13 @@ export function writeCheckpoint(
   for (const c of clients) {
     const rel = clientPath(c);
     const prevHash = previous?.meta.files[rel];
-    if (previous && prevHash && !data.dirty.has(c)) {
-      linkOrCopy(join(previous.dir, rel), join(tmp, rel));
-      files[rel] = prevHash;
-      continue;
-    }
-    const file = data.store.file(c);
-    if (file) {
-      linkOrCopy(file, join(tmp, rel));
-      files[rel] = sha256(readFileSync(file));
+    const unchanged =
+      previous && prevHash && !data.dirty.has(c)
+        ? readVerified(join(previous.dir, rel), prevHash)
+        : undefined;
+    if (unchanged) {
+      writeFileSync(join(tmp, rel), unchanged);
+      files[rel] = prevHash!;
     } else put(rel, data.store.encoded(c));
   }
   const meta: CheckpointMeta = {
@@ -143,7 +149,8 @@ export function writeCheckpoint(
 export interface LoadedCheckpoint {
   dir: string;
   meta: CheckpointMeta;
-  server: ServerState;
+  /** The server's state in the stored layout (its algorithm's codec reads it). */
+  server: StateRecord;
   records: EvalRecord[];
   clientEvals: ClientEval[];
   /** Encoded client states, by client id. */
@@ -204,5 +211,5 @@ export function latestCheckpoint(runDir: string): LoadedCheckpoint & { skipped: 
   const why = skipped.length
     ? `:\n  ${skipped.join('\n  ')}`
     : ` (no ${CHECKPOINT_DIR}/round-* directory)`;
-  throw Object.assign(new Error(`no usable checkpoint in '${runDir}'${why}`), { exitCode: 2 });
+  throw new InputError(`no usable checkpoint in '${runDir}'${why}`);
 }

@@ -2,16 +2,17 @@
  * The work done for one client: local training for a round, and evaluation. Plain values in and
  * out, so the same functions run in the main thread and in worker threads.
  */
-import type { ClientState, Download, Upload } from '../algorithms/types.js';
+import type { ClientTrainResult, Download } from '../algorithms/types.js';
 import { lrAt } from '../algorithms/types.js';
+import { decodeParams } from '../codec/params.js';
+import type { ClientEvalRow } from '../runtime/fleet.js';
 import type { ParamArrays, Params } from '../tensor/params.js';
 import { disposeParams, fromArrays } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
 import { disposeData, evaluate, toTensors } from '../train/loop.js';
 import type { Simulation } from './simulate.js';
 
-/** Keys of the random streams: Rng.derive(seed, STREAM, round[, client]). */
-export const SAMPLING_STREAM = 0x73616d70;
+/** Keys of a client's random streams: Rng.derive(seed, STREAM, round, client). */
 export const CLIENT_STREAM = 0x636c6e74;
 export const EVAL_STREAM = 0x6576616c;
 
@@ -20,51 +21,58 @@ export interface TrainTask {
   round: number;
   download: Download;
   /** The client's state; undefined for a client never drawn (its initial state is made where it runs). */
-  state: ClientState | undefined;
+  state: unknown;
 }
 
 /** A client's state, or its initial state when it has none yet. */
-export function stateOrInit(
-  sim: Simulation,
-  client: number,
-  state: ClientState | undefined,
-): ClientState {
-  return state ?? sim.algorithm.initClient(client, sim.init);
+export function stateOrInit(sim: Simulation, client: number, state: unknown): unknown {
+  return state ?? sim.algorithm.client.initClient(client, sim.init);
 }
 
-export interface TrainOutcome {
-  upload: Upload;
-  state: ClientState;
-}
+export type TrainOutcome = ClientTrainResult<unknown>;
 
-export function trainClient(sim: Simulation, task: TrainTask): TrainOutcome {
+export async function trainClient(sim: Simulation, task: TrainTask): Promise<TrainOutcome> {
   const c = sim.clients[task.client]!;
   const data = toTensors(c.train.x, c.train.y, c.shape);
   try {
-    return sim.algorithm.clientTrain(task.download, stateOrInit(sim, task.client, task.state), {
-      client: task.client,
-      round: task.round,
-      lr: lrAt(sim.config.train, task.round),
-      data,
-      rng: Rng.derive(sim.config.seed, CLIENT_STREAM, task.round, task.client),
-    });
+    return await sim.algorithm.client.train(
+      task.download,
+      stateOrInit(sim, task.client, task.state),
+      {
+        client: task.client,
+        round: task.round,
+        lr: lrAt(sim.config.train, task.round),
+        data,
+        rng: Rng.derive(sim.config.seed, CLIENT_STREAM, task.round, task.client),
+      },
+    );
   } finally {
     disposeData(data);
   }
 }
 
-/** Client `client`'s personal model after `round` rounds (null when the algorithm has none). */
+/** What a client decodes an evaluation download to: undefined when nothing is shared. */
+export function sentParams(sim: Simulation, download: Download): ParamArrays | undefined {
+  return Object.keys(download.params).length
+    ? decodeParams(download.params, sim.model.spec)
+    : undefined;
+}
+
+/**
+ * Client `client`'s personal model after `round` rounds, from its state and `sent`, what it was
+ * sent for the evaluation (null when the algorithm has no personal model).
+ */
 export function personalModelOf(
   sim: Simulation,
   client: number,
   round: number,
-  global: ParamArrays | undefined,
-  state: ClientState,
+  sent: ParamArrays | undefined,
+  state: unknown,
 ): ParamArrays | null {
   const c = sim.clients[client]!;
   const train = toTensors(c.train.x, c.train.y, c.shape);
   try {
-    return sim.algorithm.personalModel(state, global, {
+    return sim.algorithm.client.personalModel(state, sent, {
       client,
       round,
       lr: lrAt(sim.config.train, round),
@@ -76,26 +84,18 @@ export function personalModelOf(
   }
 }
 
-/** One client's evaluation: test-set size, and accuracy/loss of the global and personal model. */
-export interface ClientEvalRow {
-  n: number;
-  global?: { acc: number; loss: number };
-  personal?: { acc: number; loss: number };
-  density?: number;
-}
-
 /**
- * Evaluates client `client` at `round` (rounds completed). `globalTensors` is the global model as
- * tensors when the algorithm has one to evaluate; `global` is the shared part as arrays, which
- * personal models may build on.
+ * Evaluates client `client` at `round` (rounds completed). `sent` is the decoded evaluation
+ * download (the shared part personal models build on); `globalTensors` is it as tensors when it
+ * is a global model to evaluate on its own.
  */
 export function evalClient(
   sim: Simulation,
   client: number,
   round: number,
-  global: ParamArrays | undefined,
+  sent: ParamArrays | undefined,
   globalTensors: Params | undefined,
-  stored: ClientState | undefined,
+  stored: unknown,
 ): ClientEvalRow {
   const { algorithm, model } = sim;
   const state = stateOrInit(sim, client, stored);
@@ -108,14 +108,14 @@ export function evalClient(
       row.global = { acc: r.acc, loss: r.loss };
     }
     if (algorithm.hasPersonal) {
-      const pm = personalModelOf(sim, client, round, global, state);
+      const pm = personalModelOf(sim, client, round, sent, state);
       if (pm) {
         const pt = fromArrays(pm);
         const r = evaluate(model, pt, test);
         disposeParams(pt);
         row.personal = { acc: r.acc, loss: r.loss };
       }
-      if (algorithm.personalDensity) row.density = algorithm.personalDensity(state);
+      if (algorithm.client.personalDensity) row.density = algorithm.client.personalDensity(state);
     }
   } finally {
     disposeData(test);

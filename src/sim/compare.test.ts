@@ -54,6 +54,15 @@ describe('parseAlgorithmList', () => {
       /expected name:key=value/,
     );
     expect(() => parseAlgorithmList('fedavg,fedavg', config.algorithm)).toThrow(/listed twice/);
+  });
+
+  it('suggests the closest algorithm name and option for a typo, as run does', () => {
+    expect(() => parseAlgorithmList('fedavg,fedsrl', config.algorithm)).toThrow(
+      /'fedsrl' is not valid: name: 'fedsrl' is not one of fedslr, .* \(did you mean 'fedslr'\?\)/,
+    );
+    expect(() => parseAlgorithmList('fedprox:mux=1', config.algorithm)).toThrow(
+      /'fedprox:mux=1' is not valid: unknown key 'mux' \(did you mean 'mu'\?\); allowed: name, mu, weighted/,
+    );
     expect(() => parseAlgorithmList(' , ', config.algorithm)).toThrow(/at least one/);
   });
 });

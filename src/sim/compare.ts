@@ -10,17 +10,25 @@
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { algorithmSchema } from '../algorithms/registry.js';
+import { InputError } from '../util/errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import { listCheckpoints } from './checkpoint.js';
 import {
   type AlgorithmConfig,
-  algorithmSchema,
   ConfigError,
+  describeIssues,
   parseConfig,
   type RunConfig,
 } from './config.js';
-import { diffKeys, type ExperimentEvent, resumeExperiment, runExperiment } from './experiment.js';
+import {
+  type ExperimentEvent,
+  refuseChangedConfig,
+  resumeExperiment,
+  runExperiment,
+} from './experiment.js';
 import { applySet } from './load_config.js';
+import { withDirLock } from './lock.js';
 import { checkFreshDir, type RunSummary, readRecords, summarizeRun } from './rundir.js';
 import { TrainingDiverged } from './simulate.js';
 
@@ -41,8 +49,9 @@ function dropNulls(o: Record<string, unknown>): void {
 /**
  * Parses `fedslr,fedavg,fedslr:ablation=sparse-only,ditto:lambda=1`: comma-separated entries,
  * each an algorithm name and optional `:key=value` options (values read as YAML scalars; a key
- * may be a dot path into an option, `fedslr:svt.fraction=0.4`; `key=~` unsets an option). An entry starts from the config's
- * own algorithm section when it names the same algorithm, else from that algorithm's defaults.
+ * may be a dot path into an option, `fedslr:svt.fraction=0.4`; `key=~` unsets an option). An
+ * entry starts from the config's own algorithm section when it names the same algorithm, else
+ * from that algorithm's defaults.
  */
 export function parseAlgorithmList(list: string, base: AlgorithmConfig): CompareEntry[] {
   const items = list
@@ -57,13 +66,15 @@ export function parseAlgorithmList(list: string, base: AlgorithmConfig): Compare
     for (const o of opts) {
       if (o.indexOf('=') <= 0)
         throw new ConfigError(`--algorithms entry '${label}': expected name:key=value, got '${o}'`);
-      raw = applySet(raw, o);
+      // Through the whole config, so that a tag's switch (svt.mode) drops what the new tag does
+      // not take, as `--set algorithm.svt.mode=...` does.
+      raw = applySet({ algorithm: raw }, `algorithm.${o}`)['algorithm'] as Record<string, unknown>;
     }
     dropNulls(raw);
     const r = algorithmSchema.safeParse(raw);
     if (!r.success) {
-      const why = r.error.issues
-        .map((i) => `${i.path.length ? `${i.path.join('.')}: ` : ''}${i.message}`)
+      const why = describeIssues(r.error.issues, { algorithm: raw }, ['algorithm'])
+        .map((l) => l.replace(/^algorithm(\.|: )/, ''))
         .join('; ');
       throw new ConfigError(`--algorithms entry '${label}' is not valid: ${why}`);
     }
@@ -314,9 +325,15 @@ export async function runCompare(
   entries: readonly CompareEntry[],
   opts: CompareOptions,
 ): Promise<CompareRow[]> {
-  checkFreshDir(opts.outDir);
   checkRunDirs(entries);
-  return compareLoop({ config, entries: [...entries], rows: [] }, [], opts);
+  return withDirLock(
+    opts.outDir,
+    () => {
+      checkFreshDir(opts.outDir);
+      return compareLoop({ config, entries: [...entries], rows: [] }, [], opts);
+    },
+    'comparison directory',
+  );
 }
 
 /**
@@ -333,26 +350,21 @@ export async function resumeCompare(
 ): Promise<CompareRow[]> {
   const path = join(outDir, COMPARE_STATE);
   if (!existsSync(path)) {
-    throw Object.assign(
-      new Error(`'${outDir}' is not a comparison directory (no ${COMPARE_STATE})`),
-      { exitCode: 2 },
-    );
+    throw new InputError(`'${outDir}' is not a comparison directory (no ${COMPARE_STATE})`);
   }
   const saved = JSON.parse(readFileSync(path, 'utf8')) as CompareState;
   let raw = saved.config as unknown as Record<string, unknown>;
   for (const s of sets) raw = applySet(raw, s);
   const config = parseConfig(raw, `config of '${outDir}' with --set`);
-  const comparable = (c: RunConfig) => ({ ...c, rounds: 0, runtime: null });
-  const changed = diffKeys(comparable(saved.config), comparable(config));
-  if (changed.length) {
-    throw new ConfigError(
-      `cannot resume '${outDir}' with a different config (only rounds and runtime may change); differing keys: ${changed.join(', ')}`,
-    );
-  }
+  refuseChangedConfig(saved.config, config, outDir);
   // A diverged run is not retried: it would diverge again at the same round.
   const rows = saved.rows.filter((r) => r.rounds === config.rounds || r.diverged_round);
   const entries = add === undefined ? saved.entries : addEntries(saved.entries, add, config);
-  return compareLoop({ ...saved, config, entries, rows }, sets, { ...opts, outDir });
+  return withDirLock(
+    outDir,
+    () => compareLoop({ ...saved, config, entries, rows }, sets, { ...opts, outDir }),
+    'comparison directory',
+  );
 }
 
 function addEntries(entries: CompareEntry[], list: string, config: RunConfig): CompareEntry[] {

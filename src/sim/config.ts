@@ -4,189 +4,17 @@
  * silently ignored. Defaults are FEDSLR.md's (the authors' defaults).
  */
 import { z } from 'zod';
+import { FEDSLR_DEFAULTS } from '../algorithms/fedslr.js';
+import { algorithmSchema } from '../algorithms/registry.js';
 import { DATASET_NAMES } from '../data/load.js';
 import { MODEL_NAMES } from '../models/index.js';
 import { BACKEND_NAMES } from '../tensor/backend.js';
+import { LAST_BATCH_MODES } from '../train/batches.js';
+import { InputError } from '../util/errors.js';
+import { suggest } from '../util/suggest.js';
 
 const positiveInt = z.number().int().positive();
 const nonNegative = z.number().nonnegative();
-
-const fraction = z.number().gt(0).lte(1);
-/** Exactly one of two keys of a budget (rank: rank | fraction; bytes: bytes | fraction). */
-const oneOf = (keys: [string, string]) => (v: Record<string, unknown>, ctx: z.RefinementCtx) => {
-  const given = keys.filter((k) => v[k] !== undefined);
-  if (given.length !== 1)
-    ctx.addIssue({
-      code: 'custom',
-      path: given.length ? [given[1]!] : [],
-      message: `mode ${String(v['mode'])} takes exactly one of ${keys.join(', ')}${given.length ? `, got both` : ''}`,
-    });
-};
-
-/** The server's low-rank step: SVT at mu / alpha (absolute) or a budget; see svt_modes.ts. */
-const svtSchema = z.discriminatedUnion('mode', [
-  z.strictObject({ mode: z.literal('absolute') }),
-  /** Soft threshold at `fraction` of each matrix's largest singular value. */
-  z.strictObject({ mode: z.literal('relative'), fraction: z.number().gt(0).lt(1) }),
-  /** Keep the smallest rank holding `fraction` of each matrix's squared spectrum. */
-  z.strictObject({ mode: z.literal('energy'), fraction }),
-  /** Keep at most `rank` values per matrix, or `fraction` of its full rank. */
-  z
-    .strictObject({
-      mode: z.literal('rank'),
-      rank: z.number().int().nonnegative().optional(),
-      fraction: fraction.optional(),
-    })
-    .superRefine(oneOf(['rank', 'fraction'])),
-  /** One client's download at most `bytes`, or `fraction` of the dense download's bytes. */
-  z
-    .strictObject({
-      mode: z.literal('bytes'),
-      fraction: fraction.optional(),
-      bytes: positiveInt.optional(),
-    })
-    .superRefine(oneOf(['fraction', 'bytes'])),
-]);
-
-const fedslrSchema = z
-  .strictObject({
-    name: z.literal('fedslr'),
-    /** Augmented-Lagrangian coefficient. */
-    alpha: z.number().positive().default(0.1),
-    /** Nuclear-norm weight; the server thresholds singular values at mu / alpha. */
-    mu: nonNegative.default(1e-4),
-    /** L1 weight of the personal components. */
-    lambda: nonNegative.default(1e-3),
-    /** Epochs of stage 2 (the personal part) per round. */
-    personalEpochs: z.number().int().nonnegative().default(1),
-    /** Start of each P_i: a copy of the initial weights (the authors' choice) or zeros. */
-    personalInit: z.enum(['init', 'zeros']).default('init'),
-    /** Ablation: both parts, low-rank only (no stage 2) or sparse only (no SVT). */
-    ablation: z.enum(['both', 'low-rank-only', 'sparse-only']).default('both'),
-    /** How the server's low-rank step picks what to keep. */
-    svt: svtSchema.default({ mode: 'absolute' }),
-    /** Target share of non-zeros of each P_i; lambda is then adapted per client from `lambda`. */
-    density: fraction.optional(),
-  })
-  .refine((v) => v.density === undefined || v.lambda > 0, {
-    path: ['lambda'],
-    message: 'a density target adapts lambda multiplicatively: lambda must be > 0',
-  });
-
-const fedavgSchema = z
-  .strictObject({
-    name: z.literal('fedavg'),
-    /** Weight client models by sample count (FedAvg) or equally. */
-    weighted: z.boolean().default(true),
-    /** Downlink budget as a fraction of the dense download: W's SVD truncated to meet it. */
-    downlink: fraction.optional(),
-    /** The same budget in bytes of one client's download. */
-    downlinkBytes: positiveInt.optional(),
-  })
-  .refine((v) => v.downlink === undefined || v.downlinkBytes === undefined, {
-    path: ['downlinkBytes'],
-    message: 'give downlink (a fraction) or downlinkBytes, not both',
-  });
-
-const dittoSchema = z.strictObject({
-  name: z.literal('ditto'),
-  lambda: nonNegative.default(0.1),
-  personalEpochs: z.number().int().nonnegative().optional(),
-  weighted: z.boolean().default(true),
-});
-
-const localSchema = z.strictObject({ name: z.literal('local') });
-
-const weighted = z.boolean().default(true);
-/** How many of the model's last dense layers form the head (FedRep, FedPer, LG-FedAvg). */
-const headLayers = positiveInt.default(1);
-
-const scaffoldSchema = z.strictObject({
-  name: z.literal('scaffold'),
-  /** Global step size eta_g. */
-  serverLr: z.number().positive().default(1),
-});
-
-const fedproxSchema = z.strictObject({
-  name: z.literal('fedprox'),
-  /** Weight of the proximal term (mu/2)||w - W^t||^2. */
-  mu: nonNegative.default(0.01),
-  weighted,
-});
-
-const feddynSchema = z.strictObject({
-  name: z.literal('feddyn'),
-  /** Coefficient of the dynamic regulariser. */
-  alpha: z.number().positive().default(0.1),
-});
-
-const apflSchema = z.strictObject({
-  name: z.literal('apfl'),
-  /** Initial (or, with adaptive false, fixed) mixing weight of the personal model. */
-  alpha: z.number().min(0).max(1).default(0.25),
-  adaptive: z.boolean().default(true),
-  weighted,
-});
-
-const fedrepSchema = z.strictObject({
-  name: z.literal('fedrep'),
-  headLayers,
-  /** Epochs over the head (body frozen) before the body epochs. */
-  headEpochs: z.number().int().nonnegative().default(1),
-  /** Epochs over the body (head frozen); default: train.epochs. */
-  bodyEpochs: z.number().int().nonnegative().optional(),
-  weighted,
-});
-
-const fedperSchema = z.strictObject({ name: z.literal('fedper'), headLayers, weighted });
-const lgfedavgSchema = z.strictObject({ name: z.literal('lgfedavg'), headLayers, weighted });
-
-const perfedavgSchema = z.strictObject({
-  name: z.literal('perfedavg'),
-  /** Inner (adaptation) step size; default: the round's lr. */
-  alpha: z.number().positive().optional(),
-  /** Adaptation steps (one mini-batch each) that make the personal model at evaluation. */
-  adaptSteps: z.number().int().nonnegative().default(1),
-  weighted,
-});
-
-const fedavgftSchema = z.strictObject({
-  name: z.literal('fedavg-ft'),
-  /** Local fine-tuning epochs before each evaluation. */
-  ftEpochs: z.number().int().nonnegative().default(1),
-  weighted,
-});
-
-export const algorithmSchema = z.discriminatedUnion('name', [
-  fedslrSchema,
-  fedavgSchema,
-  dittoSchema,
-  localSchema,
-  scaffoldSchema,
-  fedproxSchema,
-  feddynSchema,
-  apflSchema,
-  fedrepSchema,
-  fedperSchema,
-  lgfedavgSchema,
-  perfedavgSchema,
-  fedavgftSchema,
-]);
-export const ALGORITHM_NAMES = [
-  'fedslr',
-  'fedavg',
-  'ditto',
-  'local',
-  'scaffold',
-  'fedprox',
-  'feddyn',
-  'apfl',
-  'fedrep',
-  'fedper',
-  'lgfedavg',
-  'perfedavg',
-  'fedavg-ft',
-] as const;
 
 const partitionSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('iid') }),
@@ -217,16 +45,7 @@ export const configSchema = z
         sampling: samplingSchema.default({ kind: 'fraction', q: 0.1 }),
       })
       .default({ count: 100, sampling: { kind: 'fraction', q: 0.1 } }),
-    algorithm: algorithmSchema.default({
-      name: 'fedslr',
-      alpha: 0.1,
-      mu: 1e-4,
-      lambda: 1e-3,
-      personalEpochs: 1,
-      personalInit: 'init',
-      ablation: 'both',
-      svt: { mode: 'absolute' },
-    }),
+    algorithm: algorithmSchema.default({ name: 'fedslr', ...FEDSLR_DEFAULTS }),
     data: z
       .strictObject({
         dataset: z.enum(DATASET_NAMES).default('mnist'),
@@ -255,6 +74,8 @@ export const configSchema = z
         weightDecay: nonNegative.default(1e-3),
         batchSize: positiveInt.default(20),
         epochs: z.number().int().nonnegative().default(2),
+        /** A short last batch of an epoch: its own step (keep), joined to the previous (merge), dropped. */
+        lastBatch: z.enum(LAST_BATCH_MODES).default('keep'),
         backend: z.enum(BACKEND_NAMES).default('auto'),
       })
       .default({
@@ -263,6 +84,7 @@ export const configSchema = z
         weightDecay: 1e-3,
         batchSize: 20,
         epochs: 2,
+        lastBatch: 'keep',
         backend: 'auto',
       }),
     runtime: z
@@ -310,17 +132,16 @@ export const configSchema = z
   });
 
 export type RunConfig = z.output<typeof configSchema>;
-export type AlgorithmConfig = RunConfig['algorithm'];
+export type { AlgorithmConfig } from '../algorithms/registry.js';
 export type ConfigInput = z.input<typeof configSchema>;
 
 /** A config error that lists every problem, each with its key path. */
-export class ConfigError extends Error {
+export class ConfigError extends InputError {
   override name = 'ConfigError';
-  readonly exitCode = 2;
 }
 
 /** Keys the schema allows at `path` of `input` (following discriminated unions by their tag). */
-function allowedKeys(path: readonly PropertyKey[], input: unknown): string[] {
+export function allowedKeys(path: readonly PropertyKey[], input: unknown): string[] {
   let schema: z.ZodType = configSchema;
   let value = input as Record<PropertyKey, unknown> | undefined;
   for (let i = 0; ; i++) {
@@ -355,45 +176,44 @@ function allowedKeys(path: readonly PropertyKey[], input: unknown): string[] {
   }
 }
 
-function editDistance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1;
-      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-    }
-  }
-  return d[a.length]![b.length]!;
-}
-
-function suggest(key: string, allowed: readonly string[]): string {
-  const best = allowed
-    .map((k) => ({ k, d: editDistance(key, k) }))
-    .filter((x) => x.d <= Math.max(2, Math.floor(x.k.length / 3)))
-    .sort((a, b) => a.d - b.d)[0];
-  return best ? ` (did you mean '${best.k}'?)` : '';
-}
-
 function dotPath(path: readonly PropertyKey[]): string {
   return path
     .map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`))
     .join('');
 }
 
+/**
+ * Each issue as `path: message`, unknown keys and unknown kinds/names with the closest allowed one
+ * ("did you mean"). `input` is the whole config; `prefix` is where the validated part sits in it
+ * (issues of the algorithm schema alone have paths relative to `algorithm`).
+ */
+export function describeIssues(
+  issues: readonly z.core.$ZodIssue[],
+  input: unknown,
+  prefix: readonly PropertyKey[] = [],
+): string[] {
+  return issues.map((iss) => {
+    const path = [...prefix, ...iss.path];
+    const where = dotPath(path) || '(top level)';
+    let msg = iss.message;
+    if (iss.code === 'unrecognized_keys') {
+      const allowed = allowedKeys(path, input);
+      const keys = iss.keys.map((k) => `'${k}'${suggest(k, allowed)}`).join(', ');
+      msg = `unknown key${iss.keys.length > 1 ? 's' : ''} ${keys}; allowed: ${allowed.join(', ')}`;
+    } else if (iss.code === 'invalid_union' && 'options' in iss && Array.isArray(iss.options)) {
+      let given: unknown = input;
+      for (const k of path) given = (given as Record<PropertyKey, unknown> | undefined)?.[k];
+      const options = iss.options.map(String);
+      msg = `'${String(given)}' is not one of ${options.join(', ')}${suggest(String(given), options)}`;
+    }
+    return `${where}: ${msg}`;
+  });
+}
+
 /** Validates a config object; throws ConfigError naming every bad key and what was expected. */
 export function parseConfig(input: unknown, source = 'config'): RunConfig {
   const r = configSchema.safeParse(input);
   if (r.success) return r.data;
-  const lines = r.error.issues.map((iss) => {
-    const where = dotPath(iss.path) || '(top level)';
-    let msg = iss.message;
-    if (iss.code === 'unrecognized_keys') {
-      const allowed = allowedKeys(iss.path, input);
-      const keys = iss.keys.map((k) => `'${k}'${suggest(k, allowed)}`).join(', ');
-      msg = `unknown key${iss.keys.length > 1 ? 's' : ''} ${keys}; allowed: ${allowed.join(', ')}`;
-    }
-    return `  ✖ ${where}: ${msg}`;
-  });
+  const lines = describeIssues(r.error.issues, input).map((l) => `  ✖ ${l}`);
   throw new ConfigError(`${source} is not valid:\n${lines.join('\n')}`);
 }

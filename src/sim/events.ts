@@ -34,6 +34,8 @@ export interface ClientEval {
 export type RunEvent =
   | { type: 'round-start'; round: number; clients: number[]; lr: number }
   | { type: 'client-done'; round: number; client: number; loss: number; acc: number }
+  /** A drawn client that did not answer, or whose upload was malformed: left out of the round. */
+  | { type: 'client-failed'; round: number; client: number; reason: string }
   | {
       type: 'round-end';
       round: number;
@@ -44,7 +46,7 @@ export type RunEvent =
       up_bytes: number;
       dense_down_params: number;
       train_loss: number;
-      /** Clients drawn this round. */
+      /** Clients whose uploads were aggregated this round (the drawn ones that answered). */
       clients: number;
       /** Seconds spent on the clients (downloads encoded, training, uploads folded in). */
       train_s: number;

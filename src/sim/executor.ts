@@ -9,14 +9,14 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { ClientState } from '../algorithms/types.js';
+import type { Download } from '../algorithms/types.js';
 import type { ClientData } from '../data/clients.js';
-import type { ParamArrays } from '../tensor/params.js';
+import type { ClientEvalRow } from '../runtime/fleet.js';
 import { disposeParams, fromArrays } from '../tensor/params.js';
 import { writeFileAtomic } from '../util/fs.js';
 import {
-  type ClientEvalRow,
   evalClient,
+  sentParams,
   type TrainOutcome,
   type TrainTask,
   trainClient,
@@ -26,13 +26,13 @@ import type { Simulation } from './simulate.js';
 
 export interface EvalJob {
   round: number;
-  /** The server's shared parameters (personal models may build on them). */
-  global: ParamArrays | undefined;
-  /** Whether `global` is a model to evaluate on its own. */
+  /** What every client is sent for the evaluation (personal models may build on it). */
+  download: Download;
+  /** Whether the download is a global model to evaluate on its own. */
   evalGlobal: boolean;
   clients: readonly number[];
   /** The client's stored state (undefined: never drawn, so its initial state). */
-  state: (client: number) => ClientState | undefined;
+  state: (client: number) => unknown;
 }
 
 export interface Executor {
@@ -51,15 +51,14 @@ export class InProcessExecutor implements Executor {
 
   async *train(tasks: readonly TrainTask[]) {
     for (let i = 0; i < tasks.length; i++)
-      yield { index: i, outcome: trainClient(this.sim, tasks[i]!) };
+      yield { index: i, outcome: await trainClient(this.sim, tasks[i]!) };
   }
 
   async evaluate(job: EvalJob): Promise<ClientEvalRow[]> {
-    const gt = job.evalGlobal && job.global ? fromArrays(job.global) : undefined;
+    const sent = sentParams(this.sim, job.download);
+    const gt = job.evalGlobal && sent ? fromArrays(sent) : undefined;
     try {
-      return job.clients.map((c) =>
-        evalClient(this.sim, c, job.round, job.global, gt, job.state(c)),
-      );
+      return job.clients.map((c) => evalClient(this.sim, c, job.round, sent, gt, job.state(c)));
     } finally {
       if (gt) disposeParams(gt);
     }
@@ -72,8 +71,8 @@ export class InProcessExecutor implements Executor {
 export type ToWorker =
   | { type: 'init'; config: RunConfig; clients: readonly ClientData[] }
   | { type: 'train'; id: number; task: TrainTask }
-  | { type: 'global'; round: number; global: ParamArrays | undefined; evalGlobal: boolean }
-  | { type: 'eval'; id: number; client: number; state: ClientState | undefined };
+  | { type: 'global'; round: number; download: Download; evalGlobal: boolean }
+  | { type: 'eval'; id: number; client: number; state: unknown };
 
 /** Messages from a worker. */
 export type FromWorker =
@@ -198,9 +197,7 @@ class WorkerHandle {
   }
 
   request(
-    msg:
-      | { type: 'train'; task: TrainTask }
-      | { type: 'eval'; client: number; state: ClientState | undefined },
+    msg: { type: 'train'; task: TrainTask } | { type: 'eval'; client: number; state: unknown },
   ): Promise<FromWorker> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
@@ -296,7 +293,12 @@ export class WorkerPool implements Executor {
 
   async evaluate(job: EvalJob): Promise<ClientEvalRow[]> {
     for (const h of this.handles)
-      h.post({ type: 'global', round: job.round, global: job.global, evalGlobal: job.evalGlobal });
+      h.post({
+        type: 'global',
+        round: job.round,
+        download: job.download,
+        evalGlobal: job.evalGlobal,
+      });
     const rows: ClientEvalRow[] = new Array(job.clients.length);
     const run = (h: WorkerHandle, i: number) =>
       h.request({ type: 'eval', client: job.clients[i]!, state: job.state(job.clients[i]!) });

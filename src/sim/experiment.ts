@@ -4,17 +4,20 @@
  * its newest good checkpoint.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve, sep } from 'node:path';
+import { decodeClientState } from '../codec/state.js';
 import { paramCount } from '../tensor/params.js';
+import { InputError } from '../util/errors.js';
 import { type CheckpointMeta, latestCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { ConfigError, parseConfig, type RunConfig } from './config.js';
 import type { RunEvent } from './events.js';
 import { createExecutor } from './executor.js';
+import { ExecutorFleet } from './executor_fleet.js';
 import { applySet } from './load_config.js';
+import { withDirLock } from './lock.js';
 import { checkFreshDir, FILES, RunDir, type RunSummary, summarizeRun } from './rundir.js';
-import { setup } from './setup.js';
+import { type SetupInfo, setup } from './setup.js';
 import { initialState, type SimState, type Simulation, simulate } from './simulate.js';
-import { decodeClientState } from './state_codec.js';
 import { type ClientStore, chooseStore, DiskStore, MemoryStore } from './store.js';
 
 /** Extra events the experiment driver adds to the simulator's. */
@@ -23,6 +26,11 @@ export type ExperimentEvent =
   | { type: 'checkpoint'; round: number; dir: string }
   | { type: 'resumed'; round: number; rounds: number; from: string; skipped: string[] }
   | { type: 'store'; kind: 'memory' | 'disk'; estimatedBytes: number }
+  /**
+   * Where the dataset was read from; `requested` is the config's `data.dir` when the files were
+   * not in it (nor in its dataset subfolder) and were found in a default location instead.
+   */
+  | { type: 'data'; dataset: string; source: string; requested?: string }
   /** Who trains and evaluates the clients: 1 = the main thread, more = that many worker threads. */
   | { type: 'executor'; workers: number };
 
@@ -44,12 +52,38 @@ function makeStore(
   const rt = sim.config.runtime;
   const kind = chooseStore(rt.store, estimatedBytes, rt.memoryBudget);
   onEvent?.({ type: 'store', kind, estimatedBytes });
-  return kind === 'memory' ? new MemoryStore() : new DiskStore(join(outDir, STORE_DIR));
+  const codec = sim.algorithm.client.codec;
+  return kind === 'memory' ? new MemoryStore(codec) : new DiskStore(join(outDir, STORE_DIR), codec);
+}
+
+function configNotes(info: SetupInfo): Record<string, unknown> {
+  return {
+    backend: info.backend,
+    threads: info.threads,
+    trainSamples: info.trainSamples,
+    testSamples: info.testSamples,
+    dataSource: info.dataSource,
+  };
+}
+
+function dataEvent(config: RunConfig, info: SetupInfo): ExperimentEvent {
+  const { dataset, dir } = config.data;
+  const inDir =
+    dir === undefined ||
+    info.dataSource === resolve(dir) ||
+    info.dataSource.startsWith(`${resolve(dir)}${sep}`);
+  return {
+    type: 'data',
+    dataset,
+    source: info.dataSource,
+    ...(inDir ? {} : { requested: dir }),
+  };
 }
 
 async function drive(
   sim: Simulation,
   st: SimState,
+  store: ClientStore,
   dir: RunDir,
   t0: number,
   previous: { dir: string; meta: CheckpointMeta } | undefined,
@@ -59,6 +93,7 @@ async function drive(
   const now = () => t0 + (performance.now() - start) / 1000;
   const { config } = sim;
   let prev = previous;
+  const fleet = new ExecutorFleet(sim, await createExecutor(sim), store);
   const checkpoint = () => {
     prev = writeCheckpoint(
       dir.dir,
@@ -67,22 +102,21 @@ async function drive(
         time_s: now(),
         totals: st.totals,
         config,
-        server: st.server,
-        store: st.clients,
-        dirty: st.dirty,
+        server: sim.algorithm.server.codec.toRecord(st.server),
+        store: fleet.store,
+        dirty: fleet.dirty,
         records: dir.records,
         clientEvals: dir.clientEvals,
       },
       config.runtime.keepCheckpoints,
       prev,
     );
-    st.dirty.clear();
+    fleet.dirty.clear();
     onEvent?.({ type: 'checkpoint', round: st.round, dir: prev.dir });
   };
-  const executor = await createExecutor(sim);
-  onEvent?.({ type: 'executor', workers: executor.workers });
+  onEvent?.({ type: 'executor', workers: fleet.workers });
   try {
-    for await (const e of simulate(sim, st, now, executor)) {
+    for await (const e of simulate(sim, st, now, fleet)) {
       if (e.type === 'eval') dir.addEval(e.record, e.clients);
       onEvent?.(e);
       const every = config.runtime.checkpointEvery;
@@ -90,7 +124,7 @@ async function drive(
         checkpoint();
     }
   } finally {
-    await executor.close();
+    await fleet.close();
   }
   if (!prev || prev.meta.round !== st.round) checkpoint();
   const summary = summarizeRun(sim.algorithm.name, dir.records, st.round, now());
@@ -98,25 +132,50 @@ async function drive(
   return summary;
 }
 
+/**
+ * Runs `config` into the run directory `opts.outDir` (created if needed, must be empty), holding
+ * its lock (see lock.ts) until the run ends or fails.
+ */
 export async function runExperiment(
   config: RunConfig,
   opts: ExperimentOptions,
 ): Promise<RunSummary> {
-  checkFreshDir(opts.outDir);
-  const { sim, info } = await setup(config);
-  const dir = new RunDir(opts.outDir);
-  dir.writeConfig(config, {
-    backend: info.backend,
-    threads: info.threads,
-    trainSamples: info.trainSamples,
-    testSamples: info.testSamples,
+  return withDirLock(opts.outDir, () => {
+    checkFreshDir(opts.outDir);
+    return startRun(config, opts);
   });
-  const st = initialState(sim, makeStore(sim, opts.outDir, opts.onEvent));
-  return drive(sim, st, dir, 0, undefined, opts.onEvent);
+}
+
+async function startRun(config: RunConfig, opts: ExperimentOptions): Promise<RunSummary> {
+  const { sim, info } = await setup(config);
+  opts.onEvent?.(dataEvent(config, info));
+  const dir = new RunDir(opts.outDir);
+  dir.writeConfig(config, configNotes(info));
+  const store = makeStore(sim, opts.outDir, opts.onEvent);
+  return drive(sim, initialState(sim), store, dir, 0, undefined, opts.onEvent);
+}
+
+/**
+ * Refuses to continue `dir`, saved with config `saved`, under `config` when anything but `rounds`
+ * (which may grow) and `runtime` (which does not change results) differs. The saved config is
+ * parsed again first, so an option added since it was written counts at its default (which
+ * reproduces what the run did) instead of as a difference.
+ */
+export function refuseChangedConfig(saved: RunConfig, config: RunConfig, dir: string): void {
+  const comparable = (c: RunConfig) => ({ ...c, rounds: 0, runtime: null });
+  const changed = diffKeys(
+    comparable(parseConfig(saved, `saved config of '${dir}'`)),
+    comparable(config),
+  );
+  if (changed.length) {
+    throw new ConfigError(
+      `cannot resume '${dir}' with a different config (only rounds and runtime may change); differing keys: ${changed.join(', ')}`,
+    );
+  }
 }
 
 /** Keys (dot paths) where two plain values differ. */
-export function diffKeys(a: unknown, b: unknown, path = ''): string[] {
+function diffKeys(a: unknown, b: unknown, path = ''): string[] {
   const isObj = (x: unknown) => typeof x === 'object' && x !== null && !Array.isArray(x);
   if (isObj(a) && isObj(b)) {
     const keys = new Set([...Object.keys(a as object), ...Object.keys(b as object)]);
@@ -135,9 +194,7 @@ export function diffKeys(a: unknown, b: unknown, path = ''): string[] {
 export function readRunConfig(runDir: string): Record<string, unknown> {
   const path = join(runDir, FILES.config);
   if (!existsSync(path)) {
-    throw Object.assign(new Error(`'${runDir}' is not a run directory (no ${FILES.config})`), {
-      exitCode: 2,
-    });
+    throw new InputError(`'${runDir}' is not a run directory (no ${FILES.config})`);
   }
   const { fedslr: _notes, ...raw } = JSON.parse(readFileSync(path, 'utf8'));
   return raw;
@@ -152,38 +209,44 @@ export async function resumeExperiment(
   sets: readonly string[],
   onEvent?: (e: ExperimentEvent) => void,
 ): Promise<RunSummary> {
+  readRunConfig(runDir); // refuses a directory that is not a run before locking (creating) it
+  return withDirLock(runDir, () => resume(runDir, sets, onEvent));
+}
+
+async function resume(
+  runDir: string,
+  sets: readonly string[],
+  onEvent?: (e: ExperimentEvent) => void,
+): Promise<RunSummary> {
   let raw = readRunConfig(runDir);
   for (const s of sets) raw = applySet(raw, s);
   const config = parseConfig(raw, `config of '${runDir}'${sets.length ? ' with --set' : ''}`);
   const ck = latestCheckpoint(runDir);
-  // Rounds may grow; runtime settings (store, checkpoints) do not change results.
-  const comparable = (c: RunConfig) => ({ ...c, rounds: 0, runtime: null });
-  const changed = diffKeys(comparable(ck.meta.config), comparable(config));
-  if (changed.length) {
-    throw new ConfigError(
-      `cannot resume '${runDir}' with a different config (only rounds and runtime may change); differing keys: ${changed.join(', ')}`,
-    );
-  }
+  refuseChangedConfig(ck.meta.config, config, runDir);
   if (config.rounds < ck.meta.round) {
     throw new ConfigError(
       `cannot resume '${runDir}': rounds ${config.rounds} is below the checkpoint's round ${ck.meta.round}`,
     );
   }
-  const { sim } = await setup(config);
+  const { sim, info } = await setup(config);
+  onEvent?.(dataEvent(config, info));
   const store = makeStore(sim, runDir, onEvent);
   for (const c of ck.meta.clients) {
     const bytes = ck.clientBytes(c);
     if (store instanceof DiskStore) store.setEncoded(c, bytes);
-    else store.set(c, decodeClientState(bytes, `${ck.dir} client ${c}`));
+    else {
+      const where = `${ck.dir} client ${c}`;
+      store.set(c, sim.algorithm.client.codec.fromRecord(decodeClientState(bytes, where), where));
+    }
   }
   const st: SimState = {
     round: ck.meta.round,
-    server: ck.server,
-    clients: store,
-    dirty: new Set(),
+    server: sim.algorithm.server.codec.fromRecord(ck.server, join(ck.dir, 'server.msgpack')),
     totals: { ...ck.meta.totals },
   };
   const dir = new RunDir(runDir);
+  // The config as continued (rounds, runtime), so that a later plain --resume continues it.
+  dir.writeConfig(config, configNotes(info));
   dir.restore(ck.records, ck.clientEvals);
   onEvent?.({
     type: 'resumed',
@@ -192,5 +255,5 @@ export async function resumeExperiment(
     from: ck.dir,
     skipped: ck.skipped,
   });
-  return drive(sim, st, dir, ck.meta.time_s, { dir: ck.dir, meta: ck.meta }, onEvent);
+  return drive(sim, st, store, dir, ck.meta.time_s, { dir: ck.dir, meta: ck.meta }, onEvent);
 }

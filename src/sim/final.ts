@@ -3,14 +3,15 @@
  * checkpoint is at its final round): the global model, its low-rank factors, and any client's
  * personal model. Used by `fedslr export`.
  */
-
+import { join } from 'node:path';
+import { decodeClientState } from '../codec/state.js';
 import type { ParamArrays, ParamSpec } from '../tensor/params.js';
+import { InputError } from '../util/errors.js';
 import { latestCheckpoint } from './checkpoint.js';
-import { personalModelOf } from './client_work.js';
+import { personalModelOf, sentParams } from './client_work.js';
 import { parseConfig, type RunConfig } from './config.js';
 import { readRunConfig } from './experiment.js';
 import { setup } from './setup.js';
-import { decodeClientState } from './state_codec.js';
 
 export interface Factors {
   rows: number;
@@ -43,20 +44,14 @@ export async function readFinal(runDir: string): Promise<FinalState> {
   const config = parseConfig(readRunConfig(runDir), `config of '${runDir}'`);
   const ck = latestCheckpoint(runDir);
   const { sim } = await setup(config);
+  const { algorithm } = sim;
+  const server = algorithm.server.codec.fromRecord(ck.server, join(ck.dir, 'server.msgpack'));
+  // The factors are those of the evaluation download: what clients were sent.
+  const download = algorithm.server.evalDownload(server, ck.meta.round);
   const factors: Record<string, Factors> = {};
-  const f = ck.server.tensors['factors'] ?? {};
-  for (const [key, left] of Object.entries(f)) {
-    if (!key.endsWith(':left')) continue;
-    const name = key.slice(0, -':left'.length);
-    const right = f[`${name}:right`];
-    if (!right) continue;
-    factors[name] = {
-      rows: left.shape[0]!,
-      cols: right.shape[1]!,
-      rank: left.shape[1]!,
-      left: left.data,
-      right: right.data,
-    };
+  for (const [name, t] of Object.entries(download.params)) {
+    if (t.kind === 'lowrank')
+      factors[name] = { rows: t.rows, cols: t.cols, rank: t.rank, left: t.left, right: t.right };
   }
   const hasState = new Set(ck.meta.clients);
   return {
@@ -67,22 +62,20 @@ export async function readFinal(runDir: string): Promise<FinalState> {
     inputShape: sim.model.inputShape,
     classes: sim.model.classes,
     numClients: config.clients.count,
-    global: sim.algorithm.hasGlobal ? ck.server.global : undefined,
+    global: algorithm.hasGlobal ? algorithm.server.global(server) : undefined,
     factors,
     async personal(client) {
       if (!Number.isInteger(client) || client < 0 || client >= config.clients.count) {
-        throw Object.assign(
-          new Error(
-            `client ${client} does not exist: the run has clients 0..${config.clients.count - 1}`,
-          ),
-          { exitCode: 2 },
+        throw new InputError(
+          `client ${client} does not exist: the run has clients 0..${config.clients.count - 1}`,
         );
       }
-      if (!sim.algorithm.hasPersonal) return null;
+      if (!algorithm.hasPersonal) return null;
+      const where = `${ck.dir} client ${client}`;
       const state = hasState.has(client)
-        ? decodeClientState(ck.clientBytes(client), `${ck.dir} client ${client}`)
-        : sim.algorithm.initClient(client, sim.init);
-      return personalModelOf(sim, client, ck.meta.round, ck.server.global, state);
+        ? algorithm.client.codec.fromRecord(decodeClientState(ck.clientBytes(client), where), where)
+        : algorithm.client.initClient(client, sim.init);
+      return personalModelOf(sim, client, ck.meta.round, sentParams(sim, download), state);
     },
   };
 }

@@ -1,7 +1,7 @@
 /** Reading a config file (YAML or JSON) and applying `--set key=value` overrides. */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError, parseConfig, type RunConfig } from './config.js';
+import { allowedKeys, ConfigError, parseConfig, type RunConfig } from './config.js';
 
 type Obj = Record<string, unknown>;
 
@@ -20,7 +20,12 @@ export function readConfigFile(path: string): Obj {
       `config file '${path}' is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`,
     );
   }
-  if (value === null || value === undefined) return {};
+  if (value === null || value === undefined) {
+    // Every key has a default, so an empty file would silently start the full default experiment.
+    throw new ConfigError(
+      `config file '${path}' is empty; give at least the keys you mean (see examples/quickstart.yaml)`,
+    );
+  }
   if (typeof value !== 'object' || Array.isArray(value)) {
     throw new ConfigError(`config file '${path}': expected a mapping of keys at the top level`);
   }
@@ -30,8 +35,10 @@ export function readConfigFile(path: string): Obj {
 /**
  * Applies `key.path=value` to a raw config. The value is read as a YAML scalar or flow collection
  * (`3`, `0.1`, `true`, `fedavg`, `[64, 64]`), then the schema checks it like any other value.
- * Changing `algorithm.name` starts that algorithm from its own defaults, and changing a union's
- * tag (a `mode` or `kind` key) starts its object from nothing.
+ * Changing `algorithm.name` starts that algorithm from its own defaults; changing a section's
+ * `kind` or `mode` tag (`data.partition.kind`, `clients.sampling.kind`, `algorithm.svt.mode`)
+ * drops the options the new kind or mode does not take (`alpha` when switching a Dirichlet
+ * partition to `iid`).
  */
 export function applySet(raw: Obj, assignment: string): Obj {
   const eq = assignment.indexOf('=');
@@ -61,11 +68,15 @@ export function applySet(raw: Obj, assignment: string): Obj {
     out['algorithm'] = { name: value };
     return out;
   }
-  // A new tag of a discriminated union (svt.mode, partition.kind) starts its object afresh.
-  if ((last === 'mode' || last === 'kind') && node[last] !== undefined && node[last] !== value) {
-    for (const k of Object.keys(node)) delete node[k];
-  }
+  const switchesKind =
+    (last === 'kind' || last === 'mode') && node[last] !== undefined && node[last] !== value;
   node[last] = value;
+  if (switchesKind) {
+    const allowed = allowedKeys(path.slice(0, -1), out);
+    // An unknown kind allows nothing: keep the section so the error names the bad kind.
+    if (allowed.length > 0)
+      for (const k of Object.keys(node)) if (!allowed.includes(k)) delete node[k];
+  }
   return out;
 }
 

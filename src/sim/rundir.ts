@@ -6,9 +6,11 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { InputError } from '../util/errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import type { RunConfig } from './config.js';
 import type { ClientEval, EvalRecord } from './events.js';
+import { LOCK_FILE } from './lock.js';
 
 export const FILES = {
   config: 'config.json',
@@ -78,13 +80,10 @@ export function readRecords(dir: string): EvalRecord[] {
 /** Refuses to write into a directory that already holds a run or other files. */
 export function checkFreshDir(dir: string): void {
   if (!existsSync(dir)) return;
-  const entries = readdirSync(dir);
+  const entries = readdirSync(dir).filter((n) => n !== LOCK_FILE);
   if (entries.length > 0) {
-    throw Object.assign(
-      new Error(
-        `output directory '${dir}' is not empty (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''}); choose another --out or remove it`,
-      ),
-      { exitCode: 2 },
+    throw new InputError(
+      `output directory '${dir}' is not empty (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''}); choose another --out or remove it`,
     );
   }
 }

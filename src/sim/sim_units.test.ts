@@ -1,8 +1,12 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../tensor/rng.js';
 import { ConfigError, parseConfig } from './config.js';
 import { longestFirst } from './executor.js';
-import { applySet } from './load_config.js';
+import { refuseChangedConfig } from './experiment.js';
+import { applySet, loadConfig } from './load_config.js';
 import { drawClients } from './sampling.js';
 import { percentile, summarize } from './stats.js';
 
@@ -92,7 +96,7 @@ describe('config', () => {
     expect(msg).toMatch(/algorithm: unknown key 'alpah' \(did you mean 'alpha'\?\)/);
     expect(msg).toMatch(/train\.backend: .*"wasm"/);
     expect(() => parseConfig({ algorithm: { name: 'fedsl' } })).toThrow(
-      /algorithm\.name: .*'fedslr' \| 'fedavg'/,
+      /algorithm\.name: 'fedsl' is not one of fedslr, fedavg, .* \(did you mean 'fedslr'\?\)/,
     );
     expect(() => parseConfig({ clients: { count: 5, sampling: { kind: 'count', k: 9 } } })).toThrow(
       /clients\.sampling\.k: cannot draw 9 clients out of 5/,
@@ -117,7 +121,7 @@ describe('config', () => {
       /algorithm\.svt\.fraction: .*<=1/,
     );
     expect(() => fedslrWith({ svt: { mode: 'topk' } })).toThrow(
-      /algorithm\.svt\.mode: .*'absolute'/,
+      /algorithm\.svt\.mode: 'topk' is not one of absolute, relative, energy, rank, bytes/,
     );
     expect(() => fedslrWith({ density: 0.3, lambda: 0 })).toThrow(
       /algorithm\.lambda: a density target adapts lambda multiplicatively/,
@@ -148,5 +152,67 @@ describe('config', () => {
     expect(() => applySet(raw, 'rounds')).toThrow(/expected key\.path=value/);
     expect(() => applySet(raw, 'rounds.x=1')).toThrow(/'rounds' is not a mapping/);
     expect(parseConfig(applySet({}, 'rounds=3')).rounds).toBe(3);
+  });
+
+  it("--set of a section's kind drops the options the new kind does not take", () => {
+    const raw = {
+      data: { partition: { kind: 'dirichlet', alpha: 0.1, minSize: 5 } },
+      clients: { count: 10, sampling: { kind: 'count', k: 3 } },
+    };
+    expect(parseConfig(applySet(raw, 'data.partition.kind=iid')).data.partition).toEqual({
+      kind: 'iid',
+    });
+    const path = parseConfig(applySet(raw, 'data.partition.kind=pathological')).data.partition;
+    expect(path).toEqual({ kind: 'pathological', classesPerClient: 2 });
+    expect(parseConfig(applySet(raw, 'clients.sampling.kind=fraction')).clients.sampling).toEqual({
+      kind: 'fraction',
+      q: 0.1,
+    });
+    // Options set after the kind are kept; an unknown kind is reported as such.
+    const after = applySet(
+      applySet(raw, 'data.partition.kind=pathological'),
+      'data.partition.classesPerClient=3',
+    );
+    expect(parseConfig(after).data.partition).toEqual({
+      kind: 'pathological',
+      classesPerClient: 3,
+    });
+    expect(() => parseConfig(applySet(raw, 'data.partition.kind=zipf'))).toThrow(
+      /data\.partition\.kind/,
+    );
+  });
+});
+
+describe('config files', () => {
+  it('refuses an empty config file, naming it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedslr-cfg-'));
+    for (const [name, text] of [
+      ['empty.yaml', ''],
+      ['comments.yaml', '# nothing yet\n'],
+      ['null.json', 'null'],
+    ]) {
+      const file = join(dir, name!);
+      writeFileSync(file, text!);
+      expect(() => loadConfig(file)).toThrow(new RegExp(`config file '${file}' is empty`));
+    }
+  });
+});
+
+describe('resuming under a config', () => {
+  const saved = parseConfig({ rounds: 6, model: { name: 'mlp' } });
+  // A run directory written before `train.lastBatch` existed has no such key.
+  const { lastBatch: _added, ...oldTrain } = saved.train;
+  const written = { ...saved, train: oldTrain } as typeof saved;
+
+  it('counts an option added since the run was written at its default, not as a change', () => {
+    expect(() =>
+      refuseChangedConfig(written, parseConfig({ rounds: 9, model: { name: 'mlp' } }), 'r'),
+    ).not.toThrow();
+  });
+
+  it('refuses any other change, naming the keys', () => {
+    expect(() =>
+      refuseChangedConfig(written, parseConfig({ seed: 3, model: { name: 'mlp' } }), 'r'),
+    ).toThrow(/differing keys: seed$/);
   });
 });

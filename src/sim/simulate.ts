@@ -1,24 +1,28 @@
 /**
- * The one round loop. It draws clients, moves downloads and uploads between the algorithm's
- * server and client parts (counting them through the codec), keeps every client's state between
- * rounds, and evaluates all clients every `evalEvery` rounds. It yields plain events; writing
- * files is the caller's business (see rundir.ts).
+ * The one round loop. It draws clients from a fleet's roster, sends them the algorithm's
+ * downloads, checks their uploads (a failed or malformed one is left out), aggregates the rest
+ * when at least `minParticipants` answered, commits the clients it aggregated, and evaluates all
+ * clients every `evalEvery` rounds; bytes are counted through the codec. It keeps only the server
+ * state, the round, the totals and the sampling stream: client state lives behind the fleet. It
+ * yields plain events; writing files is the caller's business (see rundir.ts).
  */
-import type { Algorithm, ServerState } from '../algorithms/types.js';
+import type { Algorithm, Upload } from '../algorithms/types.js';
 import { lrAt } from '../algorithms/types.js';
 import { pack, wireParamsCount } from '../codec/wire.js';
 import type { ClientData } from '../data/clients.js';
 import type { Model } from '../models/index.js';
+import { uploadProblem } from '../protocol/checks.js';
+import type { ClientFleet } from '../runtime/fleet.js';
 import type { ParamArrays } from '../tensor/params.js';
 import { paramCount } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
-import { SAMPLING_STREAM, type TrainOutcome, type TrainTask } from './client_work.js';
 import type { RunConfig } from './config.js';
 import type { ClientEval, EvalRecord, RunEvent } from './events.js';
-import type { Executor } from './executor.js';
 import { drawClients } from './sampling.js';
 import { summarize } from './stats.js';
-import { type ClientStore, MemoryStore } from './store.js';
+
+/** Key of the round loop's sampling stream: Rng.derive(seed, SAMPLING_STREAM, round). */
+export const SAMPLING_STREAM = 0x73616d70;
 
 /** A drawn client's training loss was not finite: the run cannot go on at this learning rate. */
 export class TrainingDiverged extends Error {
@@ -59,31 +63,50 @@ export interface Totals {
   dense_down_params: number;
 }
 
-/** Mutable progress of a run: what a checkpoint holds. */
+/** The round loop's own progress (with the fleet's client states, what a checkpoint holds). */
 export interface SimState {
   round: number;
-  server: ServerState;
-  clients: ClientStore;
-  /** Clients whose state changed since the last checkpoint. */
-  dirty: Set<number>;
+  /** The algorithm's server state (its type is the algorithm's business). */
+  server: unknown;
   totals: Totals;
 }
 
-export function initialState(sim: Simulation, clients: ClientStore = new MemoryStore()): SimState {
+export function initialState(sim: Simulation): SimState {
   return {
     round: 0,
-    server: sim.algorithm.initServer(sim.init),
-    clients,
-    dirty: new Set(),
+    server: sim.algorithm.server.initServer(sim.init),
     totals: { down_params: 0, down_bytes: 0, up_params: 0, up_bytes: 0, dense_down_params: 0 },
   };
+}
+
+/** Fewer drawn clients answered with a usable upload than the round needs. */
+export class TooFewParticipants extends Error {
+  constructor(
+    /** The round (from 1). */
+    readonly round: number,
+    readonly answered: number,
+    readonly needed: number,
+    /** Why each missing client is missing. */
+    readonly failures: ReadonlyMap<number, string>,
+  ) {
+    const why = [...failures].map(([c, f]) => `client ${c}: ${f}`).join('; ');
+    super(
+      `round ${round}: only ${answered} drawn client(s) answered with a usable upload, ${needed} needed${why ? ` (${why})` : ''}`,
+    );
+    this.name = 'TooFewParticipants';
+  }
+}
+
+export interface LoopOptions {
+  /** The fewest usable uploads a round may aggregate (default 1). */
+  minParticipants?: number;
 }
 
 /** Evaluates the global model and every client's personal model on each client's test set. */
 export async function evaluateAll(
   sim: Simulation,
   st: SimState,
-  executor: Executor,
+  fleet: ClientFleet,
   round: number,
   time_s: () => number,
   ranks?: EvalRecord['ranks'],
@@ -91,13 +114,13 @@ export async function evaluateAll(
   const { algorithm } = sim;
   // Personal models may build on the shared part even when it is no model to evaluate on its
   // own (FedRep's body, LG-FedAvg's head).
-  const rows = await executor.evaluate({
+  const download = algorithm.server.evalDownload(st.server, round);
+  const rows = await fleet.evaluate(
     round,
-    global: st.server.global,
-    evalGlobal: algorithm.hasGlobal && st.server.global !== undefined,
-    clients: sim.clients.map((c) => c.id),
-    state: (c) => st.clients.get(c),
-  });
+    download,
+    algorithm.hasGlobal && Object.keys(download.params).length > 0,
+    sim.clients.map((c) => c.id),
+  );
   const ce: ClientEval = { round, n: rows.map((r) => r.n) };
   const pick = (k: 'global' | 'personal') =>
     rows.every((r) => r[k])
@@ -143,20 +166,25 @@ export async function* simulate(
   sim: Simulation,
   st: SimState,
   now: () => number,
-  executor: Executor,
+  fleet: ClientFleet,
+  options: LoopOptions = {},
 ): AsyncGenerator<RunEvent> {
   const { config, algorithm } = sim;
-  const n = sim.clients.length;
+  const { spec } = sim.model;
+  const minParticipants = options.minParticipants ?? 1;
+  if (!(Number.isInteger(minParticipants) && minParticipants >= 1))
+    throw new Error(`minParticipants: expected an integer of at least 1, got ${minParticipants}`);
   let lastRanks: EvalRecord['ranks'];
-  const denseSize = algorithm.hasGlobal ? paramCount(sim.model.spec) : 0;
+  const denseSize = algorithm.hasGlobal ? paramCount(spec) : 0;
   while (st.round < config.rounds) {
     const t = st.round;
     const lr = lrAt(config.train, t);
+    const roster = fleet.roster();
     const drawn = drawClients(
       config.clients.sampling,
-      n,
+      roster.length,
       Rng.derive(config.seed, SAMPLING_STREAM, t),
-    );
+    ).map((i) => roster[i]!);
     yield { type: 'round-start', round: t, clients: drawn, lr };
     const round: Totals = {
       down_params: 0,
@@ -165,44 +193,70 @@ export async function* simulate(
       up_bytes: 0,
       dense_down_params: 0,
     };
-    let lossSum = 0;
     const trainStart = performance.now();
-    const tasks: TrainTask[] = drawn.map((client) => {
-      const download = algorithm.download(st.server, t, client);
+    const jobs = drawn.map((client) => {
+      const download = algorithm.server.download(st.server, t, client);
       round.down_params += wireParamsCount(download.params) + extraCount(download.extra);
       round.down_bytes += pack(download).byteLength;
       round.dense_down_params += denseSize;
-      return { client, round: t, download, state: st.clients.get(client) };
+      return { client, download };
     });
-    const results: TrainOutcome[] = new Array(tasks.length);
-    for await (const { index, outcome } of executor.train(tasks)) {
-      results[index] = outcome;
-      const client = drawn[index]!;
-      yield {
-        type: 'client-done',
-        round: t,
-        client,
-        loss: outcome.upload.trainLoss,
-        acc: outcome.upload.trainAcc,
-      };
+    const sent = new Map(jobs.map((j) => [j.client, Object.keys(j.download.params)]));
+    const uploads = new Map<number, Upload>();
+    const failures = new Map<number, string>();
+    const diverged = new Map<number, number>();
+    for await (const reply of fleet.train(t, jobs)) {
+      const { client } = reply;
+      const names = sent.get(client);
+      // A reply for a client not drawn, or a second one, is ignored.
+      if (!names || uploads.has(client) || failures.has(client) || diverged.has(client)) continue;
+      if ('failure' in reply) {
+        failures.set(client, reply.failure);
+        yield { type: 'client-failed', round: t, client, reason: reply.failure };
+        continue;
+      }
+      const { upload } = reply;
+      if (!Number.isFinite(upload.trainLoss)) {
+        diverged.set(client, upload.trainLoss);
+        yield {
+          type: 'client-done',
+          round: t,
+          client,
+          loss: upload.trainLoss,
+          acc: upload.trainAcc,
+        };
+        continue;
+      }
+      const problem = uploadProblem(upload, t, names, spec);
+      if (problem) {
+        failures.set(client, `malformed upload: ${problem}`);
+        yield { type: 'client-failed', round: t, client, reason: `malformed upload: ${problem}` };
+        continue;
+      }
+      uploads.set(client, upload);
+      yield { type: 'client-done', round: t, client, loss: upload.trainLoss, acc: upload.trainAcc };
     }
-    const diverged = results.findIndex((r) => !Number.isFinite(r.upload.trainLoss));
-    if (diverged >= 0) {
-      throw new TrainingDiverged(t + 1, drawn[diverged]!, results[diverged]!.upload.trainLoss, lr);
-    }
-    // Fold results in client order, whatever order they finished in.
-    const uploads = results.map((r, i) => {
-      const client = drawn[i]!;
-      st.clients.set(client, r.state);
-      st.dirty.add(client);
-      round.up_params += wireParamsCount(r.upload.params) + extraCount(r.upload.extra);
-      round.up_bytes += pack(r.upload).byteLength;
-      lossSum += r.upload.trainLoss;
-      return { client, upload: r.upload };
+    // The first diverged client in drawn order, whatever order they finished in.
+    const first = drawn.find((c) => diverged.has(c));
+    if (first !== undefined) throw new TrainingDiverged(t + 1, first, diverged.get(first)!, lr);
+    for (const client of drawn)
+      if (!uploads.has(client) && !failures.has(client)) failures.set(client, 'no answer');
+    if (uploads.size < minParticipants)
+      throw new TooFewParticipants(t + 1, uploads.size, minParticipants, failures);
+    // Fold uploads in in drawn order, whatever order they arrived in.
+    const accepted = drawn.filter((c) => uploads.has(c));
+    let lossSum = 0;
+    const inputs = accepted.map((client) => {
+      const upload = uploads.get(client)!;
+      round.up_params += wireParamsCount(upload.params) + extraCount(upload.extra);
+      round.up_bytes += uploadBytes(upload);
+      lossSum += upload.trainLoss;
+      return { client, upload };
     });
     const serverStart = performance.now();
-    const agg = algorithm.aggregate(st.server, t, uploads);
+    const agg = algorithm.server.aggregate(st.server, t, inputs);
     const serverEnd = performance.now();
+    await fleet.commit(t, accepted);
     st.server = agg.server;
     if (agg.stats.ranks) lastRanks = agg.stats.ranks;
     for (const k of Object.keys(round) as (keyof typeof round)[]) st.totals[k] += round[k];
@@ -212,18 +266,27 @@ export async function* simulate(
       round: t,
       time_s: now(),
       ...round,
-      train_loss: lossSum / drawn.length,
-      clients: drawn.length,
+      train_loss: lossSum / accepted.length,
+      clients: accepted.length,
       train_s: (serverStart - trainStart) / 1000,
       server_s: (serverEnd - serverStart) / 1000,
     };
     if (st.round % config.evalEvery === 0 || st.round === config.rounds) {
       const evalStart = performance.now();
-      const ev = await evaluateAll(sim, st, executor, st.round, now, lastRanks);
+      const ev = await evaluateAll(sim, st, fleet, st.round, now, lastRanks);
       const eval_s = (performance.now() - evalStart) / 1000;
       yield { type: 'eval', record: ev.record, clients: ev.clients, eval_s };
     }
   }
+}
+
+/**
+ * Bytes of an upload without its round: the count stays that of runs made before uploads carried
+ * one, so their metrics remain comparable (a download's round has always been counted).
+ */
+function uploadBytes(upload: Upload): number {
+  const { round: _round, ...payload } = upload;
+  return pack(payload).byteLength;
 }
 
 function extraCount(extra: Record<string, ParamArrays> | undefined): number {

@@ -2,21 +2,20 @@ import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { ClientState } from '../algorithms/types.js';
+import { setsCodec } from '../algorithms/common.js';
 import { chooseStore, DiskStore, MemoryStore } from './store.js';
 
-const state = (v: number): ClientState => ({
-  tensors: {
-    sparse: { w: { shape: [4], data: Float32Array.from([0, v, 0, 0]) } },
-    dual: { w: { shape: [2], data: Float32Array.from([v, -v]) } },
-  },
-  scalars: { seen: v },
+const codec = setsCodec({ required: ['sparse', 'dual'], scalars: ['seen'] });
+const state = (v: number) => ({
+  sparse: { w: { shape: [4], data: Float32Array.from([0, v, 0, 0]) } },
+  dual: { w: { shape: [2], data: Float32Array.from([v, -v]) } },
+  seen: v,
 });
 
 describe('client stores', () => {
   it('memory and disk stores return what was stored, and the disk store keeps one file per client', () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'fedslr-store-')), 'store');
-    for (const store of [new MemoryStore(), new DiskStore(dir, 2)]) {
+    for (const store of [new MemoryStore(codec), new DiskStore(dir, codec, 2)]) {
       for (let c = 0; c < 5; c++) store.set(c * 2, state(c + 1));
       store.set(4, state(9));
       expect(store.ids()).toEqual([0, 2, 4, 6, 8]);

@@ -5,31 +5,32 @@
  */
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ClientState } from '../algorithms/types.js';
+import type { StateCodec } from '../algorithms/types.js';
+import { decodeClientState, encodeClientState } from '../codec/state.js';
 import { writeFileAtomic } from '../util/fs.js';
-import { decodeClientState, encodeClientState } from './state_codec.js';
 
-export interface ClientStore {
+/** Client states of one algorithm, typed `T` (what its client codec reads and writes). */
+export interface ClientStore<T = unknown> {
   readonly kind: 'memory' | 'disk';
-  get(client: number): ClientState | undefined;
-  set(client: number, state: ClientState): void;
+  get(client: number): T | undefined;
+  set(client: number, state: T): void;
   /** Clients that have a state, ascending. */
   ids(): number[];
   /** The client's state as stored bytes (for checkpoints). */
   encoded(client: number): Uint8Array;
-  /** A file holding exactly `encoded(client)` that will never be rewritten in place, if any. */
-  file(client: number): string | undefined;
 }
 
-export class MemoryStore implements ClientStore {
+export class MemoryStore<T> implements ClientStore<T> {
   readonly kind = 'memory';
-  private readonly states = new Map<number, ClientState>();
+  private readonly states = new Map<number, T>();
 
-  get(client: number): ClientState | undefined {
+  constructor(private readonly codec: StateCodec<T>) {}
+
+  get(client: number): T | undefined {
     return this.states.get(client);
   }
 
-  set(client: number, state: ClientState): void {
+  set(client: number, state: T): void {
     this.states.set(client, state);
   }
 
@@ -40,37 +41,34 @@ export class MemoryStore implements ClientStore {
   encoded(client: number): Uint8Array {
     const s = this.states.get(client);
     if (!s) throw new Error(`client store: no state for client ${client}`);
-    return encodeClientState(s);
-  }
-
-  file(): undefined {
-    return undefined;
+    return encodeClientState(this.codec.toRecord(s));
   }
 }
 
 const clientFile = (client: number) => `${String(client).padStart(6, '0')}.msgpack`;
 
-export class DiskStore implements ClientStore {
+export class DiskStore<T> implements ClientStore<T> {
   readonly kind = 'disk';
-  private readonly cache = new Map<number, ClientState>();
+  private readonly cache = new Map<number, T>();
   private readonly known = new Set<number>();
 
   /** Starts empty: any files already in `dir` are removed. */
   constructor(
     readonly dir: string,
+    private readonly codec: StateCodec<T>,
     private readonly cacheSize = 16,
   ) {
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
   }
 
-  private touch(client: number, state: ClientState): void {
+  private touch(client: number, state: T): void {
     this.cache.delete(client);
     this.cache.set(client, state);
     while (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
   }
 
-  get(client: number): ClientState | undefined {
+  get(client: number): T | undefined {
     const hit = this.cache.get(client);
     if (hit) {
       this.touch(client, hit);
@@ -78,13 +76,16 @@ export class DiskStore implements ClientStore {
     }
     if (!this.known.has(client)) return undefined;
     const path = join(this.dir, clientFile(client));
-    const state = decodeClientState(readFileSync(path), path);
+    const state = this.codec.fromRecord(decodeClientState(readFileSync(path), path), path);
     this.touch(client, state);
     return state;
   }
 
-  set(client: number, state: ClientState): void {
-    writeFileAtomic(join(this.dir, clientFile(client)), encodeClientState(state));
+  set(client: number, state: T): void {
+    writeFileAtomic(
+      join(this.dir, clientFile(client)),
+      encodeClientState(this.codec.toRecord(state)),
+    );
     this.known.add(client);
     this.touch(client, state);
   }
@@ -104,7 +105,7 @@ export class DiskStore implements ClientStore {
     return readFileSync(this.file(client));
   }
 
-  file(client: number): string {
+  private file(client: number): string {
     if (!this.known.has(client)) throw new Error(`client store: no state for client ${client}`);
     return join(this.dir, clientFile(client));
   }

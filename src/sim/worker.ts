@@ -6,7 +6,7 @@
 import { parentPort } from 'node:worker_threads';
 import type { ParamArrays, Params } from '../tensor/params.js';
 import { disposeParams, fromArrays } from '../tensor/params.js';
-import { evalClient, trainClient } from './client_work.js';
+import { evalClient, sentParams, trainClient } from './client_work.js';
 import type { FromWorker, ToWorker } from './executor.js';
 import { setup } from './setup.js';
 import type { Simulation } from './simulate.js';
@@ -29,15 +29,17 @@ async function handle(m: ToWorker): Promise<void> {
       sim = (await setup(m.config, { clients: m.clients })).sim;
       return reply({ type: 'ready' });
     case 'train':
-      return reply({ type: 'trained', id: m.id, outcome: trainClient(sim!, m.task) });
-    case 'global':
+      return reply({ type: 'trained', id: m.id, outcome: await trainClient(sim!, m.task) });
+    case 'global': {
       if (global?.tensors) disposeParams(global.tensors);
+      const arrays = sentParams(sim!, m.download);
       global = {
         round: m.round,
-        arrays: m.global,
-        tensors: m.evalGlobal && m.global ? fromArrays(m.global) : undefined,
+        arrays,
+        tensors: m.evalGlobal && arrays ? fromArrays(arrays) : undefined,
       };
       return;
+    }
     case 'eval':
       return reply({
         type: 'evaluated',

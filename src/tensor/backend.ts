@@ -3,9 +3,18 @@
  * registered where it is missing one or slow (see `kernels/`); `cpu` is the reference and
  * fallback; `tensorflow` (tfjs-node) is used by `auto` when the user has installed it.
  */
+import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
 import './gradients.js';
+
+// On its first use in Node, tfjs's cpu backend prints a banner asking to install tfjs-node. fedslr
+// already uses tfjs-node when it is installed (backend auto or tensorflow), and the cpu backend is
+// its reference, used on purpose; so the cpu backend is registered again (same class, same
+// priority) as already past its first use. Other tfjs warnings are left on.
+if (tf.engine().registry['cpu'] === undefined) {
+  tf.removeBackend('cpu');
+  tf.registerBackend('cpu', () => Object.assign(new MathBackendCPU(), { firstUse: false }), 1);
+}
 
 export type BackendName = 'auto' | 'wasm' | 'cpu' | 'tensorflow';
 export const BACKEND_NAMES: readonly BackendName[] = ['auto', 'wasm', 'cpu', 'tensorflow'];

@@ -1,2 +1,3 @@
+export * from './batches.js';
 export * from './loop.js';
 export * from './transforms.js';

@@ -7,6 +7,7 @@ import type { Model } from '../models/index.js';
 import { gatherRows } from '../tensor/kernels/gather_rows.js';
 import type { Params } from '../tensor/params.js';
 import type { Rng } from '../tensor/rng.js';
+import { batchIndices, type LastBatch } from './batches.js';
 import { type GradTransform, type ProxMap, sgdStep } from './transforms.js';
 
 /** One client's samples as tensors: x [n, h, w, c] float32, y [n] int32 labels. */
@@ -109,6 +110,8 @@ export interface TrainOptions extends StepOptions {
   /** Learning rate, or a function of the 0-based step. */
   lr: number | ((step: number) => number);
   rng: Rng;
+  /** What a short last batch of an epoch becomes (see batches.ts; default keep). */
+  lastBatch?: LastBatch;
 }
 
 export interface TrainResult {
@@ -119,27 +122,25 @@ export interface TrainResult {
 }
 
 /**
- * Runs `epochs` passes of shuffled mini-batch SGD (the last batch of an epoch may be smaller, as
- * PyTorch's DataLoader without drop_last). `trainable` is borrowed and left intact.
+ * Runs `epochs` passes of shuffled mini-batch SGD over the batches of `batchIndices` (by default
+ * the last batch of an epoch may be smaller, as PyTorch's DataLoader without drop_last). An
+ * epoch's loss and accuracy are over the samples it used (NaN when it took no step).
+ * `trainable` is borrowed and left intact.
  */
 export function trainLocal(trainable: Params, opts: TrainOptions): TrainResult {
   const { data, epochs, batchSize, rng } = opts;
-  if (!(Number.isInteger(epochs) && epochs >= 0))
-    throw new Error(`epochs: expected an integer >= 0, got ${epochs}`);
-  if (!(Number.isInteger(batchSize) && batchSize >= 1))
-    throw new Error(`batchSize: expected an integer >= 1, got ${batchSize}`);
   const n = data.y.shape[0];
+  const plan = batchIndices(n, batchSize, epochs, rng, opts.lastBatch);
   const step = makeStep(opts);
   const lrAt = typeof opts.lr === 'function' ? opts.lr : () => opts.lr as number;
   let params = trainable;
   let steps = 0;
   const logs: EpochLog[] = [];
-  for (let e = 0; e < epochs && n > 0; e++) {
-    const perm = rng.permutation(n);
+  plan.forEach((batches, e) => {
     let lossSum = tf.scalar(0);
     let correct = tf.scalar(0);
-    for (let start = 0; start < n; start += batchSize) {
-      const idx = perm.subarray(start, Math.min(n, start + batchSize));
+    let used = 0;
+    for (const idx of batches) {
       const xb = gatherRows(data.x, idx);
       const yb = gatherRows(data.y, idx);
       const r = step(params, xb, yb, lrAt(steps));
@@ -150,11 +151,16 @@ export function trainLocal(trainable: Params, opts: TrainOptions): TrainResult {
       tf.dispose([lossSum, correct, r.lossSum, r.correct]);
       lossSum = l as tf.Scalar;
       correct = c as tf.Scalar;
+      used += idx.length;
       steps++;
     }
-    logs.push({ epoch: e, loss: lossSum.dataSync()[0]! / n, acc: correct.dataSync()[0]! / n });
+    logs.push({
+      epoch: e,
+      loss: used ? lossSum.dataSync()[0]! / used : Number.NaN,
+      acc: used ? correct.dataSync()[0]! / used : Number.NaN,
+    });
     tf.dispose([lossSum, correct]);
-  }
+  });
   if (params === trainable)
     params = Object.fromEntries(Object.entries(trainable).map(([k, t]) => [k, t.clone()]));
   return { params, epochs: logs, steps };

@@ -217,6 +217,20 @@ describe('the fused update', () => {
     disposeParams(w, params);
     disposeData(d);
   });
+
+  it('says in each transform and prox map whether the step can fuse it', () => {
+    const c = p({ a: [1, 2] });
+    const fusable = chain(addLinear(c, -1), proximalPull(0.5, c), addDecayedWeights(0.1));
+    expect(fusable.fused.map((t) => [t.kind, t.coef])).toEqual([
+      ['scaled', -1],
+      ['pull', 0.5],
+      ['decay', 0.1],
+    ]);
+    expect(chain(addLinear(c, -1), opaque(addDecayedWeights(0.1))).fused).toBeUndefined();
+    expect(l1ProxMap(0.2, ['a']).fused).toEqual({ kind: 'l1', lambda: 0.2, names: ['a'] });
+    expect(opaqueProx(l1ProxMap(0.2)).fused).toBeUndefined();
+    disposeParams(c);
+  });
 });
 
 describe('training on real MNIST digits', () => {

@@ -2,8 +2,9 @@ import { basename, extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { CompareStart } from '../../sim/compare.js';
 import type { ExperimentEvent } from '../../sim/experiment.js';
+import { algorithmsHelp } from '../algorithms_help.js';
 import type { Command } from '../command.js';
-import { UsageError } from '../command.js';
+import { optionError, UsageError } from '../command.js';
 
 export const command: Command = {
   name: 'compare',
@@ -26,10 +27,9 @@ Options:
   --algorithms LIST  comma-separated; each entry a name with optional :key=value options, e.g.
                      fedslr,fedavg,ditto,fedslr:ablation=sparse-only,fedprox:mu=0.1
                      An entry naming the config's own algorithm keeps the config's options;
-                     others start from their defaults. Names: fedslr, fedavg, ditto, local,
-                     scaffold, fedprox, feddyn, apfl, fedrep, fedper, lgfedavg, perfedavg,
-                     fedavg-ft. A key may be a dot path (fedslr:svt.fraction=0.4); key=~
-                     unsets an option (fedavg:downlink=~ is dense FedAvg)
+                     others start from their defaults (below). A key may be a dot path
+                     (fedslr:svt.fraction=0.4); key=~ unsets an option (fedavg:downlink=~ is
+                     dense FedAvg)
   --grid KEY=V1,V2   run every entry at each value of an option under algorithm. (repeatable:
                      the cartesian product of the axes); an entry is crossed with the axes that
                      are valid options for it, and one no axis fits runs once. E.g.
@@ -50,13 +50,17 @@ An algorithm whose training diverges (a client's loss is not finite) keeps the n
 evaluation, marked "diverged in round N" in the table; the comparison goes on with the next one
 and --resume does not retry it.
 
-Exit codes: 0 done, 1 failed while running, 2 bad config or arguments.`,
+Algorithms and their options (default after =; one without a default follows a run setting):
+${algorithmsHelp()}
+
+Exit codes: 0 done, 1 failed while running, 2 bad config or arguments, a directory in use by
+another comparison (DIR/fedslr.lock), or one that cannot be created (the message says why).`,
   async run(argv) {
     let parsed: ReturnType<typeof parse>;
     try {
       parsed = parse(argv);
     } catch (err) {
-      throw new UsageError((err as Error).message);
+      throw optionError(err, Object.keys(OPTIONS));
     }
     const { values, positionals } = parsed;
     const sets = values.set ?? [];
@@ -66,7 +70,7 @@ Exit codes: 0 done, 1 failed while running, 2 bad config or arguments.`,
     const grid = values.grid ?? [];
     if (grid.length && !values.algorithms)
       throw new UsageError('--grid crosses the --algorithms entries: give --algorithms too');
-    const { Progress, fmtDuration } = await import('../progress.js');
+    const { Progress, fmtDuration, reportData } = await import('../progress.js');
     let progress: InstanceType<typeof Progress> | undefined;
     let rounds = 0;
     const hooks = {
@@ -92,6 +96,7 @@ Exit codes: 0 done, 1 failed while running, 2 bad config or arguments.`,
         );
       },
       onEvent: (e: ExperimentEvent) => {
+        if (e.type === 'data') return reportData(e, values.quiet);
         if (values.quiet) return;
         if (e.type === 'resumed') {
           process.stderr.write(`  continuing at round ${e.round} (${e.from})\n`);
@@ -152,17 +157,15 @@ Exit codes: 0 done, 1 failed while running, 2 bad config or arguments.`,
   },
 };
 
+const OPTIONS = {
+  algorithms: { type: 'string' },
+  out: { type: 'string' },
+  set: { type: 'string', multiple: true },
+  grid: { type: 'string', multiple: true },
+  resume: { type: 'string' },
+  quiet: { type: 'boolean' },
+} as const;
+
 function parse(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      algorithms: { type: 'string' },
-      out: { type: 'string' },
-      set: { type: 'string', multiple: true },
-      grid: { type: 'string', multiple: true },
-      resume: { type: 'string' },
-      quiet: { type: 'boolean' },
-    },
-  });
+  return parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
 }

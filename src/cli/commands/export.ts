@@ -8,7 +8,10 @@ export const command: Command = {
   summary: 'Export a run’s final model as safetensors (PyTorch layout)',
   help: `Usage: fedslr export <run-dir> (--client <i> | --global | --factors) [--out FILE]
 
-Writes a run's final model as a safetensors file, in PyTorch's layouts and names
+Writes a run's final model as a safetensors file, in PyTorch's layouts and names. The model is
+that of the run's newest usable checkpoint; the command prints its round, and says so on stderr
+when the run is unfinished (that round is below the configured rounds).
+Layouts and names
 (conv weight [out, in, kh, kw], dense weight [out, in]; \`.kernel\` -> \`.weight\`):
   --client <i>   client i's personal model (FedSLR: global + personal part)
   --global       the global model
@@ -56,7 +59,14 @@ Exit codes: 0 written, 2 not a run directory, a run without final models, an unk
     const out = values.out ?? join(dir, fileName);
     const { exportRun } = await import('../../report/export_run.js');
     const info = await exportRun(dir, what, out);
-    console.log(`export: ${out} (${info.tensors} tensors, ${(info.bytes / 1e6).toFixed(2)} MB)`);
+    console.log(
+      `export: ${out} (${info.tensors} tensors, ${(info.bytes / 1e6).toFixed(2)} MB), round ${info.round} of ${info.rounds}`,
+    );
+    if (info.round < info.rounds) {
+      console.error(
+        `fedslr export: the run is unfinished: exported round ${info.round} (its newest usable checkpoint) of ${info.rounds}; \`fedslr run --resume ${dir}\` finishes it`,
+      );
+    }
     return 0;
   },
 };

@@ -1,7 +1,8 @@
 import { basename, extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { algorithmsHelp } from '../algorithms_help.js';
 import type { Command } from '../command.js';
-import { UsageError } from '../command.js';
+import { optionError, UsageError } from '../command.js';
 
 export const command: Command = {
   name: 'run',
@@ -20,26 +21,34 @@ Runs the experiment a config file describes (see examples/) and writes a run dir
                  rounds and at the end), each verified by checksums
 
 Options:
-  --out DIR          run directory (default runs/<config>-<algorithm>-<time>); must be empty
+  --out DIR          run directory (default runs/<config>-<algorithm>-<time>); must be empty.
+                     A run holds DIR/fedslr.lock while it runs: a second run, --resume or
+                     compare on the same directory is refused (exit 2)
   --set key=value    override a config value by its dot path, e.g. --set rounds=3
                      --set algorithm.mu=0 --set data.partition.alpha=0.1 (repeatable);
-                     setting algorithm.name starts that algorithm from its defaults
+                     setting algorithm.name starts that algorithm from its defaults, and
+                     changing a kind (data.partition.kind=iid) drops the old kind's options
   --resume DIR       continue an interrupted run from its newest good checkpoint; the result
                      is identical to an uninterrupted run. Only rounds (and runtime settings)
                      may be changed with --set; other differences are refused.
   --quiet            no progress output (the final table is still printed)
 
+Algorithms (algorithm.name) and their options (algorithm.<option>, default after =; one
+without a default follows a run setting, see the README):
+${algorithmsHelp()}
+
 Progress goes to stderr (a bar on a terminal, a line per round otherwise); the final table to
-stdout. Exit codes: 0 done, 1 failed while running, 2 bad config or arguments.`,
+stdout. Exit codes: 0 done, 1 failed while running, 2 bad config or arguments, a directory in
+use by another run, or one that cannot be created (the message says why).`,
   async run(argv) {
     let parsed: ReturnType<typeof parse>;
     try {
       parsed = parse(argv);
     } catch (err) {
-      throw new UsageError((err as Error).message);
+      throw optionError(err, Object.keys(OPTIONS));
     }
     const { values, positionals } = parsed;
-    const { Progress } = await import('../progress.js');
+    const { Progress, reportData } = await import('../progress.js');
     const sets = values.set ?? [];
     if (values.resume !== undefined) {
       if (positionals.length > 0)
@@ -49,6 +58,7 @@ stdout. Exit codes: 0 done, 1 failed while running, 2 bad config or arguments.`,
       const { resumeExperiment } = await import('../../sim/experiment.js');
       let progress: InstanceType<typeof Progress> | undefined;
       const summary = await resumeExperiment(values.resume, sets, (e) => {
+        if (e.type === 'data') return reportData(e, values.quiet);
         if (values.quiet) return;
         if (e.type === 'resumed') {
           for (const s of e.skipped) process.stderr.write(`skipped checkpoint: ${s}\n`);
@@ -88,7 +98,8 @@ stdout. Exit codes: 0 done, 1 failed while running, 2 bad config or arguments.`,
         } else if (e.type === 'executor') {
           if (e.workers > 1 && !values.quiet)
             process.stderr.write(`clients trained and evaluated on ${e.workers} worker threads\n`);
-        } else if (e.type !== 'checkpoint' && e.type !== 'resumed') progress?.on(e);
+        } else if (e.type === 'data') reportData(e, values.quiet);
+        else if (e.type !== 'checkpoint' && e.type !== 'resumed') progress?.on(e);
       },
     });
     progress?.done();
@@ -112,15 +123,13 @@ async function printSummary(
   return 0;
 }
 
+const OPTIONS = {
+  out: { type: 'string' },
+  set: { type: 'string', multiple: true },
+  quiet: { type: 'boolean' },
+  resume: { type: 'string' },
+} as const;
+
 function parse(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      out: { type: 'string' },
-      set: { type: 'string', multiple: true },
-      quiet: { type: 'boolean' },
-      resume: { type: 'string' },
-    },
-  });
+  return parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
 }

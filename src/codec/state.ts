@@ -1,8 +1,10 @@
 /**
- * Client and server state at rest: MessagePack with every tensor dense or sparse, whichever is
- * smaller (FedSLR's personal parts become sparse). Decoding checks every tensor's sizes.
+ * Client and server state at rest: a `StateRecord` (each algorithm's codec maps its typed state
+ * to one) as MessagePack with every tensor dense or sparse, whichever is smaller (FedSLR's
+ * personal parts become sparse). Decoding checks every tensor's sizes.
  */
-import type { ClientState, ServerState } from '../algorithms/types.js';
+import type { StateRecord } from '../algorithms/types.js';
+import type { ArrayParam, ParamArrays } from '../tensor/params.js';
 import {
   denseOrSparse,
   pack,
@@ -10,8 +12,7 @@ import {
   sparseToDense,
   unpack,
   type WireTensor,
-} from '../codec/wire.js';
-import type { ArrayParam, ParamArrays } from '../tensor/params.js';
+} from './wire.js';
 
 type Sets = Record<string, ParamArrays>;
 
@@ -53,19 +54,19 @@ function decodeScalars(raw: unknown, where: string): Record<string, number> | un
   return raw as Record<string, number>;
 }
 
-export function encodeClientState(s: ClientState): Uint8Array {
+export function encodeClientState(s: StateRecord): Uint8Array {
   return pack({ tensors: encodeSets(s.tensors), scalars: s.scalars });
 }
 
-export function decodeClientState(bytes: Uint8Array, where: string): ClientState {
+export function decodeClientState(bytes: Uint8Array, where: string): StateRecord {
   const raw = unpack(bytes) as Record<string, unknown>;
-  const state: ClientState = { tensors: decodeSets(raw?.['tensors'], `${where}: tensors`) };
+  const state: StateRecord = { tensors: decodeSets(raw?.['tensors'], `${where}: tensors`) };
   const scalars = decodeScalars(raw['scalars'], `${where}: scalars`);
   if (scalars) state.scalars = scalars;
   return state;
 }
 
-export function encodeServerState(s: ServerState): Uint8Array {
+export function encodeServerState(s: StateRecord): Uint8Array {
   return pack({
     global: s.global ? encodeSets({ g: s.global })['g'] : undefined,
     tensors: encodeSets(s.tensors),
@@ -73,9 +74,9 @@ export function encodeServerState(s: ServerState): Uint8Array {
   });
 }
 
-export function decodeServerState(bytes: Uint8Array, where: string): ServerState {
+export function decodeServerState(bytes: Uint8Array, where: string): StateRecord {
   const raw = unpack(bytes) as Record<string, unknown>;
-  const state: ServerState = { tensors: decodeSets(raw?.['tensors'], `${where}: tensors`) };
+  const state: StateRecord = { tensors: decodeSets(raw?.['tensors'], `${where}: tensors`) };
   if (raw['global'] !== undefined && raw['global'] !== null)
     state.global = decodeSets({ g: raw['global'] }, `${where}: global`)['g']!;
   const scalars = decodeScalars(raw['scalars'], `${where}: scalars`);

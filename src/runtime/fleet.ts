@@ -1,0 +1,49 @@
+/**
+ * The seam between the round loop and the clients. The loop (sim/simulate.ts) keeps the server's
+ * state, the round, the totals and the sampling stream; everything about clients (their data,
+ * their state stores, where and how they train) is behind a fleet. The simulator's fleets (in
+ * process, worker threads) always answer; a network fleet may not, so training replies are
+ * uploads or failures, and a client's new state stays pending until `commit` says its upload was
+ * aggregated (two-phase: a dropped upload never leaves client and server state disagreeing).
+ */
+import type { Download, Upload } from '../algorithms/types.js';
+
+/** One client's evaluation: test-set size, and accuracy/loss of the global and personal model. */
+export interface ClientEvalRow {
+  n: number;
+  global?: { acc: number; loss: number };
+  personal?: { acc: number; loss: number };
+  density?: number;
+}
+
+/** One drawn client's work order for a round. */
+export interface TrainJob {
+  client: number;
+  download: Download;
+}
+
+/** A drawn client's answer: its upload, or why there is none. */
+export type TrainReply = { client: number; upload: Upload } | { client: number; failure: string };
+
+export interface ClientFleet {
+  /** The clients that can be drawn, ascending. */
+  roster(): readonly number[];
+  /** Trains the jobs' clients for `round`; yields each reply as it arrives. */
+  train(round: number, jobs: readonly TrainJob[]): AsyncIterable<TrainReply>;
+  /**
+   * Makes the round's pending states of `accepted` clients their committed states and drops the
+   * other pending ones (clients whose uploads were not aggregated keep their last committed state).
+   */
+  commit(round: number, accepted: readonly number[]): Promise<void>;
+  /**
+   * Evaluates `clients` after `round` rounds with what every client is sent for the evaluation;
+   * rows in the order of `clients`.
+   */
+  evaluate(
+    round: number,
+    download: Download,
+    evalGlobal: boolean,
+    clients: readonly number[],
+  ): Promise<ClientEvalRow[]>;
+  close(): Promise<void>;
+}

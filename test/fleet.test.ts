@@ -1,0 +1,173 @@
+/**
+ * The round loop with clients that fail: one drops out mid-round, one sends a malformed upload.
+ * The round completes with the others, nothing of the two is aggregated, and their state stays at
+ * its last committed value; too few answers stop the run with a message that says why.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { AggregateInput } from '../src/algorithms/types.js';
+import type { ClientFleet, TrainJob, TrainReply } from '../src/runtime/fleet.js';
+import { parseConfig } from '../src/sim/config.js';
+import { InProcessExecutor } from '../src/sim/executor.js';
+import { ExecutorFleet } from '../src/sim/executor_fleet.js';
+import { setup } from '../src/sim/setup.js';
+import type { Simulation } from '../src/sim/simulate.js';
+import { initialState, simulate, TooFewParticipants } from '../src/sim/simulate.js';
+import { MemoryStore } from '../src/sim/store.js';
+import { initBackend } from '../src/tensor/backend.js';
+
+const config = parseConfig({
+  seed: 3,
+  rounds: 2,
+  evalEvery: 2,
+  clients: { count: 4, sampling: { kind: 'count', k: 3 } },
+  algorithm: { name: 'fedslr' },
+  data: {
+    dataset: 'mnist',
+    partition: { kind: 'dirichlet', alpha: 0.5, minSize: 10 },
+    testPerClient: 20,
+  },
+  model: { name: 'mlp', hidden: [8] },
+  train: { backend: 'wasm', epochs: 1, batchSize: 50 },
+  runtime: { workers: 1 },
+});
+
+/**
+ * A fleet whose clients all train, but in round `round` the first drawn client's answer is lost
+ * and the second's upload arrives with a NaN in it.
+ */
+class FaultyFleet implements ClientFleet {
+  dropped = -1;
+  corrupted = -1;
+  /** Committed state bytes of the two just before the faulty round (undefined: none yet). */
+  before = new Map<number, Uint8Array | undefined>();
+
+  constructor(
+    readonly inner: ExecutorFleet,
+    private readonly round: number,
+  ) {}
+
+  roster() {
+    return this.inner.roster();
+  }
+
+  async *train(round: number, jobs: readonly TrainJob[]): AsyncGenerator<TrainReply> {
+    if (round === this.round) {
+      this.dropped = jobs[0]!.client;
+      this.corrupted = jobs[1]!.client;
+      const { store } = this.inner;
+      for (const c of [this.dropped, this.corrupted])
+        this.before.set(c, store.ids().includes(c) ? store.encoded(c) : undefined);
+    }
+    for await (const reply of this.inner.train(round, jobs)) {
+      if (reply.client === this.dropped && round === this.round) {
+        yield { client: reply.client, failure: 'connection lost' };
+      } else if (reply.client === this.corrupted && round === this.round && 'upload' in reply) {
+        const params = { ...reply.upload.params };
+        const [name, t] = Object.entries(params)[0]!;
+        if (t.kind !== 'dense') throw new Error('expected a dense upload');
+        const data = Float32Array.from(t.data);
+        data[0] = Number.NaN;
+        params[name] = { ...t, data };
+        yield { client: reply.client, upload: { ...reply.upload, params } };
+      } else yield reply;
+    }
+  }
+
+  commit(round: number, accepted: readonly number[]) {
+    return this.inner.commit(round, accepted);
+  }
+
+  evaluate(...args: Parameters<ClientFleet['evaluate']>) {
+    return this.inner.evaluate(...args);
+  }
+
+  close() {
+    return this.inner.close();
+  }
+}
+
+/** The simulation with the server's aggregation recording which clients it folded in. */
+function recording(sim: Simulation): { sim: Simulation; aggregated: number[][] } {
+  const aggregated: number[][] = [];
+  const { server } = sim.algorithm;
+  const spy: Simulation = {
+    ...sim,
+    algorithm: {
+      ...sim.algorithm,
+      server: {
+        ...server,
+        codec: server.codec,
+        aggregate(state: unknown, round: number, uploads: readonly AggregateInput[]) {
+          aggregated.push(uploads.map((u) => u.client));
+          return server.aggregate(state, round, uploads);
+        },
+      },
+    },
+  };
+  return { sim: spy, aggregated };
+}
+
+beforeAll(async () => {
+  await initBackend('wasm', { threads: 1 });
+});
+
+describe('round loop with failing clients', () => {
+  it('completes a round without a dropped client and a malformed upload, keeping their committed state', async () => {
+    const { sim: base } = await setup(config);
+    const { sim, aggregated } = recording(base);
+    const store = new MemoryStore(sim.algorithm.client.codec);
+    const fleet = new FaultyFleet(new ExecutorFleet(sim, new InProcessExecutor(sim), store), 1);
+    const st = initialState(sim);
+    const events = [];
+    for await (const e of simulate(sim, st, () => 0, fleet)) events.push(e);
+    await fleet.close();
+
+    expect(st.round).toBe(2);
+    const failed = events.filter((e) => e.type === 'client-failed');
+    expect(failed).toEqual([
+      { type: 'client-failed', round: 1, client: fleet.dropped, reason: 'connection lost' },
+      {
+        type: 'client-failed',
+        round: 1,
+        client: fleet.corrupted,
+        reason: expect.stringMatching(/^malformed upload: '.+' has a value that is not finite$/),
+      },
+    ]);
+    const drawn = events.flatMap((e) => (e.type === 'round-start' ? [e.clients] : []));
+    expect(aggregated[0]).toEqual(drawn[0]);
+    expect(aggregated[1]).toEqual(
+      drawn[1]!.filter((c) => c !== fleet.dropped && c !== fleet.corrupted),
+    );
+    expect(aggregated[1]).toHaveLength(1);
+    const end = events.find((e) => e.type === 'round-end' && e.round === 1);
+    expect(end).toMatchObject({ clients: 1 });
+    // Their state is what it was before the round: trained, but never committed.
+    for (const [c, bytes] of fleet.before) {
+      if (bytes === undefined) expect(store.ids()).not.toContain(c);
+      else expect(store.encoded(c)).toEqual(bytes);
+    }
+    // The evaluation still covers every client.
+    const ev = events.find((e) => e.type === 'eval');
+    expect(ev?.type === 'eval' && ev.clients.n).toHaveLength(4);
+  });
+
+  it('stops with a clear message when fewer than minParticipants answered', async () => {
+    const { sim } = await setup(config);
+    const store = new MemoryStore(sim.algorithm.client.codec);
+    const fleet = new FaultyFleet(new ExecutorFleet(sim, new InProcessExecutor(sim), store), 0);
+    const st = initialState(sim);
+    let error: unknown;
+    try {
+      for await (const _ of simulate(sim, st, () => 0, fleet, { minParticipants: 2 }));
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(TooFewParticipants);
+    expect((error as Error).message).toMatch(
+      /^round 1: only 1 drawn client\(s\) answered with a usable upload, 2 needed \(client \d+: connection lost; client \d+: malformed upload: .*\)$/,
+    );
+    expect(st.round).toBe(0);
+    expect(store.ids()).toEqual([]);
+    await fleet.close();
+  });
+});
