@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { optionsOf } from '../src/algorithms/descriptor.js';
+import { formatDefault, optionsOf } from '../src/algorithms/descriptor.js';
 import { ALGORITHMS } from '../src/algorithms/registry.js';
 import { parseConfig } from '../src/sim/config.js';
 
@@ -21,11 +21,14 @@ function readmeTable(): Map<string, { options: string; summary: string }> {
   return rows;
 }
 
-/** How the table writes an option: `key` and its default (small numbers as 1e-4), or `key` alone. */
+/**
+ * How the table writes an option: `key` and its default (small numbers as 1e-4, an object as
+ * `{key: value}`), or `key` alone.
+ */
 function written(key: string, value: unknown): string {
   if (value === undefined) return `\`${key}\``;
   const small = typeof value === 'number' && value !== 0 && Math.abs(value) < 0.01;
-  return `\`${key}\` ${small ? value.toExponential() : String(value)}`;
+  return `\`${key}\` ${small ? value.toExponential() : formatDefault(value)}`;
 }
 
 describe('algorithm registry', () => {

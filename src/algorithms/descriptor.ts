@@ -36,3 +36,12 @@ export function optionsOf(schema: AlgorithmSchema): { key: string; default: unkn
     .filter((k) => k !== 'name')
     .map((key) => ({ key, default: defaults[key] }));
 }
+
+/** A default as `--help` and the README's table write it: an object as `{key: value, ...}`. */
+export function formatDefault(value: unknown): string {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value))
+    return `{${Object.entries(value)
+      .map(([k, v]) => `${k}: ${formatDefault(v)}`)
+      .join(', ')}}`;
+  return String(value);
+}

@@ -26,27 +26,41 @@ import {
   proximalPull,
 } from '../train/transforms.js';
 import { addArrays, combine, type SetsState, setsCodec, sgd } from './common.js';
+import { capDensity, DENSITY_HEADROOM, nextLambda } from './density_target.js';
 import { defaultsOf, describeAlgorithm } from './descriptor.js';
+import { budgetStep, svtSchema } from './svt_modes.js';
 import type { Algorithm, AlgorithmContext, ServerStats, StateCodec, StateRecord } from './types.js';
 
-const fedslrSchema = z.strictObject({
-  name: z.literal('fedslr'),
-  /** Augmented-Lagrangian coefficient alpha. */
-  alpha: z.number().positive().default(0.1),
-  /** Nuclear-norm weight mu: singular values are thresholded at mu / alpha. */
-  mu: z.number().nonnegative().default(1e-4),
-  /** L1 weight lambda of the personal components. */
-  lambda: z.number().nonnegative().default(1e-3),
-  /** Stage-2 epochs E2. */
-  personalEpochs: z.number().int().nonnegative().default(1),
-  /** P_i's start: the initial weights (norm scale/offset zero; the authors' choice), or zeros. */
-  personalInit: z.enum(['init', 'zeros']).default('init'),
-  /**
-   * Which of the two parts to keep: both (FedSLR), low-rank only (no stage 2: the personal model
-   * is the global one), sparse only (no SVT: FedDyn's global model + sparse personal parts).
-   */
-  ablation: z.enum(['both', 'low-rank-only', 'sparse-only']).default('both'),
-});
+const fedslrSchema = z
+  .strictObject({
+    name: z.literal('fedslr'),
+    /** Augmented-Lagrangian coefficient alpha. */
+    alpha: z.number().positive().default(0.1),
+    /** Nuclear-norm weight mu: singular values are thresholded at mu / alpha. */
+    mu: z.number().nonnegative().default(1e-4),
+    /** L1 weight lambda of the personal components. */
+    lambda: z.number().nonnegative().default(1e-3),
+    /** Stage-2 epochs E2. */
+    personalEpochs: z.number().int().nonnegative().default(1),
+    /** P_i's start: the initial weights (norm scale/offset zero; the authors' choice), or zeros. */
+    personalInit: z.enum(['init', 'zeros']).default('init'),
+    /**
+     * Which of the two parts to keep: both (FedSLR), low-rank only (no stage 2: the personal model
+     * is the global one), sparse only (no SVT: FedDyn's global model + sparse personal parts).
+     */
+    ablation: z.enum(['both', 'low-rank-only', 'sparse-only']).default('both'),
+    /**
+     * How the server's low-rank step picks what to keep: SVT at mu / alpha (absolute, bit for bit
+     * the step above), or a budget (relative, energy, rank, bytes; svt_modes.ts).
+     */
+    svt: svtSchema.default({ mode: 'absolute' }),
+    /** Target share of non-zeros of each P_i: lambda is then adapted per client (density_target.ts). */
+    density: z.number().gt(0).lte(1).optional(),
+  })
+  .refine((v) => v.density === undefined || v.lambda > 0, {
+    path: ['lambda'],
+    message: 'a density target adapts lambda multiplicatively: lambda must be > 0',
+  });
 
 export type FedSLROptions = Omit<z.output<typeof fedslrSchema>, 'name'>;
 export type FedSLRAblation = FedSLROptions['ablation'];
@@ -121,14 +135,38 @@ export interface FedSLRServer {
   hints: Record<string, SvtHint>;
 }
 
-/** A client's dual pi_i (absent: zero) and sparse personal part P_i (when there is one). */
-export type FedSLRClient = SetsState<never, 'dual' | 'sparse', never>;
+/**
+ * A client's dual pi_i (absent: zero), sparse personal part P_i (when there is one) and, with a
+ * density target, its own adapted L1 weight lambda_i (absent: the configured lambda).
+ */
+export type FedSLRClient = SetsState<never, 'dual' | 'sparse', never> & { lambda?: number };
+
+const clientSets = setsCodec({ optional: ['dual', 'sparse'] });
+
+/** Stored layout: `tensors.dual`, `tensors.sparse`, and `scalars.lambda` when there is one. */
+const clientCodec: StateCodec<FedSLRClient> = {
+  toRecord(state) {
+    const record = clientSets.toRecord(state);
+    if (state.lambda !== undefined) record.scalars = { lambda: state.lambda };
+    return record;
+  },
+  fromRecord(record, where) {
+    const state: FedSLRClient = clientSets.fromRecord(record, where);
+    const lambda = record.scalars?.['lambda'];
+    if (lambda !== undefined) {
+      if (!(typeof lambda === 'number' && lambda > 0))
+        throw new Error(`${where}: the client's lambda must be a positive number, got ${lambda}`);
+      state.lambda = lambda;
+    }
+    return state;
+  },
+};
 
 /**
  * Stored layout: `tensors.dualSum` = D, `tensors.factors` = `<name>:left` / `<name>:right`,
  * `tensors.svtHints` = `<name>|<field>` arrays, `scalars` = `<name>|<field>[|bool]` numbers.
  */
-const serverCodec: StateCodec<FedSLRServer> = {
+export const fedslrServerCodec: StateCodec<FedSLRServer> = {
   toRecord(server) {
     const factors: ParamArrays = {};
     for (const [name, f] of Object.entries(server.factors)) {
@@ -203,6 +241,36 @@ function nonZeroShare(set: ParamArrays): number {
   return size ? nnz / size : 0;
 }
 
+/**
+ * W^t as FEDSLR.md's downlink sends it: matrices with factors in the server state go as those
+ * factors, everything else dense (FedSLR's download and evaluation download, and FedAvg's with a
+ * downlink budget).
+ */
+export function factoredDownload(
+  spec: ParamSpec,
+  server: Pick<FedSLRServer, 'global' | 'factors'>,
+  round: number,
+): { round: number; params: WireParams } {
+  const params: WireParams = {};
+  for (const p of spec) {
+    const ms = matrixShape(p.shape, p.role);
+    const f = server.factors[p.name];
+    params[p.name] =
+      ms && f
+        ? {
+            kind: 'lowrank',
+            shape: [...p.shape],
+            rows: ms[0],
+            cols: ms[1],
+            rank: f.left.shape[1]!,
+            left: f.left.data,
+            right: f.right.data,
+          }
+        : dense(server.global[p.name]!);
+  }
+  return { round, params };
+}
+
 export function fedslr(
   ctx: AlgorithmContext,
   options: Partial<FedSLROptions> = {},
@@ -223,27 +291,9 @@ export function dynamicFamily(
   const tau = opts.mu / opts.alpha;
 
   const sparse = parts.personal === 'sparse';
-
-  const download = (server: FedSLRServer, round: number) => {
-    const params: WireParams = {};
-    for (const p of spec) {
-      const ms = matrixShape(p.shape, p.role);
-      const f = server.factors[p.name];
-      params[p.name] =
-        ms && f
-          ? {
-              kind: 'lowrank',
-              shape: [...p.shape],
-              rows: ms[0],
-              cols: ms[1],
-              rank: f.left.shape[1]!,
-              left: f.left.data,
-              right: f.right.data,
-            }
-          : dense(server.global[p.name]!);
-    }
-    return { round, params };
-  };
+  // A budget replaces the SVT at mu / alpha; `absolute` keeps the step below bit for bit.
+  const budgeted = parts.svt && opts.svt.mode !== 'absolute' ? opts.svt : undefined;
+  const download = (server: FedSLRServer, round: number) => factoredDownload(spec, server, round);
 
   return {
     name: parts.name,
@@ -251,11 +301,16 @@ export function dynamicFamily(
     hasPersonal: parts.personal !== 'none',
     clientStateSets: sparse ? 2 : 1,
     server: {
-      codec: serverCodec,
-      initServer: (init) => ({ global: init, factors: {}, hints: {} }),
+      codec: fedslrServerCodec,
+      initServer(init) {
+        if (!budgeted) return { global: init, factors: {}, hints: {} };
+        // Round 0's download meets the budget too.
+        const step = budgetStep(spec, init, budgeted, 0);
+        return { global: step.global, factors: step.factors, hints: {} };
+      },
       download: (server, round) => download(server, round),
       evalDownload: download,
-      aggregate(server, _round, uploads) {
+      aggregate(server, round, uploads) {
         const W = server.global;
         const ws = uploads.map((u) => decodeParams(u.upload.params, spec));
         const S = ws.length;
@@ -273,6 +328,14 @@ export function dynamicFamily(
           for (let j = 1; j < v.length; j++) s += v[j]!;
           return s / S - v[0]! / (a * N);
         });
+        if (budgeted) {
+          // The download of round + 1 carries the result: its number is part of the bytes.
+          const step = budgetStep(spec, V, budgeted, round + 1);
+          return {
+            server: { global: step.global, dualSum, factors: step.factors, hints: {} },
+            stats: { ranks: step.ranks },
+          };
+        }
         const global: ParamArrays = {};
         const factors: FedSLRServer['factors'] = {};
         const ranks: NonNullable<ServerStats['ranks']> = {};
@@ -310,7 +373,7 @@ export function dynamicFamily(
       global: (server) => server.global,
     },
     client: {
-      codec: setsCodec({ optional: ['dual', 'sparse'] }),
+      codec: clientCodec,
       initClient: (_client, init): FedSLRClient =>
         sparse ? { sparse: initialSparse(spec, init, opts.personalInit) } : {},
 
@@ -335,13 +398,20 @@ export function dynamicFamily(
           if (!state.sparse) throw new Error(`${parts.name}: the client state lacks P_i`);
           // Stage 2: proximal SGD on f_i(W^t + P) + (wd/2)||P||^2 over P, W^t frozen.
           const P = fromArrays(state.sparse);
+          const lambda = state.lambda ?? opts.lambda;
           const s2 = sgd(ctx, run, P, opts.personalEpochs, {
             compose: (p) => add(W, p),
             transform: addDecayedWeights(wd),
-            prox: l1ProxMap(opts.lambda),
+            prox: l1ProxMap(lambda),
           });
           next.sparse = toArrays(s2.params);
           disposeParams(P, s2.params);
+          if (opts.density !== undefined) {
+            // The density target (density_target.ts): cap P_i at it, adapt lambda_i towards it.
+            const density = nonZeroShare(next.sparse);
+            next.sparse = capDensity(next.sparse, opts.density).set;
+            next.lambda = nextLambda(lambda, density, Math.min(1, DENSITY_HEADROOM * opts.density));
+          }
         }
         disposeParams(W);
         return {

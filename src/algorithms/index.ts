@@ -14,4 +14,5 @@ export * from './perfedavg.js';
 export * from './registry.js';
 export * from './scaffold.js';
 export * from './split.js';
+export * from './svt_modes.js';
 export * from './types.js';

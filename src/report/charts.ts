@@ -4,6 +4,7 @@
  */
 import { parse, scheme, View } from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
+import { frontierSpec } from './frontier.js';
 import { type CommRow, lastClientRows, type Series } from './series.js';
 
 export interface Chart {
@@ -455,6 +456,21 @@ function communicationChart(s: Series, multi: boolean): Chart | null {
   };
 }
 
+function frontierChart(s: Series): Chart | null {
+  const spec = frontierSpec(s, CONFIG);
+  if (!spec) return null;
+  return {
+    id: 'frontier',
+    title: 'Accuracy against downlink',
+    caption:
+      "One point per run at its last evaluation: accuracy against the run's total downlink " +
+      'bytes (as encoded on the wire). Filled circles joined by a line are the Pareto front of ' +
+      'their algorithm (no run of it sent fewer bytes for more accuracy); hollow diamonds are ' +
+      'dominated.',
+    spec,
+  };
+}
+
 /** The charts the series can fill; a chart with no data (e.g. ranks of FedAvg) is left out. */
 export function buildCharts(s: Series): Chart[] {
   const multi = new Set(s.summary.map((r) => r.run)).size > 1;
@@ -464,6 +480,7 @@ export function buildCharts(s: Series): Chart[] {
     rankChart(s),
     densityChart(s),
     communicationChart(s, multi),
+    multi ? frontierChart(s) : null,
   ].filter((c): c is Chart => c !== null);
 }
 

@@ -2,7 +2,13 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseAlgorithmList, resumeCompare, runCompare } from './compare.js';
+import {
+  expandGrid,
+  parseAlgorithmList,
+  resumeCompare,
+  runCompare,
+  runDirName,
+} from './compare.js';
 import { parseConfig } from './config.js';
 
 const dirs: string[] = [];
@@ -58,6 +64,68 @@ describe('parseAlgorithmList', () => {
       /'fedprox:mux=1' is not valid: unknown key 'mux' \(did you mean 'mu'\?\); allowed: name, mu, weighted/,
     );
     expect(() => parseAlgorithmList(' , ', config.algorithm)).toThrow(/at least one/);
+  });
+});
+
+describe('expandGrid', () => {
+  const bytes = parseConfig({
+    algorithm: { name: 'fedslr', svt: { mode: 'bytes', fraction: 0.5 } },
+  }).algorithm;
+
+  it('crosses each entry with the grid axes that are its options, one labelled entry per point', () => {
+    const list = expandGrid(
+      'fedslr,fedslr:svt.mode=absolute,fedavg',
+      ['algorithm.svt.fraction=0.2,0.4', 'algorithm.downlink=0.2,0.4'],
+      bytes,
+    );
+    expect(list.split(',')).toEqual([
+      'fedslr:svt.fraction=0.2',
+      'fedslr:svt.fraction=0.4',
+      'fedslr:svt.mode=absolute',
+      'fedavg:downlink=0.2',
+      'fedavg:downlink=0.4',
+    ]);
+    const entries = parseAlgorithmList(list, bytes);
+    expect(entries[1]!.algorithm).toMatchObject({ svt: { mode: 'bytes', fraction: 0.4 } });
+    expect(entries[2]!.algorithm).toMatchObject({ svt: { mode: 'absolute' } });
+    expect(entries[4]!.algorithm).toEqual({ name: 'fedavg', weighted: true, downlink: 0.4 });
+    expect(runDirName(entries[0]!.label)).toBe('fedslr_svt.fraction_0.2');
+  });
+
+  it('~ as a value unsets the option: the dense reference within an axis', () => {
+    const list = expandGrid(
+      'fedslr,fedavg',
+      ['algorithm.svt.fraction=0.3', 'algorithm.downlink=~,0.5'],
+      bytes,
+    );
+    expect(list).toBe('fedslr:svt.fraction=0.3,fedavg:downlink=~,fedavg:downlink=0.5');
+    expect(runDirName('fedavg:downlink=~')).toBe('fedavg_downlink_unset');
+    expect(parseAlgorithmList(list, bytes)[1]!.algorithm).toEqual({
+      name: 'fedavg',
+      weighted: true,
+    });
+  });
+
+  it('takes the cartesian product of several axes', () => {
+    const list = expandGrid(
+      'fedslr',
+      ['algorithm.svt.fraction=0.2,0.4', 'algorithm.personalEpochs=1,2'],
+      bytes,
+    );
+    expect(list.split(',')).toHaveLength(4);
+    expect(list).toContain('fedslr:svt.fraction=0.4:personalEpochs=2');
+  });
+
+  it('says which axis fits no entry, and refuses keys outside the algorithm section', () => {
+    expect(() => expandGrid('fedavg', ['algorithm.svt.fraction=0.2'], bytes)).toThrow(
+      /--grid algorithm\.svt\.fraction: not a valid option of any entry/,
+    );
+    expect(() => expandGrid('fedslr', ['rounds=5,10'], bytes)).toThrow(
+      /varies only the algorithm section/,
+    );
+    expect(() =>
+      parseAlgorithmList(expandGrid('fedslr', ['algorithm.svt.fraction=0.2,7'], bytes), bytes),
+    ).toThrow(/'fedslr:svt\.fraction=7' is not valid: svt\.fraction/);
   });
 });
 

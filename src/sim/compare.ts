@@ -10,7 +10,6 @@
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { algorithmSchema } from '../algorithms/registry.js';
 import { InputError } from '../util/errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
@@ -39,9 +38,18 @@ export interface CompareEntry {
   algorithm: AlgorithmConfig;
 }
 
+/** Removes keys set to null (`key=~`), at any depth: the option is back to its default. */
+function dropNulls(o: Record<string, unknown>): void {
+  for (const [k, v] of Object.entries(o)) {
+    if (v === null) delete o[k];
+    else if (typeof v === 'object' && !Array.isArray(v)) dropNulls(v as Record<string, unknown>);
+  }
+}
+
 /**
  * Parses `fedslr,fedavg,fedslr:ablation=sparse-only,ditto:lambda=1`: comma-separated entries,
- * each an algorithm name and optional `:key=value` options (values read as YAML scalars). An
+ * each an algorithm name and optional `:key=value` options (values read as YAML scalars; a key
+ * may be a dot path into an option, `fedslr:svt.fraction=0.4`; `key=~` unsets an option). An
  * entry starts from the config's own algorithm section when it names the same algorithm, else
  * from that algorithm's defaults.
  */
@@ -54,20 +62,15 @@ export function parseAlgorithmList(list: string, base: AlgorithmConfig): Compare
   const seen = new Set<string>();
   return items.map((label) => {
     const [name, ...opts] = label.split(':');
-    const raw: Record<string, unknown> = name === base.name ? { ...base } : { name };
+    let raw: Record<string, unknown> = name === base.name ? structuredClone(base) : { name };
     for (const o of opts) {
-      const eq = o.indexOf('=');
-      if (eq <= 0)
+      if (o.indexOf('=') <= 0)
         throw new ConfigError(`--algorithms entry '${label}': expected name:key=value, got '${o}'`);
-      const text = o.slice(eq + 1);
-      let value: unknown;
-      try {
-        value = parseYaml(text);
-      } catch {
-        value = text;
-      }
-      raw[o.slice(0, eq)] = value;
+      // Through the whole config, so that a tag's switch (svt.mode) drops what the new tag does
+      // not take, as `--set algorithm.svt.mode=...` does.
+      raw = applySet({ algorithm: raw }, `algorithm.${o}`)['algorithm'] as Record<string, unknown>;
     }
+    dropNulls(raw);
     const r = algorithmSchema.safeParse(raw);
     if (!r.success) {
       const why = describeIssues(r.error.issues, { algorithm: raw }, ['algorithm'])
@@ -81,6 +84,62 @@ export function parseAlgorithmList(list: string, base: AlgorithmConfig): Compare
   });
 }
 
+/**
+ * Crosses an `--algorithms` list with `--grid` axes (`algorithm.svt.fraction=0.2,0.4`, each a
+ * key under `algorithm.` and comma-separated values): every entry becomes one entry per point of
+ * the cartesian product of the axes that are valid options for it (tried with each axis's first
+ * value that is not `~`, all axes together or this one alone), labelled with the point's `:key=value` options, e.g. `fedslr:svt.fraction=0.2`. An
+ * entry no axis applies to stays as it is (a dense reference); an axis that applies to no entry
+ * is an error. Returns the expanded list, for `parseAlgorithmList`.
+ */
+export function expandGrid(list: string, grid: readonly string[], base: AlgorithmConfig): string {
+  const axes = grid.map((g) => {
+    const eq = g.indexOf('=');
+    const key = g.slice(0, eq);
+    if (eq <= 0 || !key.startsWith('algorithm.') || key === 'algorithm.name')
+      throw new ConfigError(
+        `--grid '${g}': expected algorithm.<option>=v1,v2,... (a comparison varies only the algorithm section)`,
+      );
+    const values = g
+      .slice(eq + 1)
+      .split(',')
+      .map((v) => v.trim());
+    if (values.some((v) => v === ''))
+      throw new ConfigError(`--grid '${g}': expected comma-separated values`);
+    // The value that tells whether the axis fits an entry: its first that sets something.
+    const probe = values.find((v) => v !== '~' && v !== 'null') ?? values[0]!;
+    return { key: key.slice('algorithm.'.length), values, probe, used: false };
+  });
+  const items = list
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const valid = (label: string) => {
+    try {
+      parseAlgorithmList(label, base);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const out = items.flatMap((item) => {
+    const allAxes = valid([item, ...axes.map((a) => `${a.key}=${a.probe}`)].join(':'));
+    let labels = [item];
+    for (const axis of axes) {
+      if (!allAxes && !valid(`${item}:${axis.key}=${axis.probe}`)) continue;
+      axis.used = true;
+      labels = labels.flatMap((l) => axis.values.map((v) => `${l}:${axis.key}=${v}`));
+    }
+    return labels;
+  });
+  const unused = axes.find((a) => !a.used);
+  if (unused)
+    throw new ConfigError(
+      `--grid algorithm.${unused.key}: not a valid option of any entry of --algorithms (${items.join(', ')})`,
+    );
+  return out.join(',');
+}
+
 /** One row of the comparison table; undefined where an algorithm has no such number. */
 export interface CompareRow {
   label: string;
@@ -91,6 +150,7 @@ export interface CompareRow {
   personal_acc_final?: number;
   personal_acc_best?: number;
   personal_acc_p10?: number;
+  global_acc_p10?: number;
   /** Parameters one client received in the last round (low-rank factors as sent, plus extras). */
   down_params_per_client?: number;
   /** Mean non-zero share of the personal components (FedSLR's P_i). */
@@ -144,6 +204,7 @@ function rowOf(
     personal_acc_final: f?.personal?.acc,
     personal_acc_best: summary.best.personal_acc?.value,
     personal_acc_p10: f?.personal?.acc_p10,
+    global_acc_p10: f?.global?.acc_p10,
     down_params_per_client: last?.clients ? last.down_params / last.clients : undefined,
     personal_density: f?.personal_density,
     down_bytes: f?.down_bytes ?? 0,
@@ -163,6 +224,7 @@ const COLUMNS: (keyof CompareRow)[] = [
   'personal_acc_final',
   'personal_acc_best',
   'personal_acc_p10',
+  'global_acc_p10',
   'down_params_per_client',
   'personal_density',
   'down_bytes',
@@ -242,8 +304,12 @@ export interface CompareOptions {
   onEvent?: (e: ExperimentEvent) => void;
 }
 
-/** A label as a directory name: letters, digits, '.', '_', '-' kept, anything else '_'. */
-export const runDirName = (label: string): string => label.replace(/[^A-Za-z0-9._-]/g, '_');
+/**
+ * A label as a directory name: an unset option (`key=~`) reads `key_unset`; letters, digits, '.',
+ * '_', '-' kept, anything else '_'.
+ */
+export const runDirName = (label: string): string =>
+  label.replace(/=~(?=:|$)/g, '=unset').replace(/[^A-Za-z0-9._-]/g, '_');
 
 /** compare.json: what `resumeCompare` needs to continue a comparison. */
 export const COMPARE_STATE = 'compare.json';

@@ -36,8 +36,9 @@ export function readConfigFile(path: string): Obj {
  * Applies `key.path=value` to a raw config. The value is read as a YAML scalar or flow collection
  * (`3`, `0.1`, `true`, `fedavg`, `[64, 64]`), then the schema checks it like any other value.
  * Changing `algorithm.name` starts that algorithm from its own defaults; changing a section's
- * `kind` (`data.partition.kind`, `clients.sampling.kind`) drops the options the new kind does not
- * take (`alpha` when switching a Dirichlet partition to `iid`).
+ * `kind` or `mode` tag (`data.partition.kind`, `clients.sampling.kind`, `algorithm.svt.mode`)
+ * drops the options the new kind or mode does not take (`alpha` when switching a Dirichlet
+ * partition to `iid`).
  */
 export function applySet(raw: Obj, assignment: string): Obj {
   const eq = assignment.indexOf('=');
@@ -67,7 +68,8 @@ export function applySet(raw: Obj, assignment: string): Obj {
     out['algorithm'] = { name: value };
     return out;
   }
-  const switchesKind = last === 'kind' && node['kind'] !== undefined && node['kind'] !== value;
+  const switchesKind =
+    (last === 'kind' || last === 'mode') && node[last] !== undefined && node[last] !== value;
   node[last] = value;
   if (switchesKind) {
     const allowed = allowedKeys(path.slice(0, -1), out);

@@ -67,6 +67,7 @@ describe('config', () => {
       personalEpochs: 1,
       personalInit: 'init',
       ablation: 'both',
+      svt: { mode: 'absolute' },
     });
     expect(c.train).toMatchObject({
       lr: 0.1,
@@ -102,6 +103,34 @@ describe('config', () => {
     );
   });
 
+  it('checks svt budgets, density targets and downlink budgets, naming the key', () => {
+    const fedslrWith = (extra: object) => parseConfig({ algorithm: { name: 'fedslr', ...extra } });
+    expect(fedslrWith({ svt: { mode: 'bytes', fraction: 0.4 } }).algorithm).toMatchObject({
+      svt: { mode: 'bytes', fraction: 0.4 },
+    });
+    expect(() => fedslrWith({ svt: { mode: 'bytes', fraction: 0.4, bytes: 9 } })).toThrow(
+      /algorithm\.svt\.bytes: mode bytes takes exactly one of fraction, bytes, got both/,
+    );
+    expect(() => fedslrWith({ svt: { mode: 'rank' } })).toThrow(
+      /algorithm\.svt: mode rank takes exactly one of rank, fraction/,
+    );
+    expect(() => fedslrWith({ svt: { mode: 'energy', fracton: 0.9 } })).toThrow(
+      /algorithm\.svt: unknown key 'fracton' \(did you mean 'fraction'\?\)/,
+    );
+    expect(() => fedslrWith({ svt: { mode: 'energy', fraction: 1.5 } })).toThrow(
+      /algorithm\.svt\.fraction: .*<=1/,
+    );
+    expect(() => fedslrWith({ svt: { mode: 'topk' } })).toThrow(
+      /algorithm\.svt\.mode: 'topk' is not one of absolute, relative, energy, rank, bytes/,
+    );
+    expect(() => fedslrWith({ density: 0.3, lambda: 0 })).toThrow(
+      /algorithm\.lambda: a density target adapts lambda multiplicatively/,
+    );
+    expect(() =>
+      parseConfig({ algorithm: { name: 'fedavg', downlink: 0.4, downlinkBytes: 1000 } }),
+    ).toThrow(/algorithm\.downlinkBytes: give downlink \(a fraction\) or downlinkBytes, not both/);
+  });
+
   it('--set writes typed values at dot paths', () => {
     let raw: Record<string, unknown> = { algorithm: { name: 'fedslr', mu: 0.5 } };
     raw = applySet(raw, 'rounds=3');
@@ -115,6 +144,11 @@ describe('config', () => {
       model: { hidden: [32, 16] },
     });
     expect(applySet(raw, 'algorithm.name=fedavg')['algorithm']).toEqual({ name: 'fedavg' });
+    const dirichlet = applySet(raw, 'data.partition.kind=dirichlet');
+    expect(dirichlet['data']).toEqual({ partition: { kind: 'dirichlet', alpha: 0.1 } });
+    expect(applySet(dirichlet, 'data.partition.kind=iid')['data']).toEqual({
+      partition: { kind: 'iid' },
+    });
     expect(() => applySet(raw, 'rounds')).toThrow(/expected key\.path=value/);
     expect(() => applySet(raw, 'rounds.x=1')).toThrow(/'rounds' is not a mapping/);
     expect(parseConfig(applySet({}, 'rounds=3')).rounds).toBe(3);

@@ -9,8 +9,8 @@ import { optionError, UsageError } from '../command.js';
 export const command: Command = {
   name: 'compare',
   summary: 'Run several algorithms on the identical setup and tabulate them',
-  help: `Usage: fedslr compare <config.yaml|json> --algorithms A,B,... [--out DIR] [--set key=value ...] [--quiet]
-       fedslr compare --resume DIR [--algorithms A,B,...] [--set rounds=N] [--quiet]
+  help: `Usage: fedslr compare <config.yaml|json> --algorithms A,B,... [--grid algorithm.KEY=v1,v2,...] [--out DIR] [--set key=value ...] [--quiet]
+       fedslr compare --resume DIR [--algorithms A,B,... [--grid ...]] [--set rounds=N] [--quiet]
 
 Runs each algorithm on the identical data split, seed, model and schedule of the config (only its
 algorithm section changes) and writes, under DIR:
@@ -20,13 +20,23 @@ algorithm section changes) and writes, under DIR:
                  uplink bytes, downlink vs dense models, wall time
   compare.csv    the same numbers, unrounded
   compare.json   the config, the entries and the finished rows (what --resume reads)
-  report.html    all runs' charts overlaid, with the table
+  report.html    all runs' charts overlaid, with the table (and accuracy against downlink bytes,
+                 each algorithm's Pareto front marked)
 
 Options:
   --algorithms LIST  comma-separated; each entry a name with optional :key=value options, e.g.
                      fedslr,fedavg,ditto,fedslr:ablation=sparse-only,fedprox:mu=0.1
                      An entry naming the config's own algorithm keeps the config's options;
-                     others start from their defaults (below)
+                     others start from their defaults (below). A key may be a dot path
+                     (fedslr:svt.fraction=0.4); key=~ unsets an option (fedavg:downlink=~ is
+                     dense FedAvg)
+  --grid KEY=V1,V2   run every entry at each value of an option under algorithm. (repeatable:
+                     the cartesian product of the axes); an entry is crossed with the axes that
+                     are valid options for it, and one no axis fits runs once. E.g.
+                     --algorithms fedslr,fedslr:svt.mode=absolute,fedavg
+                     --grid algorithm.svt.fraction=0.2,0.4 --grid algorithm.downlink=0.2,0.4
+                     with a config whose algorithm.svt is {mode: bytes, fraction: ...} gives
+                     fedslr:svt.fraction=0.2 (a directory fedslr_svt.fraction_0.2), ...
   --out DIR          output directory (default runs/<config>-compare-<time>); must be empty
   --set key=value    override a config value by its dot path (repeatable), as in \`fedslr run\`
   --resume DIR       continue an interrupted comparison: finished runs are kept, the interrupted
@@ -54,7 +64,12 @@ another comparison (DIR/fedslr.lock), or one that cannot be created (the message
     }
     const { values, positionals } = parsed;
     const sets = values.set ?? [];
-    const { parseAlgorithmList, resumeCompare, runCompare } = await import('../../sim/compare.js');
+    const { expandGrid, parseAlgorithmList, resumeCompare, runCompare } = await import(
+      '../../sim/compare.js'
+    );
+    const grid = values.grid ?? [];
+    if (grid.length && !values.algorithms)
+      throw new UsageError('--grid crosses the --algorithms entries: give --algorithms too');
     const { Progress, fmtDuration, reportData } = await import('../progress.js');
     let progress: InstanceType<typeof Progress> | undefined;
     let rounds = 0;
@@ -103,7 +118,16 @@ another comparison (DIR/fedslr.lock), or one that cannot be created (the message
       if (values.out !== undefined)
         throw new UsageError('--resume continues in the comparison directory itself; drop --out');
       outDir = values.resume;
-      await resumeCompare(outDir, sets, hooks, values.algorithms);
+      let add = values.algorithms;
+      if (add !== undefined && grid.length) {
+        const { COMPARE_STATE } = await import('../../sim/compare.js');
+        const { existsSync, readFileSync } = await import('node:fs');
+        const state = join(outDir, COMPARE_STATE);
+        // Without it, resumeCompare says that this is no comparison directory.
+        if (existsSync(state))
+          add = expandGrid(add, grid, JSON.parse(readFileSync(state, 'utf8')).config.algorithm);
+      }
+      await resumeCompare(outDir, sets, hooks, add);
     } else {
       if (positionals.length !== 1)
         throw new UsageError(`expected one config file, got ${positionals.length}`);
@@ -111,7 +135,10 @@ another comparison (DIR/fedslr.lock), or one that cannot be created (the message
       const file = positionals[0]!;
       const { loadConfig } = await import('../../sim/load_config.js');
       const config = loadConfig(file, sets);
-      const entries = parseAlgorithmList(values.algorithms, config.algorithm);
+      const list = grid.length
+        ? expandGrid(values.algorithms, grid, config.algorithm)
+        : values.algorithms;
+      const entries = parseAlgorithmList(list, config.algorithm);
       const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
       outDir = values.out ?? join('runs', `${basename(file, extname(file))}-compare-${stamp}`);
       if (!values.quiet)
@@ -134,6 +161,7 @@ const OPTIONS = {
   algorithms: { type: 'string' },
   out: { type: 'string' },
   set: { type: 'string', multiple: true },
+  grid: { type: 'string', multiple: true },
   resume: { type: 'string' },
   quiet: { type: 'boolean' },
 } as const;

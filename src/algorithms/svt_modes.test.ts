@@ -1,0 +1,171 @@
+/** FedSLR's budgeted server steps and FedAvg's downlink budget, on planted spectra. */
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { denseParams, pack, type WireParams } from '../codec/wire.js';
+import { plantedMatrix } from '../linalg/planted.js';
+import { lowRankPays } from '../linalg/prox.js';
+import { createModel } from '../models/index.js';
+import { initBackend } from '../tensor/backend.js';
+import type { ParamArrays } from '../tensor/params.js';
+import { Rng } from '../tensor/rng.js';
+import { disposeData, toTensors } from '../train/loop.js';
+import { fedavg } from './fedavg.js';
+import { FEDSLR_DEFAULTS, factoredDownload, fedslr } from './fedslr.js';
+import { type BudgetMode, budgetStep, matrixWireBytes } from './svt_modes.js';
+import type { Algorithm, AlgorithmContext } from './types.js';
+
+beforeAll(async () => {
+  await initBackend('wasm');
+});
+
+const model = createModel('mlp', { inputShape: [30, 1, 1], classes: 10, hidden: [40] });
+const ctx: AlgorithmContext = {
+  model,
+  numClients: 1,
+  train: { lr: 0.1, lrDecay: 1, weightDecay: 0, batchSize: 5, epochs: 1 },
+};
+// Planted spectra: 30 x 40 with s_i = 2 * 0.8^i (30 values), 40 x 10 with s_i = 1 / (i + 1).
+const S1 = Array.from({ length: 30 }, (_, i) => 2 * 0.8 ** i);
+const S2 = Array.from({ length: 10 }, (_, i) => 1 / (i + 1));
+const [k1, b1, k2, b2] = model.spec;
+const V: ParamArrays = {
+  [k1!.name]: { shape: [30, 40], data: plantedMatrix(30, 40, S1, 1) },
+  [b1!.name]: { shape: [40], data: Float32Array.from({ length: 40 }, (_, i) => i / 40) },
+  [k2!.name]: { shape: [40, 10], data: plantedMatrix(40, 10, S2, 2) },
+  [b2!.name]: { shape: [10], data: new Float32Array(10).fill(0.5) },
+};
+const upload = (p: ParamArrays) => ({
+  params: denseParams(p),
+  numSamples: 1,
+  trainLoss: 0,
+  trainAcc: 0,
+});
+
+/** The budgeted step on V and the download that carries its result in round 1. */
+function stepOf(svt: BudgetMode) {
+  const step = budgetStep(model.spec, V, svt, 1);
+  const server = { global: step.global, factors: step.factors };
+  return { agg: { stats: { ranks: step.ranks } }, down: factoredDownload(model.spec, server, 1) };
+}
+/** FedAvg's first round: init V, one client that uploads V unchanged. */
+function roundOf<S, C>(algo: Algorithm<S, C>) {
+  const { server } = algo;
+  const agg = server.aggregate(server.initServer(V), 0, [
+    { client: 0, upload: { round: 0, ...upload(V) } },
+  ]);
+  return { agg, down: server.download(agg.server, 1, 0) };
+}
+const fedslrWith = (svt: BudgetMode) => fedslr(ctx, { ...FEDSLR_DEFAULTS, svt });
+const ranksOf = (a: { stats: { ranks?: Record<string, { rank: number }> } }) =>
+  Object.values(a.stats.ranks!).map((r) => r.rank);
+const denseBytes = pack({ round: 1, params: denseParams(V) }).byteLength;
+
+/** Every low-rank tensor of a download is smaller than dense, and 1-D tensors are dense. */
+function checkHonest(params: WireParams) {
+  for (const p of model.spec) {
+    const t = params[p.name]!;
+    if (p.shape.length === 1) expect(t.kind).toBe('dense');
+    if (t.kind === 'lowrank') expect(lowRankPays(t.rows, t.cols, t.rank)).toBe(true);
+  }
+}
+
+describe('FedSLR svt modes on planted spectra', () => {
+  it('relative soft-thresholds at the fraction of each largest value', () => {
+    // 0.3 * 2 = 0.6: 2 * 0.8^i > 0.6 for i <= 5; 0.3 * 1 = 0.3: 1/(i+1) > 0.3 for i <= 2.
+    const { agg, down } = stepOf({ mode: 'relative', fraction: 0.3 });
+    expect(ranksOf(agg)).toEqual([6, 3]);
+    checkHonest(down.params);
+  });
+
+  it('energy keeps the smallest rank holding the fraction of each squared spectrum', () => {
+    const share = (s: number[], r: number) =>
+      s.slice(0, r).reduce((a, x) => a + x * x, 0) / s.reduce((a, x) => a + x * x, 0);
+    const [r1, r2] = ranksOf(stepOf({ mode: 'energy', fraction: 0.9 }).agg);
+    expect(share(S1, r1!)).toBeGreaterThanOrEqual(0.9);
+    expect(share(S1, r1! - 1)).toBeLessThan(0.9);
+    expect(share(S2, r2!)).toBeGreaterThanOrEqual(0.9);
+    expect(share(S2, r2! - 1)).toBeLessThan(0.9);
+  });
+
+  it('rank caps every matrix at a count or a fraction of its full rank', () => {
+    expect(ranksOf(stepOf({ mode: 'rank', rank: 4 }).agg)).toEqual([4, 4]);
+    expect(ranksOf(stepOf({ mode: 'rank', fraction: 0.5 }).agg)).toEqual([15, 5]);
+  });
+
+  it('bytes: the encoded download never exceeds the budget, and one more value would', () => {
+    for (const fraction of [0.1, 0.25, 0.4, 0.6, 0.9]) {
+      const { agg, down } = stepOf({ mode: 'bytes', fraction });
+      const budget = Math.floor(fraction * denseBytes);
+      const bytes = pack(down).byteLength;
+      expect(bytes).toBeLessThanOrEqual(budget);
+      checkHonest(down.params);
+      // Adding the next value of any matrix (to dense when factors stop paying) breaks it.
+      model.spec
+        .filter((p) => p.shape.length === 2)
+        .forEach((p, j) => {
+          const [rows, cols] = p.shape as [number, number];
+          const r = ranksOf(agg)[j]!;
+          if (r === Math.min(rows, cols)) return;
+          const more =
+            matrixWireBytes(p.shape, rows, cols, r + 1) - matrixWireBytes(p.shape, rows, cols, r);
+          expect(bytes + more).toBeGreaterThan(budget);
+        });
+    }
+  });
+
+  it('bytes: an absolute budget holds too, and an impossible one says what is possible', () => {
+    const { down } = stepOf({ mode: 'bytes', bytes: 3000 });
+    expect(pack(down).byteLength).toBeLessThanOrEqual(3000);
+    expect(() => stepOf({ mode: 'bytes', bytes: 400 })).toThrow(
+      /downlink budget of 400 bytes .*cannot be met/,
+    );
+  });
+
+  it('FedSLR runs the step on its aggregate: a rank cap holds after a round', () => {
+    const algo = fedslrWith({ mode: 'rank', rank: 4 });
+    const { agg, down } = roundOf(algo);
+    expect(ranksOf(agg)).toEqual([4, 4]);
+    expect(Object.values(down.params).filter((t) => t.kind === 'lowrank')).toHaveLength(2);
+  });
+
+  it("round 0's download meets the budget as well", () => {
+    const algo = fedslrWith({ mode: 'bytes', fraction: 0.3 });
+    const down = algo.server.download(algo.server.initServer(V), 0, 0);
+    expect(pack(down).byteLength).toBeLessThanOrEqual(
+      Math.floor(0.3 * pack({ round: 0, params: denseParams(V) }).byteLength),
+    );
+  });
+});
+
+describe('FedAvg with a downlink budget', () => {
+  it('sends the truncated mean within the budget, and the client trains from it', async () => {
+    const algo = fedavg(ctx, { weighted: true, downlink: 0.3 });
+    const { agg, down } = roundOf(algo);
+    expect(pack(down).byteLength).toBeLessThanOrEqual(Math.floor(0.3 * denseBytes));
+    checkHonest(down.params);
+    expect(Object.values(down.params).some((t) => t.kind === 'lowrank')).toBe(true);
+    const data = toTensors(
+      new Float32Array(5 * 30).fill(0.1),
+      Int32Array.from([0, 1, 2, 3, 4]),
+      [30, 1, 1],
+    );
+    const before = tf.memory().numTensors;
+    const r = await algo.client.train(down, algo.client.initClient(0, V), {
+      client: 0,
+      round: 1,
+      lr: 0.1,
+      data,
+      rng: new Rng(1),
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(Number.isFinite(r.upload.trainLoss)).toBe(true);
+    disposeData(data);
+    expect(ranksOf(agg).every((r, j) => r <= [30, 10][j]!)).toBe(true);
+  });
+
+  it('at the whole dense budget it is FedAvg bit for bit', () => {
+    const plain = roundOf(fedavg(ctx, { weighted: true })).agg.server.global;
+    const full = roundOf(fedavg(ctx, { weighted: true, downlink: 1 })).agg.server.global;
+    for (const p of model.spec) expect(full[p.name]!.data).toEqual(plain[p.name]!.data);
+  });
+});
