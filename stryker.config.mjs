@@ -1,0 +1,26 @@
+// Mutation testing of the core (npm run mutation; slow, so not part of npm test or CI).
+// The HTML report goes to reports/mutation/ (git-ignored).
+/** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
+export default {
+  testRunner: 'vitest',
+  vitest: { configFile: 'vitest.mutation.config.ts' },
+  coverageAnalysis: 'perTest',
+  mutate: process.env.MUTATE?.split(',') ?? [
+    'src/algorithms/**/*.ts',
+    'src/linalg/prox.ts',
+    'src/train/**/*.ts',
+    'src/data/partition.ts',
+    'src/sim/stats.ts',
+    'src/sim/simulate.ts',
+    'src/codec/**/*.ts',
+    '!src/**/*.test.ts',
+    '!src/**/index.ts',
+  ],
+  reporters: ['html', 'clear-text', 'progress', 'json'],
+  htmlReporter: { fileName: 'reports/mutation/index.html' },
+  jsonReporter: { fileName: 'reports/mutation/mutation.json' },
+  tempDirName: '.stryker-tmp',
+  concurrency: 1,
+  timeoutMS: 60_000,
+  ignoreStatic: true,
+};
