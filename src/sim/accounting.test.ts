@@ -271,9 +271,9 @@ describe('metrics accounting of a small FedSLR run', () => {
       down += e.down_bytes;
       up += e.up_bytes;
     }
-    const last = events.findLast((e) => e.type === 'eval')!;
-    expect(last.type === 'eval' && last.record.down_bytes).toBe(down);
-    expect(last.type === 'eval' && last.record.up_bytes).toBe(up);
+    const last = evaluated.at(-1)!.record;
+    expect(last.down_bytes).toBe(down);
+    expect(last.up_bytes).toBe(up);
     // Uploads are dense and downloads partly low-rank: the two directions differ.
     expect(up).toBeGreaterThan(down);
   });
