@@ -11,7 +11,12 @@ export default {
     'src/train/**/*.ts',
     'src/data/partition.ts',
     'src/sim/stats.ts',
-    'src/sim/simulate.ts',
+    // simulate.ts: only the evaluation summary and the message/byte accounting (line ranges;
+    // update them when the file moves).
+    'src/sim/simulate.ts:83-136',
+    'src/sim/simulate.ts:161-176',
+    'src/sim/simulate.ts:193-208',
+    'src/sim/simulate.ts:229-234',
     'src/codec/**/*.ts',
     '!src/**/*.test.ts',
     '!src/**/index.ts',
@@ -21,6 +26,6 @@ export default {
   jsonReporter: { fileName: 'reports/mutation/mutation.json' },
   tempDirName: '.stryker-tmp',
   concurrency: 1,
-  timeoutMS: 60_000,
+  timeoutMS: 15_000,
   ignoreStatic: true,
 };
