@@ -293,3 +293,73 @@ describe('dirichlet partition: counts against the drawn proportions', () => {
     expectCoversAll(parts, LABELS.length);
   });
 });
+
+describe('partitioners at the edges of their inputs', () => {
+  const ascending = (parts: Partition) =>
+    parts.every((p) => p.every((v, i) => i === 0 || p[i - 1]! < v));
+
+  it('return every client part in ascending index order', () => {
+    expect(ascending(iidPartition(500, 7, new Rng(2)))).toBe(true);
+    expect(ascending(dirichletPartition(LABELS, CLASSES, 7, { alpha: 0.5 }, new Rng(2)))).toBe(
+      true,
+    );
+    expect(ascending(pathologicalPartition(LABELS, CLASSES, 7, 2, new Rng(2)))).toBe(true);
+  });
+
+  it('accept one client, one class, one attempt, and a minSize that every draw meets exactly', () => {
+    expect(iidPartition(5, 1, new Rng(1)).map((p) => Array.from(p))).toEqual([[0, 1, 2, 3, 4]]);
+    const ones = new Int32Array(20);
+    expect(dirichletPartition(ones, 1, 2, { alpha: 1, minSize: 0 }, new Rng(1))).toHaveLength(2);
+    const free = dirichletPartition(LABELS, CLASSES, 6, { alpha: 1, minSize: 0 }, new Rng(4));
+    const smallest = Math.min(...free.map((p) => p.length));
+    const tight = dirichletPartition(
+      LABELS,
+      CLASSES,
+      6,
+      { alpha: 1, minSize: smallest, maxAttempts: 1 },
+      new Rng(4),
+    );
+    expect(same(tight, free)).toBe(true);
+    // minSize x clients = n is allowed (and then fails only for want of an exact draw).
+    expect(() =>
+      dirichletPartition(
+        LABELS,
+        CLASSES,
+        10,
+        { alpha: 1, minSize: 500, maxAttempts: 1 },
+        new Rng(1),
+      ),
+    ).toThrow(
+      /^dirichlet partition: after 1 attempts .*Raise alpha, lower minSize, or use fewer clients\.$/,
+    );
+  });
+
+  it('name the partitioner and the field in every rejection', () => {
+    const r = new Rng(1);
+    expect(() => iidPartition(10, 0, r)).toThrow(/^iid partition: clients must be/);
+    expect(() => dirichletPartition(LABELS, 0, 5, { alpha: 1 }, r)).toThrow(
+      /^dirichlet partition: classes must be a positive integer, got 0$/,
+    );
+    expect(() => dirichletPartition(LABELS, 2.5, 5, { alpha: 1 }, r)).toThrow(
+      /classes must be a positive integer, got 2.5/,
+    );
+    const withTop = Int32Array.from([0, 1, 2, 3]);
+    expect(() => dirichletPartition(withTop, 3, 2, { alpha: 1, minSize: 0 }, r)).toThrow(
+      /^dirichlet partition: label 3 at index 3 is outside \[0, 3\)$/,
+    );
+    expect(() =>
+      dirichletPartition(Int32Array.from([0, -1]), 3, 2, { alpha: 1, minSize: 0 }, r),
+    ).toThrow(/label -1 at index 1/);
+    for (const minSize of [-1, 1.5])
+      expect(() => dirichletPartition(LABELS, CLASSES, 5, { alpha: 1, minSize }, r)).toThrow(
+        new RegExp(`^dirichlet partition: minSize must be an integer >= 0, got ${minSize}$`),
+      );
+    expect(() => pathologicalPartition(LABELS, CLASSES, 5, 1.5, r)).toThrow(
+      /^pathological partition: classesPerClient must be an integer in \[1, 10\], got 1.5$/,
+    );
+    expect(() => pathologicalPartition(LABELS, CLASSES, 5, 0, r)).toThrow(/got 0$/);
+    expect(() => pathologicalPartition(Int32Array.from([0, 0, 0, 1]), 2, 4, 1, r)).toThrow(
+      /^pathological partition: client \d got no samples .*use fewer clients or more classes per client$/,
+    );
+  });
+});
