@@ -1,5 +1,6 @@
 // Mutation testing of the core (npm run mutation; slow, so not part of npm test or CI).
-// The HTML report goes to reports/mutation/ (git-ignored).
+// The reports go to reports/mutation/ (git-ignored); MUTATE=a.ts,b.ts limits a run to some
+// files and MUTATION_REPORT=name names its report files.
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
   testRunner: 'vitest',
@@ -22,8 +23,8 @@ export default {
     '!src/**/index.ts',
   ],
   reporters: ['html', 'clear-text', 'progress', 'json'],
-  htmlReporter: { fileName: 'reports/mutation/index.html' },
-  jsonReporter: { fileName: 'reports/mutation/mutation.json' },
+  htmlReporter: { fileName: `reports/mutation/${process.env.MUTATION_REPORT ?? 'index'}.html` },
+  jsonReporter: { fileName: `reports/mutation/${process.env.MUTATION_REPORT ?? 'mutation'}.json` },
   tempDirName: '.stryker-tmp',
   concurrency: 1,
   timeoutMS: 15_000,
