@@ -62,7 +62,7 @@ describe('proxL1 and density', () => {
     expect(d.overall).toBeCloseTo(4 / 6, 12);
     const all = proxL1(p, 1);
     expect(density(all).overall).toBeCloseTo(2 / 6, 12);
-    expect(() => proxL1(p, 1, ['nope'])).toThrow(/nope/);
+    expect(() => proxL1(p, 1, ['nope'])).toThrow(/^proxL1: no parameter 'nope' \(have w, b\)$/);
     disposeParams(p, q, all);
     expect(tf.memory().numTensors).toBe(before);
   });
