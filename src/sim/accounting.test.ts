@@ -269,6 +269,7 @@ function checkBytes({ events, evaluated, log }: SmallRun): void {
     expect(e.up_bytes).toBe(bytes(ups));
     expect(e.down_params).toBe(downs.reduce((a, d) => a + numbers(d.params), 0));
     expect(e.up_params).toBe(ups.reduce((a, u) => a + numbers(u.params), 0));
+    expect(e.train_loss).toBeCloseTo(ups.reduce((a, u) => a + u.trainLoss, 0) / ups.length, 12);
     // 16*12 + 12 + 12*3 + 3 numbers in a dense model.
     expect(e.dense_down_params).toBe(3 * 243);
     down += e.down_bytes;
