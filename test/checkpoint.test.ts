@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import {
+  cpSync,
   existsSync,
   mkdtempSync,
   readdirSync,
@@ -35,6 +36,34 @@ const base = {
 };
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'fedslr-ck-'));
+/** A run several tests need, made once per file on first use. */
+function once(make: () => Promise<string>): () => Promise<string> {
+  let made: Promise<string> | undefined;
+  return () => {
+    made ??= make();
+    return made;
+  };
+}
+/** The uninterrupted reference run (6 rounds). */
+const fullRun = once(async () => {
+  const dir = tmp();
+  await runExperiment(parseConfig(base), { outDir: dir });
+  return dir;
+});
+/** The same run stopped after 4 rounds, with the memory store; tests resume copies of it. */
+const fourRounds = once(async () => {
+  const dir = tmp();
+  await runExperiment(
+    parseConfig({ ...base, rounds: 4, runtime: { workers: 1, store: 'memory' } }),
+    { outDir: dir },
+  );
+  return dir;
+});
+const copyOf = (dir: string) => {
+  const copy = tmp();
+  cpSync(dir, copy, { recursive: true });
+  return copy;
+};
 const metrics = (dir: string) =>
   readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
     .trim()
@@ -53,15 +82,17 @@ function finalState(dir: string): Record<string, string> {
 
 describe('checkpoints', () => {
   it('a run resumed from a middle checkpoint ends identical to an uninterrupted one (memory and disk store)', async () => {
-    const full = tmp();
-    await runExperiment(parseConfig(base), { outDir: full });
+    const full = await fullRun();
     expect(listCheckpoints(full)).toEqual(['round-000004', 'round-000006']);
 
     for (const store of ['memory', 'disk']) {
-      const part = tmp();
-      await runExperiment(parseConfig({ ...base, rounds: 4, runtime: { workers: 1, store } }), {
-        outDir: part,
-      });
+      const part = store === 'memory' ? copyOf(await fourRounds()) : tmp();
+      if (store === 'disk') {
+        await runExperiment(parseConfig({ ...base, rounds: 4, runtime: { workers: 1, store } }), {
+          outDir: part,
+        });
+      }
+      expect(JSON.parse(readFileSync(join(part, 'config.json'), 'utf8')).runtime.store).toBe(store);
       const summary = await resumeExperiment(part, ['rounds=6']);
       expect(summary.rounds).toBe(6);
       expect(metrics(part)).toEqual(metrics(full));
@@ -70,8 +101,7 @@ describe('checkpoints', () => {
   });
 
   it('falls back to the previous checkpoint when the newest is corrupt, and says when none is usable', async () => {
-    const dir = tmp();
-    await runExperiment(parseConfig({ ...base, rounds: 4 }), { outDir: dir });
+    const dir = copyOf(await fourRounds());
     const [older, newest] = listCheckpoints(dir);
     const server = join(dir, CHECKPOINT_DIR, newest!, 'server.msgpack');
     writeFileSync(server, readFileSync(server).subarray(0, 100));
@@ -84,9 +114,7 @@ describe('checkpoints', () => {
       }
     });
     expect(skipped.join()).toMatch(/server\.msgpack: checksum mismatch/);
-    const full = tmp();
-    await runExperiment(parseConfig(base), { outDir: full });
-    expect(metrics(dir)).toEqual(metrics(full));
+    expect(metrics(dir)).toEqual(metrics(await fullRun()));
 
     for (const n of listCheckpoints(dir)) rmSync(join(dir, CHECKPOINT_DIR, n, 'metrics.json'));
     await expect(resumeExperiment(dir, [])).rejects.toThrow(

@@ -30,7 +30,16 @@ describe('softThreshold', () => {
     const t = tf.tensor1d([1]);
     expect(() => softThreshold(t, -1)).toThrow(/tau/);
     expect(() => softThreshold(t, Number.NaN)).toThrow(/tau/);
+    expect(() => proxL1({ w: t }, -1)).toThrow(/^proxL1: tau must be/);
+    expect(() => softThreshold(t, -1)).toThrow(/^softThreshold: tau must be/);
     t.dispose();
+  });
+
+  it('is the identity at tau = 0', () => {
+    const t = tf.tensor1d([0.25, -3, 0]);
+    const y = softThreshold(t, 0);
+    expect(Array.from(y.dataSync())).toEqual([0.25, -3, 0]);
+    tf.dispose([t, y]);
   });
 });
 
@@ -53,9 +62,16 @@ describe('proxL1 and density', () => {
     expect(d.overall).toBeCloseTo(4 / 6, 12);
     const all = proxL1(p, 1);
     expect(density(all).overall).toBeCloseTo(2 / 6, 12);
-    expect(() => proxL1(p, 1, ['nope'])).toThrow(/nope/);
+    expect(() => proxL1(p, 1, ['nope'])).toThrow(/^proxL1: no parameter 'nope' \(have w, b\)$/);
     disposeParams(p, q, all);
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('gives density 0, not NaN, for empty tensors and an empty set', () => {
+    const p = { e: tf.tensor1d([]) };
+    expect(density(p)).toEqual({ perTensor: { e: 0 }, nonZeros: 0, size: 0, overall: 0 });
+    expect(density({}).overall).toBe(0);
+    disposeParams(p);
   });
 });
 
@@ -69,5 +85,19 @@ describe('rank helpers', () => {
     expect(numericalRank([3, 1, 0.5], 4, 4, 0.75)).toBe(2);
     expect(lowRankPays(100, 100, 49)).toBe(true);
     expect(lowRankPays(100, 100, 50)).toBe(false);
+  });
+
+  it('has ratio 1 without matrices', () => {
+    expect(rankSummary({})).toEqual({ perTensor: {}, rank: 0, fullRank: 0, ratio: 1 });
+  });
+
+  it('scales the default tolerance with the largest value and the larger side', () => {
+    // tol = max(rows, cols) * eps32 * top: 10 * 1.19e-7 * 1000 = 1.19e-3 here.
+    expect(numericalRank([1000, 1.5e-3, 1e-3], 10, 10)).toBe(2);
+    // The larger side (10), not the smaller (2): tol = 1.19e-6.
+    expect(numericalRank([1, 1e-6], 10, 2)).toBe(1);
+    expect(numericalRank([1, 1e-6], 2, 10)).toBe(1);
+    // Strictly above the tolerance.
+    expect(numericalRank([1, 0.5], 2, 2, 0.5)).toBe(1);
   });
 });

@@ -1,0 +1,32 @@
+// Mutation testing of the core (npm run mutation; slow, so not part of npm test or CI).
+// The reports go to reports/mutation/ (git-ignored); MUTATE=a.ts,b.ts limits a run to some
+// files and MUTATION_REPORT=name names its report files.
+/** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
+export default {
+  testRunner: 'vitest',
+  vitest: { configFile: 'vitest.mutation.config.ts' },
+  coverageAnalysis: 'perTest',
+  mutate: process.env.MUTATE?.split(',') ?? [
+    'src/algorithms/**/*.ts',
+    'src/linalg/prox.ts',
+    'src/train/**/*.ts',
+    'src/data/partition.ts',
+    'src/sim/stats.ts',
+    // simulate.ts: only the evaluation summary and the message/byte accounting (line ranges;
+    // update them when the file moves).
+    'src/sim/simulate.ts:83-136',
+    'src/sim/simulate.ts:161-176',
+    'src/sim/simulate.ts:193-208',
+    'src/sim/simulate.ts:229-234',
+    'src/codec/**/*.ts',
+    '!src/**/*.test.ts',
+    '!src/**/index.ts',
+  ],
+  reporters: ['html', 'clear-text', 'progress', 'json'],
+  htmlReporter: { fileName: `reports/mutation/${process.env.MUTATION_REPORT ?? 'index'}.html` },
+  jsonReporter: { fileName: `reports/mutation/${process.env.MUTATION_REPORT ?? 'mutation'}.json` },
+  tempDirName: '.stryker-tmp',
+  concurrency: 1,
+  timeoutMS: 15_000,
+  ignoreStatic: true,
+};

@@ -1,0 +1,23 @@
+import { defineConfig } from 'vitest/config';
+
+/**
+ * The fast unit tests that cover the mutated core files (stryker.config.mjs): Stryker runs only
+ * the tests that cover each mutant, so slow end-to-end files (test/, src/train/mnist.test.ts)
+ * stay out to keep a run affordable.
+ */
+export default defineConfig({
+  test: {
+    include: [
+      'src/algorithms/**/*.test.ts',
+      'src/codec/**/*.test.ts',
+      'src/data/partition.test.ts',
+      'src/linalg/prox.test.ts',
+      'src/models/**/*.test.ts',
+      'src/sim/sim_units.test.ts',
+      'src/sim/accounting.test.ts',
+      'src/train/train.test.ts',
+    ],
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+  },
+});
