@@ -14,10 +14,10 @@ export default {
     'src/sim/stats.ts',
     // simulate.ts: only the evaluation summary and the message/byte accounting (line ranges;
     // update them when the file moves).
-    'src/sim/simulate.ts:83-136',
-    'src/sim/simulate.ts:161-176',
-    'src/sim/simulate.ts:193-208',
-    'src/sim/simulate.ts:229-234',
+    'src/sim/simulate.ts:106-159',
+    'src/sim/simulate.ts:189-203',
+    'src/sim/simulate.ts:247-263',
+    'src/sim/simulate.ts:287-297',
     'src/codec/**/*.ts',
     '!src/**/*.test.ts',
     '!src/**/index.ts',

@@ -1,0 +1,200 @@
+/**
+ * FedSLR's server state between rounds: rank-2 factors (built from U sqrt(S) and sqrt(S) V^T)
+ * that decode, also after MessagePack, to U (S - mu/alpha) V^T; the SVT warm start handed from
+ * one round to the next unchanged; P_i's start; the personal density count.
+ */
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { decodeLowRank, decodeParams } from '../codec/params.js';
+import { pack, reviveTensor, unpack, type WireParams } from '../codec/wire.js';
+import { plantedMatrix } from '../linalg/planted.js';
+import type { SvtHint } from '../linalg/svt.js';
+import { createModel } from '../models/index.js';
+import { initBackend } from '../tensor/backend.js';
+import type { ParamArrays } from '../tensor/params.js';
+import { Rng } from '../tensor/rng.js';
+import { FEDSLR_DEFAULTS, fedslr, initialSparse } from './fedslr.js';
+import type { AlgorithmContext, Upload } from './types.js';
+
+/** Every SVT call's warm start and the one it returned, in call order. */
+const svtCalls = vi.hoisted(() => [] as { given?: SvtHint; returned: SvtHint }[]);
+vi.mock('../linalg/svt.js', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../linalg/svt.js')>();
+  return {
+    ...real,
+    svt: (...args: Parameters<typeof real.svt>) => {
+      const r = real.svt(...args);
+      svtCalls.push({ given: args[4]?.hint, returned: r.hint });
+      return r;
+    },
+  };
+});
+
+beforeAll(async () => {
+  await initBackend('wasm');
+});
+
+function ctx(inputs: number, classes: number): AlgorithmContext {
+  return {
+    model: createModel('mlp', { inputShape: [inputs, 1, 1], classes, hidden: [] }),
+    numClients: 1,
+    train: { lr: 0.1, lrDecay: 1, weightDecay: 0, batchSize: 1, epochs: 1 },
+  };
+}
+const upload = (params: ParamArrays): Upload => ({
+  round: 0,
+  params: Object.fromEntries(
+    Object.entries(params).map(([k, v]) => [k, { kind: 'dense' as const, ...v }]),
+  ),
+  numSamples: 1,
+  trainLoss: 0,
+  trainAcc: 0,
+});
+
+/** Orthonormal columns (rows x cols, row-major) by Gram-Schmidt on seeded normals. */
+function orthonormal(rows: number, cols: number, rng: Rng): number[][] {
+  const out: number[][] = [];
+  while (out.length < cols) {
+    let v = Array.from({ length: rows }, () => rng.normal());
+    for (const q of out) {
+      const d = v.reduce((a, x, i) => a + x * q[i]!, 0);
+      v = v.map((x, i) => x - d * q[i]!);
+    }
+    const n = Math.hypot(...v);
+    out.push(v.map((x) => x / n));
+  }
+  return out; // out[k] is column k
+}
+
+/** sum_k s_k u_k v_k^T as a row-major rows x cols array. */
+function compose(u: number[][], s: number[], v: number[][]): number[] {
+  const [rows, cols] = [u[0]!.length, v[0]!.length];
+  const m = new Array<number>(rows * cols).fill(0);
+  s.forEach((sk, k) => {
+    for (let i = 0; i < rows; i++)
+      for (let j = 0; j < cols; j++) m[i * cols + j]! += sk * u[k]![i]! * v[k]![j]!;
+  });
+  return m;
+}
+
+const maxGap = (a: ArrayLike<number>, b: ArrayLike<number>) =>
+  Array.from(a).reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
+
+describe('FedSLR factors of rank 2', () => {
+  it('thresholds to U (S - tau) V^T and sends it as rank-2 factors that decode to it, also after MessagePack', () => {
+    const rng = new Rng(31);
+    const [rows, cols] = [6, 5];
+    const u = orthonormal(rows, 5, rng);
+    const v = orthonormal(cols, 5, rng);
+    const s = [3, 2, 0.05, 0.01, 0.001];
+    // alpha 0.1, mu 0.01: tau = 0.1 keeps 2.9 and 1.9; 2 * (6 + 5) = 22 numbers < 30.
+    const algo = fedslr(ctx(rows, cols), { ...FEDSLR_DEFAULTS, alpha: 0.1, mu: 0.01 });
+    const w: ParamArrays = {
+      'out.kernel': { shape: [rows, cols], data: Float32Array.from(compose(u, s, v)) },
+      'out.bias': { shape: [cols], data: Float32Array.from([0.1, -0.2, 0.3, 0, 0.5]) },
+    };
+    const r = algo.server.aggregate(algo.server.initServer(w), 0, [
+      { client: 0, upload: upload(w) },
+    ]);
+    const want = compose(u, [2.9, 1.9], v);
+    const global = r.server.global['out.kernel']!;
+    expect(global.shape).toEqual([rows, cols]);
+    expect(maxGap(global.data, want)).toBeLessThan(1e-5);
+    expect(r.stats.ranks).toEqual({ 'out.kernel': { rank: 2, full: 5 } });
+    // The typed state keeps the kernel's factors (and nothing for the bias) ...
+    expect(r.server.factors['out.kernel']!.left.shape).toEqual([rows, 2]);
+    expect(r.server.factors['out.kernel']!.right.shape).toEqual([2, cols]);
+    expect(Object.keys(r.server.factors)).toEqual(['out.kernel']);
+    // ... and stores them, through the server codec, as the two factor tensors only.
+    const stored = algo.server.codec.toRecord(r.server).tensors['factors']!;
+    expect(stored['out.kernel:left']!.shape).toEqual([rows, 2]);
+    expect(stored['out.kernel:right']!.shape).toEqual([2, cols]);
+    expect(Object.keys(stored).sort()).toEqual(['out.kernel:left', 'out.kernel:right']);
+
+    const down = algo.server.download(r.server, 1, 0);
+    const k = down.params['out.kernel']!;
+    expect(k.kind === 'lowrank' && [k.rows, k.cols, k.rank]).toEqual([rows, cols, 2]);
+    expect(down.params['out.bias']!.kind).toBe('dense');
+    const spec = ctx(rows, cols).model.spec;
+    const decode = (params: WireParams) => decodeParams(params, spec);
+    expect(maxGap(decode(down.params)['out.kernel']!.data, want)).toBeLessThan(1e-5);
+    const raw = unpack(pack(down)) as { params: Record<string, unknown> };
+    const wire = Object.fromEntries(
+      Object.entries(raw.params).map(([n, t]) => [n, reviveTensor(t, n)]),
+    );
+    const back = decode(wire);
+    expect(maxGap(back['out.kernel']!.data, want)).toBeLessThan(1e-5);
+    expect(Array.from(back['out.bias']!.data)).toEqual(Array.from(w['out.bias']!.data));
+    expect(() => decodeLowRank(spec, 'nope', k as never)).toThrow(
+      /low-rank tensor 'nope' is not in the model's spec/,
+    );
+  });
+});
+
+describe('FedSLR SVT warm start', () => {
+  for (const [path, values] of [
+    // Most values cut: the subspace path keeps a basis and a rank.
+    ['subspace', Array.from({ length: 10 }, (_, i) => 1 - 0.07 * i)],
+    // Every value kept: the polar path keeps its bound and top vector.
+    ['polar', Array.from({ length: 120 }, (_, i) => 2 - 0.01 * i)],
+  ] as const) {
+    it(`hands the ${path} path's hint from one round's SVT to the next unchanged`, () => {
+      svtCalls.length = 0;
+      const algo = fedslr(ctx(150, 120), { ...FEDSLR_DEFAULTS, alpha: 0.1, mu: 0.01 });
+      const W: ParamArrays = {
+        'out.kernel': { shape: [150, 120], data: plantedMatrix(150, 120, [...values], 3) },
+        'out.bias': { shape: [120], data: new Float32Array(120) },
+      };
+      const r1 = algo.server.aggregate(algo.server.initServer(W), 0, [
+        { client: 0, upload: upload(W) },
+      ]);
+      const r2 = algo.server.aggregate(r1.server, 1, [
+        { client: 0, upload: upload(r1.server.global) },
+      ]);
+      algo.server.aggregate(r2.server, 2, [{ client: 0, upload: upload(r2.server.global) }]);
+      expect(svtCalls).toHaveLength(3);
+      expect(svtCalls[0]!.given).toEqual({ fullRank: true });
+      const fields = Object.keys(svtCalls[0]!.returned).sort();
+      expect(fields).toEqual(
+        path === 'subspace'
+          ? expect.arrayContaining(['basis', 'fullRank', 'rank'])
+          : expect.arrayContaining(['fullRank', 'polarL', 'topVector']),
+      );
+      expect(svtCalls[1]!.given).toEqual(svtCalls[0]!.returned);
+      expect(svtCalls[2]!.given).toEqual(svtCalls[1]!.returned);
+    });
+  }
+});
+
+describe('FedSLR client state', () => {
+  it('starts P_i from the initial dense weights and biases, with the same shapes when zero', () => {
+    const model = ctx(3, 2).model;
+    const init: ParamArrays = {
+      'out.kernel': { shape: [3, 2], data: Float32Array.from([1, 2, 3, 4, 5, 6]) },
+      'out.bias': { shape: [2], data: Float32Array.from([7, 8]) },
+    };
+    const fromInit = initialSparse(model.spec, init, 'init');
+    expect(fromInit['out.kernel']!.data).toBe(init['out.kernel']!.data);
+    expect(fromInit['out.bias']!.data).toBe(init['out.bias']!.data);
+    const zeros = initialSparse(model.spec, init, 'zeros');
+    expect(zeros['out.kernel']).toEqual({ shape: [3, 2], data: new Float32Array(6) });
+    expect(zeros['out.bias']).toEqual({ shape: [2], data: new Float32Array(2) });
+  });
+
+  it('counts the personal density as non-zeros over all entries of P_i', () => {
+    const algo = fedslr(ctx(3, 2), FEDSLR_DEFAULTS);
+    expect(algo.name).toBe('fedslr');
+    const sparse: ParamArrays = {
+      'out.kernel': { shape: [3, 2], data: Float32Array.from([0, 1, 0, 0, -2, 0]) },
+      'out.bias': { shape: [2], data: Float32Array.from([0, 3]) },
+    };
+    expect(algo.client.personalDensity!({ sparse })).toBe(3 / 8);
+  });
+
+  it('needs the global model to build a personal one', () => {
+    const algo = fedslr(ctx(3, 2), FEDSLR_DEFAULTS);
+    const run = undefined as never;
+    expect(() => algo.client.personalModel({ sparse: {} }, undefined, run)).toThrow(
+      /^fedslr: personal model needs the global model$/,
+    );
+  });
+});
