@@ -27,7 +27,7 @@ describe('engines', () => {
   it("every installed package supports the lowest Node versions package.json's engines allow", () => {
     const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
     const declared: string = pkg.engines.node;
-    // The lowest version of each alternative of our range (`^20.19.0 || >=22.12.0`).
+    // The lowest version of each alternative of our range (`^20.19.0 || >=22.13.0`).
     const lowest = declared.split('||').map((a) => a.trim().replace(/^(\^|>=)/, ''));
     expect(lowest.length).toBeGreaterThan(0);
     const lock = JSON.parse(readFileSync('package-lock.json', 'utf8'));
