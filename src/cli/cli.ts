@@ -25,7 +25,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     load: async () => (await import('./commands/export.js')).command,
   },
   bench: {
-    summary: 'Benchmarks: step (one SGD step), train (FedSLR steps), svt (server step), round',
+    summary: 'Benchmarks: step, train, svt, server, round, secagg (see `fedslr bench --help`)',
     load: async () => (await import('./commands/bench.js')).command,
   },
 };
