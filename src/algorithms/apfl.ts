@@ -12,10 +12,9 @@ import { decodeParams } from '../codec/params.js';
 import { denseParams } from '../codec/wire.js';
 import type { Params } from '../tensor/params.js';
 import { disposeParams, fromArrays, toArrays, zerosLike } from '../tensor/params.js';
-import { batchIndices } from '../train/batches.js';
 import { makeStep } from '../train/loop.js';
 import { addDecayedWeights, type ProxMap, proximalPull } from '../train/transforms.js';
-import { EpochStats, gatherBatch } from './batches.js';
+import { clientBatches, EpochStats, gatherBatch } from './batches.js';
 import { averagingServer, combine, type GlobalState, type SetsState, setsCodec } from './common.js';
 import { defaultsOf, describeAlgorithm } from './descriptor.js';
 import type { Algorithm, AlgorithmContext } from './types.js';
@@ -85,13 +84,7 @@ export function apfl(
         });
         let stats = new EpochStats();
         const n = run.data.y.shape[0];
-        for (const epoch of batchIndices(
-          n,
-          ctx.train.batchSize,
-          ctx.train.epochs,
-          run.rng,
-          ctx.train.lastBatch,
-        )) {
+        for (const epoch of clientBatches(ctx, run, ctx.train.epochs)) {
           stats = new EpochStats();
           for (const idx of epoch) {
             const b = gatherBatch(run.data, idx);

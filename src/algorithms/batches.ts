@@ -3,7 +3,19 @@
  * inner and outer steps) over the batches of `train/batches.ts`, the ones trainLocal uses.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { batchIndices } from '../train/batches.js';
 import type { DataTensors } from '../train/loop.js';
+import type { AlgorithmContext, ClientRun } from './types.js';
+
+/** Each epoch's batches of this client's samples, drawn under the run's batch settings. */
+export function clientBatches(
+  ctx: AlgorithmContext,
+  run: ClientRun,
+  epochs: number,
+): Int32Array[][] {
+  const n = run.data.y.shape[0];
+  return batchIndices(n, ctx.train.batchSize, epochs, run.rng, ctx.train.lastBatch);
+}
 
 /** The samples at `idx` as new tensors the caller disposes. */
 export function gatherBatch(data: DataTensors, idx: Int32Array): DataTensors {

@@ -12,10 +12,9 @@ import { decodeParams } from '../codec/params.js';
 import { denseParams } from '../codec/wire.js';
 import type { ParamArrays, Params } from '../tensor/params.js';
 import { add, disposeParams, fromArrays, sub, toArrays } from '../tensor/params.js';
-import { batchIndices } from '../train/batches.js';
 import { makeStep } from '../train/loop.js';
 import { addDecayedWeights } from '../train/transforms.js';
-import { EpochStats, gatherBatch } from './batches.js';
+import { clientBatches, EpochStats, gatherBatch } from './batches.js';
 import { averagingServer, type GlobalState, type NoState, noStateCodec } from './common.js';
 import { defaultsOf, describeAlgorithm } from './descriptor.js';
 import type { Algorithm, AlgorithmContext, ClientRun } from './types.js';
@@ -63,13 +62,7 @@ export function perfedavg(
         let stats = new EpochStats();
         const transform = addDecayedWeights(ctx.train.weightDecay);
         const n = run.data.y.shape[0];
-        for (const epoch of batchIndices(
-          n,
-          ctx.train.batchSize,
-          ctx.train.epochs,
-          run.rng,
-          ctx.train.lastBatch,
-        )) {
+        for (const epoch of clientBatches(ctx, run, ctx.train.epochs)) {
           stats = new EpochStats();
           epoch.forEach((idx, j) => {
             const tilde = adapt(w, run, idx);
@@ -103,9 +96,7 @@ export function perfedavg(
       },
       personalModel(_state, global, run): ParamArrays {
         if (!global) throw new Error('perfedavg: the personal model needs the global model');
-        const n = run.data.y.shape[0];
-        const batches =
-          batchIndices(n, ctx.train.batchSize, 1, run.rng, ctx.train.lastBatch)[0] ?? [];
+        const batches = clientBatches(ctx, run, 1)[0] ?? [];
         const w0 = fromArrays(global);
         let w = w0;
         for (let s = 0; s < opts.adaptSteps && batches.length; s++) {
