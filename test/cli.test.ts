@@ -4,17 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../src/cli/cli.js';
 import { fmtDuration } from '../src/cli/progress.js';
-
-const tiny = {
-  seed: 1,
-  rounds: 1,
-  evalEvery: 1,
-  clients: { count: 3, sampling: { kind: 'count', k: 2 } },
-  data: { dataset: 'mnist', partition: { kind: 'iid' }, testPerClient: 20 },
-  model: { name: 'mlp', hidden: [8] },
-  train: { backend: 'wasm', epochs: 1, batchSize: 100 },
-  runtime: { workers: 1 },
-};
+import { tiny } from './tiny_config.js';
 
 let out: string[];
 let err: string[];
