@@ -7,13 +7,14 @@ export * from './index.js';
 export { writeReport, writeReportCsv } from './report/index.js';
 export * from './sim/config.js';
 export * from './sim/events.js';
-export { ExecutorFleet } from './sim/executor_fleet.js';
 export {
   type ExperimentEvent,
   type ExperimentOptions,
   resumeExperiment,
   runExperiment,
 } from './sim/experiment.js';
+export { InProcessFleet, type SimFleet } from './sim/fleet_local.js';
+export { createFleet, WorkerPoolFleet } from './sim/pool.js';
 export type { RunSummary } from './sim/rundir.js';
 export { setup } from './sim/setup.js';
 export { initialState, simulate, TooFewParticipants, TrainingDiverged } from './sim/simulate.js';

@@ -7,8 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { AggregateInput } from '../src/algorithms/types.js';
 import type { ClientFleet, TrainJob, TrainReply } from '../src/runtime/fleet.js';
 import { parseConfig } from '../src/sim/config.js';
-import { InProcessExecutor } from '../src/sim/executor.js';
-import { ExecutorFleet } from '../src/sim/executor_fleet.js';
+import { InProcessFleet } from '../src/sim/fleet_local.js';
 import { setup } from '../src/sim/setup.js';
 import type { Simulation } from '../src/sim/simulate.js';
 import { initialState, simulate, TooFewParticipants } from '../src/sim/simulate.js';
@@ -42,7 +41,7 @@ class FaultyFleet implements ClientFleet {
   before = new Map<number, Uint8Array | undefined>();
 
   constructor(
-    readonly inner: ExecutorFleet,
+    readonly inner: InProcessFleet,
     private readonly round: number,
   ) {}
 
@@ -116,7 +115,7 @@ describe('round loop with failing clients', () => {
     const { sim: base } = await setup(config);
     const { sim, aggregated } = recording(base);
     const store = new MemoryStore(sim.algorithm.client.codec);
-    const fleet = new FaultyFleet(new ExecutorFleet(sim, new InProcessExecutor(sim), store), 1);
+    const fleet = new FaultyFleet(new InProcessFleet(sim, store), 1);
     const st = initialState(sim);
     const events = [];
     for await (const e of simulate(sim, st, () => 0, fleet)) events.push(e);
@@ -154,7 +153,7 @@ describe('round loop with failing clients', () => {
   it('stops with a clear message when fewer than minParticipants answered', async () => {
     const { sim } = await setup(config);
     const store = new MemoryStore(sim.algorithm.client.codec);
-    const fleet = new FaultyFleet(new ExecutorFleet(sim, new InProcessExecutor(sim), store), 0);
+    const fleet = new FaultyFleet(new InProcessFleet(sim, store), 0);
     const st = initialState(sim);
     let error: unknown;
     try {

@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/sim/config.js';
-import { type Executor, InProcessExecutor, WorkerPool } from '../src/sim/executor.js';
-import { ExecutorFleet } from '../src/sim/executor_fleet.js';
 import { type ExperimentEvent, runExperiment } from '../src/sim/experiment.js';
+import { InProcessFleet } from '../src/sim/fleet_local.js';
+import { WorkerPoolFleet } from '../src/sim/pool.js';
 import { setup } from '../src/sim/setup.js';
 import { initialState, simulate } from '../src/sim/simulate.js';
 import { MemoryStore } from '../src/sim/store.js';
@@ -102,7 +102,7 @@ describe('simulation', () => {
       const evals: { global?: unknown; personal?: unknown }[] = [];
       let drawn = 0;
       const store = new MemoryStore(sim.algorithm.client.codec);
-      const fleet = new ExecutorFleet(sim, new InProcessExecutor(sim), store);
+      const fleet = new InProcessFleet(sim, store);
       for await (const e of simulate(sim, st, () => 0, fleet)) {
         if (e.type === 'round-start') drawn = e.clients.length;
         if (e.type === 'round-end') {
@@ -167,21 +167,24 @@ describe('simulation', () => {
       Object.values(set).map((a) =>
         Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength).toString('base64'),
       );
-    const serverAfterRound = async (executor: Executor) => {
+    const serverAfterRound = async (workers: number) => {
       const st = initialState(sim);
+      const store = new MemoryStore(sim.algorithm.client.codec);
+      const fleet =
+        workers === 1
+          ? new InProcessFleet(sim, store)
+          : await WorkerPoolFleet.start(sim, workers, store);
       try {
-        const store = new MemoryStore(sim.algorithm.client.codec);
-        const fleet = new ExecutorFleet(sim, executor, store);
         for await (const e of simulate(sim, st, () => 0, fleet)) if (e.type === 'round-end') break;
       } finally {
-        await executor.close();
+        await fleet.close();
       }
       return bits(sim.algorithm.server.global(st.server)!);
     };
-    const threaded = await serverAfterRound(new InProcessExecutor(sim));
+    const threaded = await serverAfterRound(1);
     expect(threaded).not.toEqual(bits(sim.init));
     expect(wasmThreads().threads).toBe(2);
-    expect(await serverAfterRound(await WorkerPool.start(sim, 2))).toEqual(threaded);
+    expect(await serverAfterRound(2)).toEqual(threaded);
   });
 
   it('refuses a non-empty output directory', async () => {

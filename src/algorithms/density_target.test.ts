@@ -5,8 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createModel } from '../models/index.js';
 import { parseConfig } from '../sim/config.js';
-import { InProcessExecutor } from '../sim/executor.js';
-import { ExecutorFleet } from '../sim/executor_fleet.js';
+import { InProcessFleet } from '../sim/fleet_local.js';
 import { setup } from '../sim/setup.js';
 import { initialState, simulate } from '../sim/simulate.js';
 import { MemoryStore } from '../sim/store.js';
@@ -63,7 +62,7 @@ describe('density target', () => {
       );
       const st = initialState(sim);
       const store = new MemoryStore(sim.algorithm.client.codec);
-      const fleet = new ExecutorFleet(sim, new InProcessExecutor(sim), store);
+      const fleet = new InProcessFleet(sim, store);
       for await (const _ of simulate(sim, st, () => 0, fleet)) {
         // every round runs
       }

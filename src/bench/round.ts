@@ -6,9 +6,9 @@
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadDataset } from '../data/load.js';
-import { type Executor, InProcessExecutor, WorkerPool } from '../sim/executor.js';
-import { ExecutorFleet } from '../sim/executor_fleet.js';
+import { InProcessFleet } from '../sim/fleet_local.js';
 import { loadConfig } from '../sim/load_config.js';
+import { WorkerPoolFleet } from '../sim/pool.js';
 import { setup } from '../sim/setup.js';
 import { initialState, simulate } from '../sim/simulate.js';
 import { MemoryStore } from '../sim/store.js';
@@ -40,9 +40,9 @@ async function timeRounds(
   pool: number,
 ): Promise<{ seconds: number; clients: number; threads: number }> {
   const { sim, info } = await setup(config);
-  const executor: Executor =
-    pool <= 1 ? new InProcessExecutor(sim) : await WorkerPool.start(sim, pool);
-  const fleet = new ExecutorFleet(sim, executor, new MemoryStore(sim.algorithm.client.codec));
+  const store = new MemoryStore(sim.algorithm.client.codec);
+  const fleet =
+    pool <= 1 ? new InProcessFleet(sim, store) : await WorkerPoolFleet.start(sim, pool, store);
   const st = initialState(sim);
   let clients = 0;
   let start = 0;

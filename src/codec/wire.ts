@@ -96,13 +96,20 @@ function asFloat32(v: unknown, where: string): Float32Array {
   return new Float32Array(new Uint8Array(v).buffer);
 }
 
+const isCount = (v: unknown): v is number =>
+  typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
 /** Restores a wire tensor's typed arrays after `unpack`, checking sizes against the shape. */
 export function reviveTensor(raw: unknown, where: string): WireTensor {
   const r = raw as Record<string, unknown>;
   if (typeof r !== 'object' || r === null || !Array.isArray(r['shape'])) {
     throw new Error(`${where}: expected a tensor with a shape`);
   }
-  const shape = (r['shape'] as unknown[]).map(Number);
+  const shape = r['shape'] as unknown[];
+  if (!shape.every(isCount)) throw new Error(`${where}.shape: expected counts, got [${shape}]`);
+  if (r['kind'] === 'lowrank')
+    for (const f of ['rows', 'cols', 'rank'])
+      if (!isCount(r[f])) throw new Error(`${where}.${f}: expected a count, got ${String(r[f])}`);
   const out: Record<string, unknown> = { ...r, shape };
   for (const f of FLOAT_FIELDS) if (f in r) out[f] = asFloat32(r[f], `${where}.${f}`);
   if (r['kind'] === 'sparse') {

@@ -19,8 +19,7 @@ import type { ParamArrays } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
 import { parseConfig } from './config.js';
 import type { EvalRecord, RunEvent } from './events.js';
-import { InProcessExecutor } from './executor.js';
-import { ExecutorFleet } from './executor_fleet.js';
+import { InProcessFleet } from './fleet_local.js';
 import { setup } from './setup.js';
 import { initialState, type Simulation, simulate } from './simulate.js';
 import { MemoryStore } from './store.js';
@@ -269,7 +268,7 @@ async function smallRun(): Promise<SmallRun> {
   const run: SmallRun = { sim, events: [], evaluated: [], log: rec.log };
   const st = initialState(sim);
   const store = new MemoryStore(sim.algorithm.client.codec);
-  const fleet = new ExecutorFleet(sim, new InProcessExecutor(sim), store);
+  const fleet = new InProcessFleet(sim, store);
   for await (const e of simulate(sim, st, () => 0, fleet)) {
     run.events.push(e);
     if (e.type !== 'eval') continue;

@@ -2,19 +2,27 @@
  * The run configuration: one zod schema is the single source for config files, `--set` overrides,
  * defaults and error messages. Objects are strict, so a misspelled key is an error, not a setting
  * silently ignored. Defaults are FEDSLR.md's (the authors' defaults).
+ *
+ * A config is a task (runtime/task.ts: seed, model, train, algorithm; what a client needs) plus
+ * the simulation's sections (rounds, evaluation, clients and their sampling, data and partition,
+ * runtime, and the training backend, which is each process's own choice). `taskOf` extracts the
+ * task.
  */
 import { z } from 'zod';
-import { FEDSLR_DEFAULTS } from '../algorithms/fedslr.js';
-import { algorithmSchema } from '../algorithms/registry.js';
 import { DATASET_NAMES } from '../data/load.js';
-import { MODEL_NAMES } from '../models/index.js';
+import type { InputShape } from '../models/index.js';
+import {
+  algorithmSectionSchema,
+  modelSectionSchema,
+  type Task,
+  TRAIN_DEFAULTS,
+  trainSettingsShape,
+} from '../runtime/task.js';
 import { BACKEND_NAMES } from '../tensor/backend.js';
-import { LAST_BATCH_MODES } from '../train/batches.js';
 import { InputError } from '../util/errors.js';
 import { suggest } from '../util/suggest.js';
 
 const positiveInt = z.number().int().positive();
-const nonNegative = z.number().nonnegative();
 
 const partitionSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('iid') }),
@@ -45,7 +53,7 @@ export const configSchema = z
         sampling: samplingSchema.default({ kind: 'fraction', q: 0.1 }),
       })
       .default({ count: 100, sampling: { kind: 'fraction', q: 0.1 } }),
-    algorithm: algorithmSchema.default({ name: 'fedslr', ...FEDSLR_DEFAULTS }),
+    algorithm: algorithmSectionSchema,
     data: z
       .strictObject({
         dataset: z.enum(DATASET_NAMES).default('mnist'),
@@ -60,33 +68,13 @@ export const configSchema = z
         partition: { kind: 'dirichlet', alpha: 0.3, minSize: 10 },
         testPerClient: 100,
       }),
-    model: z
-      .strictObject({
-        name: z.enum(MODEL_NAMES).default('cnn'),
-        /** Hidden layer sizes (mlp only). */
-        hidden: z.array(positiveInt).optional(),
-      })
-      .default({ name: 'cnn' }),
+    model: modelSectionSchema,
     train: z
       .strictObject({
-        lr: z.number().positive().default(0.1),
-        lrDecay: z.number().positive().lte(1).default(0.998),
-        weightDecay: nonNegative.default(1e-3),
-        batchSize: positiveInt.default(20),
-        epochs: z.number().int().nonnegative().default(2),
-        /** A short last batch of an epoch: its own step (keep), joined to the previous (merge), dropped. */
-        lastBatch: z.enum(LAST_BATCH_MODES).default('keep'),
+        ...trainSettingsShape,
         backend: z.enum(BACKEND_NAMES).default('auto'),
       })
-      .default({
-        lr: 0.1,
-        lrDecay: 0.998,
-        weightDecay: 1e-3,
-        batchSize: 20,
-        epochs: 2,
-        lastBatch: 'keep',
-        backend: 'auto',
-      }),
+      .default({ ...TRAIN_DEFAULTS, backend: 'auto' }),
     runtime: z
       .strictObject({
         /** Where client state lives: memory, disk, or auto (memory when it fits memoryBudget). */
@@ -132,6 +120,18 @@ export const configSchema = z
   });
 
 export type RunConfig = z.output<typeof configSchema>;
+
+/** The task of a run: what every client is told, given the data's sample shape and classes. */
+export function taskOf(config: RunConfig, inputShape: InputShape, classes: number): Task {
+  const { backend: _backend, ...train } = config.train;
+  return {
+    seed: config.seed,
+    numClients: config.clients.count,
+    model: { ...config.model, inputShape: [...inputShape], classes },
+    train,
+    algorithm: config.algorithm,
+  };
+}
 export type { AlgorithmConfig } from '../algorithms/registry.js';
 export type ConfigInput = z.input<typeof configSchema>;
 

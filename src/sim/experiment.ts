@@ -11,10 +11,9 @@ import { InputError } from '../util/errors.js';
 import { type CheckpointMeta, latestCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { ConfigError, parseConfig, type RunConfig } from './config.js';
 import type { RunEvent } from './events.js';
-import { createExecutor } from './executor.js';
-import { ExecutorFleet } from './executor_fleet.js';
 import { applySet } from './load_config.js';
 import { withDirLock } from './lock.js';
+import { createFleet } from './pool.js';
 import { checkFreshDir, FILES, RunDir, type RunSummary, summarizeRun } from './rundir.js';
 import { type SetupInfo, setup } from './setup.js';
 import { initialState, type SimState, type Simulation, simulate } from './simulate.js';
@@ -93,7 +92,7 @@ async function drive(
   const now = () => t0 + (performance.now() - start) / 1000;
   const { config } = sim;
   let prev = previous;
-  const fleet = new ExecutorFleet(sim, await createExecutor(sim), store);
+  const fleet = await createFleet(sim, store);
   const checkpoint = () => {
     prev = writeCheckpoint(
       dir.dir,

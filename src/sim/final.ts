@@ -5,10 +5,10 @@
  */
 import { join } from 'node:path';
 import { decodeClientState } from '../codec/state.js';
+import { personalModelOf, sentParams } from '../runtime/host.js';
 import type { ParamArrays, ParamSpec } from '../tensor/params.js';
 import { InputError } from '../util/errors.js';
 import { latestCheckpoint } from './checkpoint.js';
-import { personalModelOf, sentParams } from './client_work.js';
 import { parseConfig, type RunConfig } from './config.js';
 import { readRunConfig } from './experiment.js';
 import { setup } from './setup.js';
@@ -75,7 +75,13 @@ export async function readFinal(runDir: string): Promise<FinalState> {
       const state = hasState.has(client)
         ? algorithm.client.codec.fromRecord(decodeClientState(ck.clientBytes(client), where), where)
         : algorithm.client.initClient(client, sim.init);
-      return personalModelOf(sim, client, ck.meta.round, sentParams(sim, download), state);
+      return personalModelOf(
+        sim,
+        sim.clients[client]!,
+        ck.meta.round,
+        sentParams(sim, download),
+        state,
+      );
     },
   };
 }

@@ -1,19 +1,12 @@
-/** Turns a validated config into a ready simulation: backend, data, model, algorithm, init. */
-import { createAlgorithm } from '../algorithms/registry.js';
-import type { AlgorithmContext } from '../algorithms/types.js';
+/** Turns a validated config into a ready simulation: backend, data, and its task's parts. */
 import { type ClientData, federate } from '../data/clients.js';
 import { loadDataset } from '../data/load.js';
-import { createModel } from '../models/index.js';
+import { buildTask } from '../runtime/task.js';
 import { backendThreads, initBackend } from '../tensor/backend.js';
-import { disposeParams, toArrays } from '../tensor/params.js';
-import { Rng } from '../tensor/rng.js';
 import { InputError } from '../util/errors.js';
-import type { RunConfig } from './config.js';
-import { poolSize } from './executor.js';
+import { type RunConfig, taskOf } from './config.js';
+import { poolSize } from './pool.js';
 import type { Simulation } from './simulate.js';
-
-/** Key of the model-initialisation stream: Rng.derive(seed, INIT_STREAM). */
-export const INIT_STREAM = 0x696e6974;
 
 /** Errors from loading data and reading split files are about the user's input. */
 async function asInputError<T>(fn: () => Promise<T>): Promise<T> {
@@ -107,21 +100,10 @@ export async function setup(
     clients = poolSize(config.runtime.workers) > 1 ? shareClients(fed.clients) : fed.clients;
   }
   const first = clients[0]!;
-  const model = createModel(config.model.name, {
-    inputShape: first.shape,
-    classes: first.classes,
-    hidden: config.model.hidden,
-  });
-  const initTensors = model.init(Rng.derive(config.seed, INIT_STREAM));
-  const init = toArrays(initTensors);
-  disposeParams(initTensors);
-  const ctx: AlgorithmContext = { model, numClients: config.clients.count, train: config.train };
   const sim: Simulation = {
     config,
-    model,
-    algorithm: createAlgorithm(config.algorithm, ctx),
     clients,
-    init,
+    ...buildTask(taskOf(config, first.shape, first.classes)),
   };
   return {
     sim,

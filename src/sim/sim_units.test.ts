@@ -2,11 +2,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { taskSchema } from '../runtime/task.js';
 import { Rng } from '../tensor/rng.js';
-import { ConfigError, parseConfig } from './config.js';
-import { longestFirst } from './executor.js';
+import { ConfigError, parseConfig, taskOf } from './config.js';
 import { refuseChangedConfig } from './experiment.js';
 import { applySet, loadConfig } from './load_config.js';
+import { longestFirst, splitByWork } from './pool.js';
 import { drawClients } from './sampling.js';
 import { percentile, summarize } from './stats.js';
 
@@ -40,6 +41,40 @@ describe('worker pool order', () => {
   it('starts the longest jobs first, ties in index order', () => {
     expect(longestFirst([300, 1200, 50, 1200, 700])).toEqual([1, 3, 4, 0, 2]);
     expect(longestFirst([])).toEqual([]);
+  });
+
+  it('splits evaluation jobs between workers longest first, each to the least loaded', () => {
+    // 1200 -> w0, 1200 -> w1, 700 -> w0 (tie at 1200: the lower), 300 -> w1, 50 -> w1.
+    expect(splitByWork([300, 1200, 50, 1200, 700], 2)).toEqual([
+      [1, 4],
+      [3, 0, 2],
+    ]);
+    expect(splitByWork([5, 5], 3)).toEqual([[0], [1], []]);
+  });
+});
+
+describe('the task a client is sent', () => {
+  it('is the config without the simulation settings, and a client can check it', () => {
+    const config = parseConfig({
+      seed: 7,
+      clients: { count: 12 },
+      model: { name: 'mlp', hidden: [16] },
+      train: { backend: 'wasm', lr: 0.05, lastBatch: 'merge' },
+      algorithm: { name: 'ditto' },
+      runtime: { workers: 3 },
+    });
+    const task = taskOf(config, [28, 28, 1], 10);
+    const { backend: _backend, ...train } = config.train;
+    expect(task).toEqual({
+      seed: 7,
+      numClients: 12,
+      model: { name: 'mlp', hidden: [16], inputShape: [28, 28, 1], classes: 10 },
+      train,
+      algorithm: config.algorithm,
+    });
+    expect(train).toMatchObject({ lr: 0.05, lastBatch: 'merge' });
+    expect(taskSchema.parse(task)).toEqual(task);
+    expect(() => taskSchema.parse({ ...task, rounds: 5 })).toThrow(/rounds/);
   });
 });
 

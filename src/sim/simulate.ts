@@ -6,13 +6,13 @@
  * state, the round, the totals and the sampling stream: client state lives behind the fleet. It
  * yields plain events; writing files is the caller's business (see rundir.ts).
  */
-import type { Algorithm, Upload } from '../algorithms/types.js';
+import type { Upload } from '../algorithms/types.js';
 import { lrAt } from '../algorithms/types.js';
 import { pack, wireParamsCount } from '../codec/wire.js';
 import type { ClientData } from '../data/clients.js';
-import type { Model } from '../models/index.js';
 import { uploadProblem } from '../protocol/checks.js';
 import type { ClientFleet } from '../runtime/fleet.js';
+import type { TaskParts } from '../runtime/task.js';
 import type { ParamArrays } from '../tensor/params.js';
 import { paramCount } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
@@ -45,13 +45,10 @@ export class TrainingDiverged extends Error {
   }
 }
 
-export interface Simulation {
+/** A run's config, its clients' data, and its task's model, algorithm and initial values. */
+export interface Simulation extends TaskParts {
   config: RunConfig;
-  model: Model;
-  algorithm: Algorithm;
   clients: readonly ClientData[];
-  /** The shared initial parameters (server init and the start of personal states). */
-  init: ParamArrays;
 }
 
 /** Communication totals since the start; `dense_down_params` is what dense downloads would carry. */

@@ -1,0 +1,143 @@
+/**
+ * The messages between a server (the round loop) and the hosts of its clients, as MessagePack,
+ * checked at run time on arrival. The same messages go over a worker thread's MessagePort and, in
+ * a federation, over a WebSocket.
+ *
+ * A host says `hello` (the clients it hosts), the server answers `welcome` with the task. Each
+ * round the server sends `train` to each drawn client; the host answers `update` (its upload) or
+ * `error`. The server then sends `commit` naming the clients whose uploads it aggregated: their
+ * hosts make the state they trained their committed state, every other host drops it, and each
+ * answers `committed`. For an evaluation the server sends `evaluate` (what every client is sent
+ * for it, and which clients) and gets one `metrics` per client. Every message carries the
+ * protocol version; every message about a round carries the round and an attempt id (a round that
+ * is drawn again gets a new attempt), so a late answer to an earlier attempt is told apart.
+ */
+import { z } from 'zod';
+import { decodeDownload, decodeUpload } from '../codec/messages.js';
+import { pack, unpack } from '../codec/wire.js';
+import { taskSchema } from '../runtime/task.js';
+
+export const PROTOCOL_VERSION = 1;
+
+/** A message that is not one of the protocol's, or not well formed. */
+export class ProtocolError extends Error {
+  override name = 'ProtocolError';
+}
+
+const count = z.number().int().nonnegative();
+/** Any number, NaN and infinities included (a diverged client's loss, an empty test set's). */
+const anyNumber = z.custom<number>((v) => typeof v === 'number', 'expected a number');
+
+/** A field decoded by a codec/messages.ts decoder; its errors become the field's issue. */
+function decoded<T>(decode: (raw: unknown, where: string) => T, name: string) {
+  return z.unknown().transform((raw, ctx): T => {
+    try {
+      return decode(raw, name);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
+      return z.NEVER;
+    }
+  });
+}
+
+const v = z.literal(PROTOCOL_VERSION);
+const roundFields = { v, round: count, attempt: count };
+const score = z.strictObject({ acc: anyNumber, loss: anyNumber });
+
+const errorMessage = z.strictObject({
+  v,
+  type: z.literal('error'),
+  message: z.string(),
+  round: count.optional(),
+  attempt: count.optional(),
+  client: count.optional(),
+});
+
+const toHostSchema = z.discriminatedUnion('type', [
+  z.strictObject({ v, type: z.literal('welcome'), task: taskSchema }),
+  z.strictObject({
+    ...roundFields,
+    type: z.literal('train'),
+    client: count,
+    download: decoded(decodeDownload, 'download'),
+  }),
+  z.strictObject({ ...roundFields, type: z.literal('commit'), accepted: z.array(count) }),
+  z.strictObject({
+    ...roundFields,
+    type: z.literal('evaluate'),
+    clients: z.array(count),
+    evalGlobal: z.boolean(),
+    download: decoded(decodeDownload, 'download'),
+  }),
+  errorMessage,
+]);
+
+const toServerSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    v,
+    type: z.literal('hello'),
+    clients: z.array(count).min(1),
+    /** The last round whose commit the host applied (-1: none). */
+    committed: z.number().int().min(-1),
+    token: z.string().optional(),
+  }),
+  z.strictObject({
+    ...roundFields,
+    type: z.literal('update'),
+    client: count,
+    upload: decoded(decodeUpload, 'upload'),
+  }),
+  z.strictObject({ ...roundFields, type: z.literal('committed'), clients: z.array(count) }),
+  z.strictObject({
+    ...roundFields,
+    type: z.literal('metrics'),
+    client: count,
+    row: z.strictObject({
+      n: count,
+      global: score.optional(),
+      personal: score.optional(),
+      density: anyNumber.optional(),
+    }),
+  }),
+  errorMessage,
+]);
+
+/** Messages to a client host. */
+export type ToHost = z.output<typeof toHostSchema>;
+/** Messages from a client host. */
+export type ToServer = z.output<typeof toServerSchema>;
+export type ErrorMessage = z.output<typeof errorMessage>;
+
+export function encodeMessage(m: ToHost | ToServer): Uint8Array {
+  return pack(m);
+}
+
+function decodeWith<T>(schema: z.ZodType<T>, bytes: Uint8Array, from: string): T {
+  let raw: unknown;
+  try {
+    raw = unpack(bytes);
+  } catch (err) {
+    throw new ProtocolError(
+      `${from}: not a MessagePack message (${err instanceof Error ? err.message : String(err)})`,
+    );
+  }
+  const version = (raw as { v?: unknown } | null)?.v;
+  if (version !== PROTOCOL_VERSION)
+    throw new ProtocolError(
+      `${from}: speaks protocol version ${String(version)}; this side speaks ${PROTOCOL_VERSION}`,
+    );
+  const r = schema.safeParse(raw);
+  if (r.success) return r.data;
+  const issues = r.error.issues.map((i) => `${i.path.join('.') || '(message)'}: ${i.message}`);
+  throw new ProtocolError(`${from}: malformed message: ${issues.join('; ')}`);
+}
+
+/** A message to a host from its bytes; throws ProtocolError saying what is wrong. */
+export function decodeToHost(bytes: Uint8Array, from = 'server'): ToHost {
+  return decodeWith(toHostSchema, bytes, from);
+}
+
+/** A message to the server from its bytes; throws ProtocolError saying what is wrong. */
+export function decodeToServer(bytes: Uint8Array, from = 'client host'): ToServer {
+  return decodeWith(toServerSchema, bytes, from);
+}

@@ -1,0 +1,252 @@
+/**
+ * Client hosts: where clients live. A `ClientHost` is one client: its data, the algorithm's
+ * client part, its random streams and its state store. A `HostGroup` answers protocol messages
+ * (protocol/messages.ts) for the clients it hosts: many in a worker thread or the simulator's
+ * main thread, one in a network client. Plain data in and out, no Node built-ins.
+ *
+ * State is two-phase: what training produces stays pending in the host until the server's
+ * `commit` says the client's upload was aggregated; then it becomes the committed state in the
+ * store. A dropped upload, or a commit that never comes, leaves the committed state as it was.
+ */
+import type { Download } from '../algorithms/types.js';
+import { lrAt } from '../algorithms/types.js';
+import { decodeParams } from '../codec/params.js';
+import type { ClientData } from '../data/clients.js';
+import { downloadProblem } from '../protocol/checks.js';
+import { PROTOCOL_VERSION, type ToHost, type ToServer } from '../protocol/messages.js';
+import type { ParamArrays, Params } from '../tensor/params.js';
+import { disposeParams, fromArrays } from '../tensor/params.js';
+import { Rng } from '../tensor/rng.js';
+import { disposeData, evaluate, toTensors } from '../train/loop.js';
+import type { ClientEvalRow } from './fleet.js';
+import type { TaskParts } from './task.js';
+
+/** Keys of a client's random streams: Rng.derive(seed, STREAM, round, client). */
+export const CLIENT_STREAM = 0x636c6e74;
+export const EVAL_STREAM = 0x6576616c;
+
+/** Where a host keeps its clients' committed states (memory, a disk directory, IndexedDB...). */
+export interface HostStateStore {
+  /** The client's committed state; undefined when it has none yet (never aggregated). */
+  load(client: number): Promise<unknown>;
+  save(client: number, state: unknown): Promise<void>;
+}
+
+type TrainMessage = Extract<ToHost, { type: 'train' }>;
+type Reply = (m: ToServer) => void;
+
+/** What a client decodes an evaluation download to: undefined when nothing is shared. */
+export function sentParams(parts: TaskParts, download: Download): ParamArrays | undefined {
+  return Object.keys(download.params).length
+    ? decodeParams(download.params, parts.model.spec)
+    : undefined;
+}
+
+/**
+ * A client's personal model after `round` rounds, from its state and `sent` (the decoded
+ * evaluation download); null when the algorithm has no personal model.
+ */
+export function personalModelOf(
+  parts: TaskParts,
+  data: ClientData,
+  round: number,
+  sent: ParamArrays | undefined,
+  state: unknown,
+): ParamArrays | null {
+  const train = toTensors(data.train.x, data.train.y, data.shape);
+  try {
+    return parts.algorithm.client.personalModel(state, sent, {
+      client: data.id,
+      round,
+      lr: lrAt(parts.task.train, round),
+      data: train,
+      rng: Rng.derive(parts.task.seed, EVAL_STREAM, round, data.id),
+    });
+  } finally {
+    disposeData(train);
+  }
+}
+
+export class ClientHost {
+  private pending: { round: number; attempt: number; state: unknown } | undefined;
+
+  constructor(
+    private readonly parts: TaskParts,
+    readonly data: ClientData,
+    private readonly store: HostStateStore,
+  ) {}
+
+  get id(): number {
+    return this.data.id;
+  }
+
+  /** The committed state, or the initial one for a client never aggregated. */
+  async state(): Promise<unknown> {
+    return (
+      (await this.store.load(this.id)) ??
+      this.parts.algorithm.client.initClient(this.id, this.parts.init)
+    );
+  }
+
+  /** Trains on a `train` message; the new state waits for `commit`. */
+  async train(m: TrainMessage): Promise<ToServer> {
+    const { round, attempt } = m;
+    const problem = downloadProblem(m.download, round, this.parts.model.spec);
+    if (problem)
+      return {
+        v: PROTOCOL_VERSION,
+        type: 'error',
+        round,
+        attempt,
+        client: this.id,
+        message: problem,
+      };
+    const start = await this.state();
+    const data = toTensors(this.data.train.x, this.data.train.y, this.data.shape);
+    try {
+      const result = await this.parts.algorithm.client.train(m.download, start, {
+        client: this.id,
+        round,
+        lr: lrAt(this.parts.task.train, round),
+        data,
+        rng: Rng.derive(this.parts.task.seed, CLIENT_STREAM, round, this.id),
+      });
+      this.pending = { round, attempt, state: result.state };
+      return {
+        v: PROTOCOL_VERSION,
+        type: 'update',
+        round,
+        attempt,
+        client: this.id,
+        upload: result.upload,
+      };
+    } finally {
+      disposeData(data);
+    }
+  }
+
+  /**
+   * Applies the server's commit for (round, attempt): the pending state becomes the committed
+   * one when this client is among `accepted`, and is dropped otherwise (as is a pending state of
+   * any other round or attempt). Returns whether a state was committed.
+   */
+  async commit(round: number, attempt: number, accepted: ReadonlySet<number>): Promise<boolean> {
+    const p = this.pending;
+    this.pending = undefined;
+    if (!p || p.round !== round || p.attempt !== attempt || !accepted.has(this.id)) return false;
+    await this.store.save(this.id, p.state);
+    return true;
+  }
+
+  /**
+   * The client's scores after `round` rounds: the global model (`globalTensors`, when there is
+   * one to evaluate) and its personal model built from `sent`, on its test set.
+   */
+  async evaluate(
+    round: number,
+    sent: ParamArrays | undefined,
+    globalTensors: Params | undefined,
+  ): Promise<ClientEvalRow> {
+    const { algorithm, model } = this.parts;
+    const state = await this.state();
+    const test = toTensors(this.data.test.x, this.data.test.y, this.data.shape);
+    const row: ClientEvalRow = { n: this.data.test.size };
+    try {
+      if (globalTensors) {
+        const r = evaluate(model, globalTensors, test);
+        row.global = { acc: r.acc, loss: r.loss };
+      }
+      if (algorithm.hasPersonal) {
+        const pm = personalModelOf(this.parts, this.data, round, sent, state);
+        if (pm) {
+          const pt = fromArrays(pm);
+          const r = evaluate(model, pt, test);
+          disposeParams(pt);
+          row.personal = { acc: r.acc, loss: r.loss };
+        }
+        if (algorithm.client.personalDensity) row.density = algorithm.client.personalDensity(state);
+      }
+    } finally {
+      disposeData(test);
+    }
+    return row;
+  }
+}
+
+/** The hosts of some clients, answering the server's messages for them. */
+export class HostGroup {
+  private readonly hosts = new Map<number, ClientHost>();
+
+  constructor(
+    private readonly parts: TaskParts,
+    clients: readonly ClientData[],
+    store: HostStateStore,
+  ) {
+    for (const c of clients) this.hosts.set(c.id, new ClientHost(parts, c, store));
+  }
+
+  /** Answers one message through `reply` (in order); resolves when it is fully handled. */
+  async handle(m: ToHost, reply: Reply): Promise<void> {
+    switch (m.type) {
+      case 'train': {
+        const host = this.hosts.get(m.client);
+        if (!host) return reply(this.refusal(m, `client ${m.client} is not hosted here`));
+        return reply(await host.train(m));
+      }
+      case 'commit': {
+        const accepted = new Set(m.accepted);
+        const committed: number[] = [];
+        for (const host of this.hosts.values())
+          if (await host.commit(m.round, m.attempt, accepted)) committed.push(host.id);
+        return reply({
+          v: PROTOCOL_VERSION,
+          type: 'committed',
+          round: m.round,
+          attempt: m.attempt,
+          clients: committed,
+        });
+      }
+      case 'evaluate':
+        return this.evaluate(m, reply);
+      case 'welcome':
+        return reply(this.refusal(m, 'welcome: this host already has its task'));
+      case 'error':
+        // The server's account of something it refused; the host has nothing to undo.
+        return;
+    }
+  }
+
+  private async evaluate(m: Extract<ToHost, { type: 'evaluate' }>, reply: Reply): Promise<void> {
+    const problem = downloadProblem(m.download, m.round, this.parts.model.spec);
+    if (problem) return reply(this.refusal(m, problem));
+    const sent = sentParams(this.parts, m.download);
+    const globalTensors = m.evalGlobal && sent ? fromArrays(sent) : undefined;
+    try {
+      for (const client of m.clients) {
+        const host = this.hosts.get(client);
+        if (!host) {
+          reply({ ...this.refusal(m, `client ${client} is not hosted here`), client });
+          continue;
+        }
+        reply({
+          v: PROTOCOL_VERSION,
+          type: 'metrics',
+          round: m.round,
+          attempt: m.attempt,
+          client,
+          row: await host.evaluate(m.round, sent, globalTensors),
+        });
+      }
+    } finally {
+      if (globalTensors) disposeParams(globalTensors);
+    }
+  }
+
+  private refusal(m: ToHost, message: string): Extract<ToServer, { type: 'error' }> {
+    const about =
+      'round' in m && m.round !== undefined
+        ? { round: m.round, attempt: m.attempt, ...('client' in m ? { client: m.client } : {}) }
+        : {};
+    return { v: PROTOCOL_VERSION, type: 'error', message, ...about };
+  }
+}
