@@ -62,17 +62,17 @@ export function sentParams(sim: Simulation, download: Download): ParamArrays | u
  * Client `client`'s personal model after `round` rounds, from its state and `sent`, what it was
  * sent for the evaluation (null when the algorithm has no personal model).
  */
-export function personalModelOf(
+export async function personalModelOf(
   sim: Simulation,
   client: number,
   round: number,
   sent: ParamArrays | undefined,
   state: unknown,
-): ParamArrays | null {
+): Promise<ParamArrays | null> {
   const c = sim.clients[client]!;
   const train = toTensors(c.train.x, c.train.y, c.shape);
   try {
-    return sim.algorithm.client.personalModel(state, sent, {
+    return await sim.algorithm.client.personalModel(state, sent, {
       client,
       round,
       lr: lrAt(sim.config.train, round),
@@ -89,14 +89,14 @@ export function personalModelOf(
  * download (the shared part personal models build on); `globalTensors` is it as tensors when it
  * is a global model to evaluate on its own.
  */
-export function evalClient(
+export async function evalClient(
   sim: Simulation,
   client: number,
   round: number,
   sent: ParamArrays | undefined,
   globalTensors: Params | undefined,
   stored: unknown,
-): ClientEvalRow {
+): Promise<ClientEvalRow> {
   const { algorithm, model } = sim;
   const state = stateOrInit(sim, client, stored);
   const c = sim.clients[client]!;
@@ -104,16 +104,19 @@ export function evalClient(
   const row: ClientEvalRow = { n: c.test.size };
   try {
     if (globalTensors) {
-      const r = evaluate(model, globalTensors, test);
+      const r = await evaluate(model, globalTensors, test);
       row.global = { acc: r.acc, loss: r.loss };
     }
     if (algorithm.hasPersonal) {
-      const pm = personalModelOf(sim, client, round, sent, state);
+      const pm = await personalModelOf(sim, client, round, sent, state);
       if (pm) {
         const pt = fromArrays(pm);
-        const r = evaluate(model, pt, test);
-        disposeParams(pt);
-        row.personal = { acc: r.acc, loss: r.loss };
+        try {
+          const r = await evaluate(model, pt, test);
+          row.personal = { acc: r.acc, loss: r.loss };
+        } finally {
+          disposeParams(pt);
+        }
       }
       if (algorithm.client.personalDensity) row.density = algorithm.client.personalDensity(state);
     }

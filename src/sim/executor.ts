@@ -58,7 +58,10 @@ export class InProcessExecutor implements Executor {
     const sent = sentParams(this.sim, job.download);
     const gt = job.evalGlobal && sent ? fromArrays(sent) : undefined;
     try {
-      return job.clients.map((c) => evalClient(this.sim, c, job.round, sent, gt, job.state(c)));
+      const rows: ClientEvalRow[] = [];
+      for (const c of job.clients)
+        rows.push(await evalClient(this.sim, c, job.round, sent, gt, job.state(c)));
+      return rows;
     } finally {
       if (gt) disposeParams(gt);
     }

@@ -44,7 +44,14 @@ async function handle(m: ToWorker): Promise<void> {
       return reply({
         type: 'evaluated',
         id: m.id,
-        row: evalClient(sim!, m.client, global!.round, global!.arrays, global!.tensors, m.state),
+        row: await evalClient(
+          sim!,
+          m.client,
+          global!.round,
+          global!.arrays,
+          global!.tensors,
+          m.state,
+        ),
       });
   }
 }
