@@ -5,7 +5,7 @@ import { type ClientData, federate } from '../data/clients.js';
 import { loadDataset } from '../data/load.js';
 import { createModel } from '../models/index.js';
 import { backendThreads, initBackend } from '../tensor/backend.js';
-import { disposeParams, toArrays } from '../tensor/params.js';
+import { disposeParams, readArrays } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
 import { InputError } from '../util/errors.js';
 import type { RunConfig } from './config.js';
@@ -113,7 +113,7 @@ export async function setup(
     hidden: config.model.hidden,
   });
   const initTensors = model.init(Rng.derive(config.seed, INIT_STREAM));
-  const init = toArrays(initTensors);
+  const init = await readArrays(initTensors);
   disposeParams(initTensors);
   const ctx: AlgorithmContext = { model, numClients: config.clients.count, train: config.train };
   const sim: Simulation = {
