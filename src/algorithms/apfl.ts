@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { decodeParams } from '../codec/params.js';
 import { denseParams } from '../codec/wire.js';
 import type { Params } from '../tensor/params.js';
-import { disposeParams, fromArrays, toArrays, zerosLike } from '../tensor/params.js';
+import { disposeParams, fromArrays, readArrays, zerosLike } from '../tensor/params.js';
 import { makeStep } from '../train/loop.js';
 import { addDecayedWeights, type ProxMap, proximalPull } from '../train/transforms.js';
 import { clientBatches, EpochStats, gatherBatch } from './batches.js';
@@ -106,12 +106,12 @@ export function apfl(
             w = rw.params;
           }
         }
-        const upload = toArrays(w);
-        const personal = toArrays(v);
-        const alphaNext = opts.adaptive ? alpha.dataSync()[0]! : opts.alpha;
+        const upload = await readArrays(w);
+        const personal = await readArrays(v);
+        const alphaNext = opts.adaptive ? (await alpha.data())[0]! : opts.alpha;
         disposeParams(w0, v0, zeros, w === w0 ? undefined : w, v === v0 ? undefined : v);
         alpha.dispose();
-        const { loss, acc } = stats.result();
+        const { loss, acc } = await stats.result();
         return {
           upload: {
             round: down.round,

@@ -175,7 +175,7 @@ describe('FedDyn', () => {
     expect(vals(decodeParams(r.upload.params))).toEqual(close(w));
     expect(vals(r.state.dual!)).toEqual(close(axpy(pi, 0.2, axpy(W, -1, w))));
     expect(Object.keys(r.state)).toEqual(['dual']);
-    expect(algo.client.personalModel(r.state, toSet(W, linear), run(data))).toBeNull();
+    expect(await algo.client.personalModel(r.state, toSet(W, linear), run(data))).toBeNull();
     disposeData(data);
   });
 
@@ -215,7 +215,7 @@ describe('APFL', () => {
     expect(r.state.alpha).toBeCloseTo(a1, 5);
     expect(a1).not.toBeCloseTo(0.4, 3);
     const G = toSet(scale(W, 2), linear);
-    expect(vals(algo.client.personalModel(r.state, G, run(data))!)).toEqual(
+    expect(vals((await algo.client.personalModel(r.state, G, run(data)))!)).toEqual(
       close(mix(a1, v1, scale(W, 2))),
     );
     disposeData(data);
@@ -265,7 +265,7 @@ describe('head/body splits', () => {
     expect(vals(decodeParams(r.upload.params))).toEqual(close(b1));
     expect(vals(r.state.local!)).toEqual(close(h1));
     const G = toSet(H, hidden);
-    const pm = algo.client.personalModel(r.state, pick2(G, body), run(data));
+    const pm = await algo.client.personalModel(r.state, pick2(G, body), run(data));
     expect(vals(pm!)).toEqual(close({ ...pick(H, body), ...h1 }));
     disposeData(data);
   });
@@ -304,7 +304,7 @@ describe('Per-FedAvg (first order)', () => {
     expect(vals(decodeParams(r.upload.params))).toEqual(close(w1));
     // Personal model: one adaptation step of size alpha on local data.
     const before = tf.memory().numTensors;
-    const pm = algo.client.personalModel(r.state, toSet(W, linear), run(data));
+    const pm = await algo.client.personalModel(r.state, toSet(W, linear), run(data));
     expect(tf.memory().numTensors).toBe(before);
     expect(vals(pm!)).toEqual(close(tilde));
     disposeData(data);
@@ -321,7 +321,7 @@ describe('FedAvg-FT', () => {
     const r = await train(algo, down, algo.client.initClient(0, toSet(W, linear)), run(data));
     expect(vals(decodeParams(r.upload.params))).toEqual(close(step(W)));
     const before = tf.memory().numTensors;
-    const pm = algo.client.personalModel(r.state, toSet(W, linear), run(data));
+    const pm = await algo.client.personalModel(r.state, toSet(W, linear), run(data));
     expect(tf.memory().numTensors).toBe(before);
     expect(vals(pm!)).toEqual(close(step(step(W))));
     disposeData(data);

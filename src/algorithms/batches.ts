@@ -25,22 +25,35 @@ export function gatherBatch(data: DataTensors, idx: Int32Array): DataTensors {
   });
 }
 
-/** Running loss and accuracy sums of an epoch from a step's scalar results (disposed here). */
+/**
+ * Running loss and accuracy sums of an epoch from its steps' scalar results. The scalars are kept
+ * on the backend and read once, in `result` (asynchronously, as WebGPU needs), which disposes them.
+ */
 export class EpochStats {
-  private loss = 0;
-  private correct = 0;
+  private readonly steps: { lossSum: tf.Scalar; correct: tf.Scalar }[] = [];
   private n = 0;
 
+  /** Takes ownership of the step's two scalars. */
   add(lossSum: tf.Scalar, correct: tf.Scalar, n: number): void {
-    this.loss += lossSum.dataSync()[0]!;
-    this.correct += correct.dataSync()[0]!;
+    this.steps.push({ lossSum, correct });
     this.n += n;
-    tf.dispose([lossSum, correct]);
   }
 
-  result(): { loss: number; acc: number } {
+  /** Mean loss and accuracy over the samples added; disposes the scalars. */
+  async result(): Promise<{ loss: number; acc: number }> {
+    let loss = 0;
+    let correct = 0;
+    try {
+      for (const s of this.steps) {
+        loss += (await s.lossSum.data())[0]!;
+        correct += (await s.correct.data())[0]!;
+      }
+    } finally {
+      for (const s of this.steps) tf.dispose([s.lossSum, s.correct]);
+      this.steps.length = 0;
+    }
     return this.n
-      ? { loss: this.loss / this.n, acc: this.correct / this.n }
+      ? { loss: loss / this.n, acc: correct / this.n }
       : { loss: Number.NaN, acc: Number.NaN };
   }
 }

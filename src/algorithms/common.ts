@@ -5,7 +5,7 @@
 import { decodeParams } from '../codec/params.js';
 import { denseParams } from '../codec/wire.js';
 import type { ParamArrays, Params } from '../tensor/params.js';
-import { disposeParams, fromArrays, toArrays } from '../tensor/params.js';
+import { disposeParams, fromArrays, readArrays } from '../tensor/params.js';
 import { trainLocal } from '../train/loop.js';
 import type { GradTransform, ProxMap } from '../train/transforms.js';
 import type {
@@ -22,14 +22,14 @@ import type {
  * E epochs of SGD from `start` with the given gradient transform; returns the new tensors, the
  * last epoch's loss and accuracy, and the number of steps taken.
  */
-export function sgd(
+export async function sgd(
   ctx: AlgorithmContext,
   run: ClientRun,
   start: Params,
   epochs: number,
   opts: { transform?: GradTransform; prox?: ProxMap; compose?: (p: Params) => Params } = {},
-): { params: Params; loss: number; acc: number; steps: number } {
-  const r = trainLocal(start, {
+): Promise<{ params: Params; loss: number; acc: number; steps: number }> {
+  const r = await trainLocal(start, {
     model: ctx.model,
     data: run.data,
     epochs,
@@ -196,15 +196,15 @@ export function addArrays(a: ParamArrays, b: ParamArrays): ParamArrays {
  * Local SGD for `train.epochs` epochs from the downloaded model, with the gradient transform
  * `transform(start)` builds (it may pull towards the start); the trained model goes up dense.
  */
-export function trainFromDownload(
+export async function trainFromDownload(
   ctx: AlgorithmContext,
   down: Download,
   run: ClientRun,
   transform: (start: Params) => GradTransform,
-): Upload {
+): Promise<Upload> {
   const start = fromArrays(decodeParams(down.params));
-  const r = sgd(ctx, run, start, ctx.train.epochs, { transform: transform(start) });
-  const params = toArrays(r.params);
+  const r = await sgd(ctx, run, start, ctx.train.epochs, { transform: transform(start) });
+  const params = await readArrays(r.params);
   disposeParams(start, r.params);
   return {
     round: down.round,

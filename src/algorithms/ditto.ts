@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { decodeParams } from '../codec/params.js';
 import { denseParams } from '../codec/wire.js';
-import { disposeParams, fromArrays, toArrays } from '../tensor/params.js';
+import { disposeParams, fromArrays, readArrays } from '../tensor/params.js';
 import { addDecayedWeights, chain, proximalPull } from '../train/transforms.js';
 import { averagingServer, type GlobalState, sgd } from './common.js';
 import { defaultsOf, describeAlgorithm } from './descriptor.js';
@@ -40,13 +40,15 @@ export function ditto(
       initClient: (_client, init) => ({ personal: init }),
       async train(down, state, run) {
         const global = fromArrays(decodeParams(down.params));
-        const g = sgd(ctx, run, global, ctx.train.epochs, { transform: addDecayedWeights(wd) });
+        const g = await sgd(ctx, run, global, ctx.train.epochs, {
+          transform: addDecayedWeights(wd),
+        });
         const v0 = fromArrays(state.personal);
-        const v = sgd(ctx, run, v0, opts.personalEpochs ?? ctx.train.epochs, {
+        const v = await sgd(ctx, run, v0, opts.personalEpochs ?? ctx.train.epochs, {
           transform: chain(proximalPull(opts.lambda, global), addDecayedWeights(wd)),
         });
-        const upload = toArrays(g.params);
-        const personal = toArrays(v.params);
+        const upload = await readArrays(g.params);
+        const personal = await readArrays(v.params);
         disposeParams(global, g.params, v0, v.params);
         return {
           upload: {

@@ -159,7 +159,7 @@ describe('FedSLR client over several steps', () => {
     expect([...r.state.sparse!['out.kernel']!.data].filter((v) => v === 0).length).toBe(
       P.k.filter((v) => v === 0).length,
     );
-    const personal = algo.client.personalModel(r.state, toSet(W), run);
+    const personal = await algo.client.personalModel(r.state, toSet(W), run);
     expect(
       gap(
         fromSet(personal!),
@@ -186,7 +186,7 @@ describe('FedDyn client over several steps', () => {
     );
     expect(gap(fromSet(r.state.dual!), piNext)).toBeLessThan(TOL);
     expect(r.state.sparse).toBeUndefined();
-    expect(algo.client.personalModel(r.state, toSet(W), run)).toBeNull();
+    expect(await algo.client.personalModel(r.state, toSet(W), run)).toBeNull();
   });
 
   it('starts from a zero dual when the client has none yet', async () => {

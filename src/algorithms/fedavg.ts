@@ -52,7 +52,7 @@ export function fedavg(
       codec: noStateCodec,
       initClient: () => ({}),
       train: async (down, state, run) => ({
-        upload: trainFromDownload(ctx, budget ? denseDownload(ctx, down) : down, run, () =>
+        upload: await trainFromDownload(ctx, budget ? denseDownload(ctx, down) : down, run, () =>
           addDecayedWeights(ctx.train.weightDecay),
         ),
         state,

@@ -4,7 +4,7 @@
  * batch size and weight decay), and is evaluated with the result.
  */
 import { z } from 'zod';
-import { disposeParams, fromArrays, toArrays } from '../tensor/params.js';
+import { disposeParams, fromArrays, readArrays } from '../tensor/params.js';
 import { addDecayedWeights } from '../train/transforms.js';
 import { type GlobalState, type NoState, sgd } from './common.js';
 import { defaultsOf, describeAlgorithm } from './descriptor.js';
@@ -33,13 +33,13 @@ export function fedavgft(
     hasPersonal: true,
     client: {
       ...base.client,
-      personalModel(_state, global, run) {
+      async personalModel(_state, global, run) {
         if (!global) throw new Error('fedavg-ft: fine-tuning needs the global model');
         const start = fromArrays(global);
-        const r = sgd(ctx, run, start, opts.ftEpochs, {
+        const r = await sgd(ctx, run, start, opts.ftEpochs, {
           transform: addDecayedWeights(ctx.train.weightDecay),
         });
-        const tuned = toArrays(r.params);
+        const tuned = await readArrays(r.params);
         disposeParams(start, r.params);
         return tuned;
       },

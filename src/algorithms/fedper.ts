@@ -35,13 +35,13 @@ export function fedper(
 }
 
 /** E epochs of SGD on body and head together; returns them split again. */
-export function jointTrain(
+export async function jointTrain(
   ctx: AlgorithmContext,
   shared: Params,
   local: Params,
   run: ClientRun,
-): SplitTrainResult {
-  const r = sgd(ctx, run, { ...shared, ...local }, ctx.train.epochs, {
+): Promise<SplitTrainResult> {
+  const r = await sgd(ctx, run, { ...shared, ...local }, ctx.train.epochs, {
     transform: addDecayedWeights(ctx.train.weightDecay),
   });
   const sharedOut = Object.fromEntries(Object.keys(shared).map((k) => [k, r.params[k]!]));

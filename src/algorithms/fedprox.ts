@@ -34,7 +34,7 @@ export function fedprox(
       codec: noStateCodec,
       initClient: () => ({}),
       train: async (down, state, run) => ({
-        upload: trainFromDownload(ctx, down, run, (start) =>
+        upload: await trainFromDownload(ctx, down, run, (start) =>
           chain(proximalPull(opts.mu, start), addDecayedWeights(ctx.train.weightDecay)),
         ),
         state,

@@ -36,12 +36,12 @@ export function fedrep(
     share: 'body',
     headLayers: opts.headLayers,
     weighted: opts.weighted,
-    train(body, head, run) {
-      const h = sgd(ctx, run, head, opts.headEpochs, {
+    async train(body, head, run) {
+      const h = await sgd(ctx, run, head, opts.headEpochs, {
         compose: (p) => ({ ...body, ...p }),
         transform,
       });
-      const b = sgd(ctx, run, body, opts.bodyEpochs ?? ctx.train.epochs, {
+      const b = await sgd(ctx, run, body, opts.bodyEpochs ?? ctx.train.epochs, {
         compose: (p) => ({ ...p, ...h.params }),
         transform,
       });

@@ -17,7 +17,7 @@ import { fromMatrixArray, matrixShape, toMatrixArray } from '../linalg/matrix_vi
 import { lowRankPays } from '../linalg/prox.js';
 import { type SvtHint, svt } from '../linalg/svt.js';
 import type { ArrayParam, ParamArrays, ParamSpec } from '../tensor/params.js';
-import { add, disposeParams, fromArrays, sub, toArrays, zerosLike } from '../tensor/params.js';
+import { add, disposeParams, fromArrays, readArrays, sub, zerosLike } from '../tensor/params.js';
 import {
   addDecayedWeights,
   addLinear,
@@ -381,7 +381,7 @@ export function dynamicFamily(
         const W = fromArrays(decodeParams(down.params, spec));
         const pi = state.dual ? fromArrays(state.dual) : zerosLike(W);
         // Stage 1: SGD on f_i(w) - <pi_i, w> + (alpha/2)||w - W^t||^2 + (wd/2)||w||^2 from W^t.
-        const s1 = sgd(ctx, run, W, ctx.train.epochs, {
+        const s1 = await sgd(ctx, run, W, ctx.train.epochs, {
           transform: chain(addLinear(pi, -1), proximalPull(opts.alpha, W), addDecayedWeights(wd)),
         });
         // Dual update: pi_i <- pi_i + alpha (W^t - w_i).
@@ -391,20 +391,20 @@ export function dynamicFamily(
             Object.keys(pi).map((k) => [k, tf.add(pi[k]!, tf.mul(drift[k]!, opts.alpha))]),
           ),
         );
-        const upload = toArrays(s1.params);
-        const next: FedSLRClient = { dual: toArrays(piNext) };
+        const upload = await readArrays(s1.params);
+        const next: FedSLRClient = { dual: await readArrays(piNext) };
         disposeParams(pi, s1.params, drift, piNext);
         if (sparse) {
           if (!state.sparse) throw new Error(`${parts.name}: the client state lacks P_i`);
           // Stage 2: proximal SGD on f_i(W^t + P) + (wd/2)||P||^2 over P, W^t frozen.
           const P = fromArrays(state.sparse);
           const lambda = state.lambda ?? opts.lambda;
-          const s2 = sgd(ctx, run, P, opts.personalEpochs, {
+          const s2 = await sgd(ctx, run, P, opts.personalEpochs, {
             compose: (p) => add(W, p),
             transform: addDecayedWeights(wd),
             prox: l1ProxMap(lambda),
           });
-          next.sparse = toArrays(s2.params);
+          next.sparse = await readArrays(s2.params);
           disposeParams(P, s2.params);
           if (opts.density !== undefined) {
             // The density target (density_target.ts): cap P_i at it, adapt lambda_i towards it.

@@ -43,7 +43,7 @@ async function roundOf(ablation: FedSLRAblation) {
   expect(tf.memory().numTensors).toBe(before);
   // The client evaluates what it was sent, decoded.
   const sent = decodeParams(algo.server.evalDownload(agg.server, 1).params, model.spec);
-  const personal = algo.client.personalModel(r.state, sent, run);
+  const personal = await algo.client.personalModel(r.state, sent, run);
   disposeData(data);
   return { algo, agg, state: r.state, sent, personal };
 }

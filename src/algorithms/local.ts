@@ -1,6 +1,6 @@
 /** Purely local training: every client trains its own model on its own data, nothing is shared. */
 import { z } from 'zod';
-import { disposeParams, fromArrays, toArrays } from '../tensor/params.js';
+import { disposeParams, fromArrays, readArrays } from '../tensor/params.js';
 import { addDecayedWeights } from '../train/transforms.js';
 import { type NoState, noStateCodec, type SetsState, setsCodec, sgd } from './common.js';
 import { describeAlgorithm } from './descriptor.js';
@@ -28,10 +28,10 @@ export function local(ctx: AlgorithmContext): Algorithm<NoState, PersonalState> 
       initClient: (_client, init) => ({ personal: init }),
       async train(down, state, run) {
         const start = fromArrays(state.personal);
-        const r = sgd(ctx, run, start, ctx.train.epochs, {
+        const r = await sgd(ctx, run, start, ctx.train.epochs, {
           transform: addDecayedWeights(ctx.train.weightDecay),
         });
-        const personal = toArrays(r.params);
+        const personal = await readArrays(r.params);
         disposeParams(start, r.params);
         return {
           upload: {

@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { decodeParams } from '../codec/params.js';
 import { denseParams } from '../codec/wire.js';
 import type { ParamArrays, Params } from '../tensor/params.js';
-import { add, disposeParams, fromArrays, sub, toArrays } from '../tensor/params.js';
+import { add, disposeParams, fromArrays, readArrays, sub } from '../tensor/params.js';
 import { makeStep } from '../train/loop.js';
 import { addDecayedWeights } from '../train/transforms.js';
 import { clientBatches, EpochStats, gatherBatch } from './batches.js';
@@ -80,9 +80,9 @@ export function perfedavg(
             w = r.params;
           });
         }
-        const upload = toArrays(w);
+        const upload = await readArrays(w);
         disposeParams(w0, w === w0 ? undefined : w);
-        const { loss, acc } = stats.result();
+        const { loss, acc } = await stats.result();
         return {
           upload: {
             round: down.round,
@@ -94,7 +94,7 @@ export function perfedavg(
           state,
         };
       },
-      personalModel(_state, global, run): ParamArrays {
+      async personalModel(_state, global, run): Promise<ParamArrays> {
         if (!global) throw new Error('perfedavg: the personal model needs the global model');
         const batches = clientBatches(ctx, run, 1)[0] ?? [];
         const w0 = fromArrays(global);
@@ -104,7 +104,7 @@ export function perfedavg(
           if (w !== w0) disposeParams(w);
           w = next;
         }
-        const out = toArrays(w);
+        const out = await readArrays(w);
         disposeParams(w0, w === w0 ? undefined : w);
         return out;
       },

@@ -9,7 +9,7 @@
 import { z } from 'zod';
 import { decodeParams } from '../codec/params.js';
 import { denseParams } from '../codec/wire.js';
-import { disposeParams, fromArrays, type ParamArrays, toArrays } from '../tensor/params.js';
+import { disposeParams, fromArrays, type ParamArrays, readArrays } from '../tensor/params.js';
 import { addDecayedWeights, addLinear, chain } from '../train/transforms.js';
 import { combine, type SetsState, setsCodec, sgd } from './common.js';
 import { defaultsOf, describeAlgorithm } from './descriptor.js';
@@ -100,10 +100,10 @@ export function scaffold(
         // The correction c - c_i enters the gradient as a linear term.
         const corr = fromArrays(combine([c, ci], (v) => v[0]! - v[1]!));
         const x = fromArrays(xArr);
-        const r = sgd(ctx, run, x, ctx.train.epochs, {
+        const r = await sgd(ctx, run, x, ctx.train.epochs, {
           transform: chain(addLinear(corr, 1), addDecayedWeights(ctx.train.weightDecay)),
         });
-        const y = toArrays(r.params);
+        const y = await readArrays(r.params);
         disposeParams(corr, x, r.params);
         const n = run.data.y.shape[0];
         const K = r.steps;

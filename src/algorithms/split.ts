@@ -6,7 +6,7 @@
 import { decodeParams } from '../codec/params.js';
 import { denseParams } from '../codec/wire.js';
 import type { ParamArrays, ParamSpec, Params } from '../tensor/params.js';
-import { disposeParams, fromArrays, toArrays } from '../tensor/params.js';
+import { disposeParams, fromArrays, readArrays } from '../tensor/params.js';
 import {
   type GlobalState,
   globalStateCodec,
@@ -66,7 +66,7 @@ export interface SplitSpec {
   headLayers: number;
   weighted: boolean;
   /** Local training from the received shared part and the client's own part (both borrowed). */
-  train(shared: Params, local: Params, run: ClientRun): SplitTrainResult;
+  train(shared: Params, local: Params, run: ClientRun): Promise<SplitTrainResult>;
 }
 
 /**
@@ -106,9 +106,9 @@ export function splitAlgorithm(
       async train(down, state, run) {
         const shared = fromArrays(decodeParams(down.params));
         const local = fromArrays(state.local);
-        const r = s.train(shared, local, run);
-        const upload = toArrays(r.shared);
-        const next = toArrays(r.local);
+        const r = await s.train(shared, local, run);
+        const upload = await readArrays(r.shared);
+        const next = await readArrays(r.local);
         disposeParams(shared, local, r.shared, r.local);
         return {
           upload: {

@@ -130,9 +130,14 @@ export interface ClientPart<C> {
   /**
    * The model the client is evaluated with, built from its state and `sent`: the decoded
    * evaluation download (what it was sent, never the server's in-memory model; undefined when
-   * nothing is shared). Null when the algorithm has no personal model.
+   * nothing is shared). Null when the algorithm has no personal model. May be asynchronous:
+   * building it may train (fine-tuning), and tensors are read back asynchronously (WebGPU).
    */
-  personalModel(state: C, sent: ParamArrays | undefined, run: ClientRun): ParamArrays | null;
+  personalModel(
+    state: C,
+    sent: ParamArrays | undefined,
+    run: ClientRun,
+  ): ParamArrays | null | Promise<ParamArrays | null>;
   /** Non-zeros / size of the client's sparse personal component (algorithms that have one). */
   personalDensity?(state: C): number;
 }

@@ -112,15 +112,15 @@ class Setup {
   }
 
   /** Trains one epoch of `variant` and returns its wall and CPU time in ms per step. */
-  time(variant: Variant, seed: number): { wall: number; cpu: number } {
+  async time(variant: Variant, seed: number): Promise<{ wall: number; cpu: number }> {
     const rng = new Rng(seed);
     const c0 = process.cpuUsage();
     const t0 = performance.now();
     const r =
       variant === 'plain'
-        ? trainLocal(this.W, { ...this.base, rng })
+        ? await trainLocal(this.W, { ...this.base, rng })
         : variant === 'stage1'
-          ? trainLocal(this.W, {
+          ? await trainLocal(this.W, {
               ...this.base,
               rng,
               transform: chain(
@@ -129,7 +129,7 @@ class Setup {
                 addDecayedWeights(WD),
               ),
             })
-          : trainLocal(this.P, {
+          : await trainLocal(this.P, {
               ...this.base,
               rng,
               compose: (p) => add(this.W, p),
@@ -191,10 +191,10 @@ export async function run(argv: string[]): Promise<number> {
     const wall: Record<Variant, number[]> = { plain: [], stage1: [], stage2: [] };
     const cpu: Record<Variant, number[]> = { plain: [], stage1: [], stage2: [] };
     try {
-      for (const v of VARIANTS) setup.time(v, 0);
+      for (const v of VARIANTS) await setup.time(v, 0);
       for (let r = 0; r < rounds; r++) {
         for (const v of VARIANTS) {
-          const t = setup.time(v, r + 1);
+          const t = await setup.time(v, r + 1);
           wall[v].push(t.wall);
           cpu[v].push(t.cpu);
         }

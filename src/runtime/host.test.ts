@@ -40,7 +40,7 @@ let parts: TaskParts;
 
 beforeAll(async () => {
   await initBackend('wasm', { threads: 1 });
-  parts = buildTask({
+  parts = await buildTask({
     seed: 5,
     numClients: 2,
     model: { name: 'mlp', hidden: [4], inputShape: [2, 2, 1], classes: 3 },

@@ -46,16 +46,16 @@ export function sentParams(parts: TaskParts, download: Download): ParamArrays | 
  * A client's personal model after `round` rounds, from its state and `sent` (the decoded
  * evaluation download); null when the algorithm has no personal model.
  */
-export function personalModelOf(
+export async function personalModelOf(
   parts: TaskParts,
   data: ClientData,
   round: number,
   sent: ParamArrays | undefined,
   state: unknown,
-): ParamArrays | null {
+): Promise<ParamArrays | null> {
   const train = toTensors(data.train.x, data.train.y, data.shape);
   try {
-    return parts.algorithm.client.personalModel(state, sent, {
+    return await parts.algorithm.client.personalModel(state, sent, {
       client: data.id,
       round,
       lr: lrAt(parts.task.train, round),
@@ -153,16 +153,19 @@ export class ClientHost {
     const row: ClientEvalRow = { n: this.data.test.size };
     try {
       if (globalTensors) {
-        const r = evaluate(model, globalTensors, test);
+        const r = await evaluate(model, globalTensors, test);
         row.global = { acc: r.acc, loss: r.loss };
       }
       if (algorithm.hasPersonal) {
-        const pm = personalModelOf(this.parts, this.data, round, sent, state);
+        const pm = await personalModelOf(this.parts, this.data, round, sent, state);
         if (pm) {
           const pt = fromArrays(pm);
-          const r = evaluate(model, pt, test);
-          disposeParams(pt);
-          row.personal = { acc: r.acc, loss: r.loss };
+          try {
+            const r = await evaluate(model, pt, test);
+            row.personal = { acc: r.acc, loss: r.loss };
+          } finally {
+            disposeParams(pt);
+          }
         }
         if (algorithm.client.personalDensity) row.density = algorithm.client.personalDensity(state);
       }

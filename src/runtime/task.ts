@@ -10,7 +10,7 @@ import { FEDSLR_DEFAULTS } from '../algorithms/fedslr.js';
 import { algorithmSchema, createAlgorithm } from '../algorithms/registry.js';
 import type { Algorithm, AlgorithmContext } from '../algorithms/types.js';
 import { createModel, MODEL_NAMES, type Model } from '../models/index.js';
-import { disposeParams, type ParamArrays, toArrays } from '../tensor/params.js';
+import { disposeParams, type ParamArrays, readArrays } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
 import { LAST_BATCH_MODES } from '../train/batches.js';
 
@@ -74,14 +74,14 @@ export interface TaskParts {
 }
 
 /** Builds a task's model, algorithm and initial values (the same on every side, from the seed). */
-export function buildTask(task: Task): TaskParts {
+export async function buildTask(task: Task): Promise<TaskParts> {
   const model = createModel(task.model.name, {
     inputShape: task.model.inputShape,
     classes: task.model.classes,
     hidden: task.model.hidden,
   });
   const initTensors = model.init(Rng.derive(task.seed, INIT_STREAM));
-  const init = toArrays(initTensors);
+  const init = await readArrays(initTensors);
   disposeParams(initTensors);
   const ctx: AlgorithmContext = { model, numClients: task.numClients, train: task.train };
   return { task, model, algorithm: createAlgorithm(task.algorithm, ctx), init };

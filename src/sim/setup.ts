@@ -103,7 +103,7 @@ export async function setup(
   const sim: Simulation = {
     config,
     clients,
-    ...buildTask(taskOf(config, first.shape, first.classes)),
+    ...(await buildTask(taskOf(config, first.shape, first.classes))),
   };
   return {
     sim,

@@ -65,7 +65,7 @@ async function handle(m: ToWorker): Promise<void> {
   if (m.kind !== 'protocol') return;
   const msg = decodeToHost(m.bytes, 'pool');
   if (msg.type === 'welcome') {
-    hosts = new HostGroup(buildTask(msg.task), clients, states);
+    hosts = new HostGroup(await buildTask(msg.task), clients, states);
     return post({ kind: 'ready' });
   }
   if (!hosts) throw new Error(`'${msg.type}' before the task was sent`);

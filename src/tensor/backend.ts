@@ -1,11 +1,13 @@
 /**
  * tfjs backend selection. In Node the default is `wasm` (XNNPACK, SIMD) with our own kernels
  * registered where it is missing one or slow (see `kernels/`); `cpu` is the reference and
- * fallback; `tensorflow` (tfjs-node) is used by `auto` when the user has installed it.
+ * fallback; `tensorflow` (tfjs-node) is used by `auto` when the user has installed it; `webgpu`
+ * (optional packages, see `webgpu.ts`) only when asked for.
  */
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import './gradients.js';
+import { loadWebgpu } from './webgpu.js';
 
 // On its first use in Node, tfjs's cpu backend prints a banner asking to install tfjs-node. fedslr
 // already uses tfjs-node when it is installed (backend auto or tensorflow), and the cpu backend is
@@ -16,8 +18,14 @@ if (tf.engine().registry['cpu'] === undefined) {
   tf.registerBackend('cpu', () => Object.assign(new MathBackendCPU(), { firstUse: false }), 1);
 }
 
-export type BackendName = 'auto' | 'wasm' | 'cpu' | 'tensorflow';
-export const BACKEND_NAMES: readonly BackendName[] = ['auto', 'wasm', 'cpu', 'tensorflow'];
+export type BackendName = 'auto' | 'wasm' | 'cpu' | 'tensorflow' | 'webgpu';
+export const BACKEND_NAMES: readonly BackendName[] = [
+  'auto',
+  'wasm',
+  'cpu',
+  'tensorflow',
+  'webgpu',
+];
 
 let wasmLoaded = false;
 let tfnodeLoaded: boolean | null = null;
@@ -97,6 +105,22 @@ async function loadTfNode(): Promise<boolean> {
   return tfnodeLoaded;
 }
 
+/**
+ * Runs `fn`, code that reads tensors synchronously (the server step's SVT iterations), on a
+ * backend that can: the one in use, or wasm while WebGPU (no synchronous read-back in Node) is.
+ * Tensors `fn` creates must not outlive it; the backend in use is restored afterwards.
+ */
+export async function withSyncReadBackend<T>(fn: () => T): Promise<T> {
+  const current = tf.getBackend();
+  if (current !== 'webgpu') return fn();
+  await initBackend('wasm');
+  try {
+    return fn();
+  } finally {
+    await tf.setBackend(current);
+  }
+}
+
 /** Selects and initialises a backend; returns the name of the backend now in use. */
 export async function initBackend(
   name: BackendName = 'auto',
@@ -115,6 +139,7 @@ export async function initBackend(
     );
   }
   if (target === 'wasm') await loadWasm();
+  if (target === 'webgpu') await loadWebgpu();
   if (tf.getBackend() !== target || !tf.findBackend(target)) {
     const ok =
       target === 'wasm' ? await setWasmBackend(opts.threads ?? 0) : await tf.setBackend(target);

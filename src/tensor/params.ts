@@ -126,7 +126,19 @@ export function disposeParams(...sets: (Params | undefined)[]): void {
   for (const s of sets) if (s) for (const t of Object.values(s)) t.dispose();
 }
 
-/** Copies tensors out to plain arrays (synchronously). */
+/**
+ * Copies tensors out to plain arrays, waiting for each backend read (the only kind WebGPU has in
+ * Node). Training and evaluation use this; the values are those of {@link toArrays}.
+ */
+export async function readArrays(a: Params): Promise<ParamArrays> {
+  const out: ParamArrays = {};
+  for (const [k, t] of Object.entries(a)) {
+    out[k] = { shape: [...t.shape], data: new Float32Array((await t.data()) as Float32Array) };
+  }
+  return out;
+}
+
+/** Copies tensors out to plain arrays (synchronously; not on WebGPU in Node, see readArrays). */
 export function toArrays(a: Params): ParamArrays {
   const out: ParamArrays = {};
   for (const [k, t] of Object.entries(a)) {

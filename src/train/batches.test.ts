@@ -86,15 +86,15 @@ describe('trainLocal with train.lastBatch', () => {
     const y = Int32Array.from({ length: n }, (_, i) => i % 3);
     return toTensors(x, y, [4, 4, 1]);
   }
-  const train = (w: Params, n: number, lastBatch?: LastBatch) => {
+  const train = async (w: Params, n: number, lastBatch?: LastBatch) => {
     const d = data(n);
     const opts = { model, data: d, epochs: 2, batchSize: 20, lr: 0.1, rng: new Rng(9) };
-    const r = trainLocal(w, lastBatch ? { ...opts, lastBatch } : opts);
+    const r = await trainLocal(w, lastBatch ? { ...opts, lastBatch } : opts);
     disposeData(d);
     return r;
   };
 
-  it('keep (the default) is the loop it replaced: a fresh permutation per epoch, consecutive slices', () => {
+  it('keep (the default) is the loop it replaced: a fresh permutation per epoch, consecutive slices', async () => {
     const w = model.init(new Rng(2));
     const d = data(61);
     const rng = new Rng(9);
@@ -111,8 +111,8 @@ describe('trainLocal with train.lastBatch', () => {
         ref = r.params;
       }
     }
-    const byDefault = train(w, 61);
-    const keep = train(w, 61, 'keep');
+    const byDefault = await train(w, 61);
+    const keep = await train(w, 61, 'keep');
     expect(byDefault.steps).toBe(8);
     expect(toArrays(byDefault.params)).toEqual(toArrays(ref));
     expect(toArrays(keep.params)).toEqual(toArrays(ref));
@@ -120,9 +120,9 @@ describe('trainLocal with train.lastBatch', () => {
     disposeData(d);
   });
 
-  it('gives bitwise the same model in every mode when n is a multiple of the batch size', () => {
+  it('gives bitwise the same model in every mode when n is a multiple of the batch size', async () => {
     const w = model.init(new Rng(3));
-    const runs = LAST_BATCH_MODES.map((mode) => train(w, 60, mode));
+    const runs = await Promise.all(LAST_BATCH_MODES.map((mode) => train(w, 60, mode)));
     for (const r of runs) {
       expect(r.steps).toBe(6);
       expect(toArrays(r.params)).toEqual(toArrays(runs[0]!.params));
@@ -130,10 +130,12 @@ describe('trainLocal with train.lastBatch', () => {
     disposeParams(w, ...runs.map((r) => r.params));
   });
 
-  it('takes one step fewer per epoch with merge or drop when n = k * batch + 1, and leaks nothing', () => {
+  it('takes one step fewer per epoch with merge or drop when n = k * batch + 1, and leaks nothing', async () => {
     const w = model.init(new Rng(4));
     const live = tf.memory().numTensors;
-    const [keep, merge, drop] = LAST_BATCH_MODES.map((mode) => train(w, 61, mode));
+    const [keep, merge, drop] = await Promise.all(
+      LAST_BATCH_MODES.map((mode) => train(w, 61, mode)),
+    );
     expect([keep!.steps, merge!.steps, drop!.steps]).toEqual([8, 6, 6]);
     expect(toArrays(merge!.params)).not.toEqual(toArrays(drop!.params));
     disposeParams(keep!.params, merge!.params, drop!.params);
@@ -141,9 +143,9 @@ describe('trainLocal with train.lastBatch', () => {
     disposeParams(w);
   });
 
-  it('drop on a client smaller than one batch takes no step and reports NaN, not zero', () => {
+  it('drop on a client smaller than one batch takes no step and reports NaN, not zero', async () => {
     const w = model.init(new Rng(5));
-    const r = train(w, 7, 'drop');
+    const r = await train(w, 7, 'drop');
     expect(r.steps).toBe(0);
     expect(r.epochs.map((e) => e.loss)).toEqual([Number.NaN, Number.NaN]);
     expect(toArrays(r.params)).toEqual(toArrays(w));

@@ -34,6 +34,11 @@ export function toTensors(
   };
 }
 
+/** A scalar tensor's value, read asynchronously (WebGPU has no synchronous read-back in Node). */
+export async function readScalar(t: tf.Tensor): Promise<number> {
+  return (await t.data())[0]!;
+}
+
 export function disposeData(d: DataTensors): void {
   tf.dispose([d.x, d.y]);
 }
@@ -127,7 +132,7 @@ export interface TrainResult {
  * epoch's loss and accuracy are over the samples it used (NaN when it took no step).
  * `trainable` is borrowed and left intact.
  */
-export function trainLocal(trainable: Params, opts: TrainOptions): TrainResult {
+export async function trainLocal(trainable: Params, opts: TrainOptions): Promise<TrainResult> {
   const { data, epochs, batchSize, rng } = opts;
   const n = data.y.shape[0];
   const plan = batchIndices(n, batchSize, epochs, rng, opts.lastBatch);
@@ -136,7 +141,7 @@ export function trainLocal(trainable: Params, opts: TrainOptions): TrainResult {
   let params = trainable;
   let steps = 0;
   const logs: EpochLog[] = [];
-  plan.forEach((batches, e) => {
+  for (const [e, batches] of plan.entries()) {
     let lossSum = tf.scalar(0);
     let correct = tf.scalar(0);
     let used = 0;
@@ -154,13 +159,14 @@ export function trainLocal(trainable: Params, opts: TrainOptions): TrainResult {
       used += idx.length;
       steps++;
     }
+    const [lossValue, correctValue] = [await readScalar(lossSum), await readScalar(correct)];
     logs.push({
       epoch: e,
-      loss: used ? lossSum.dataSync()[0]! / used : Number.NaN,
-      acc: used ? correct.dataSync()[0]! / used : Number.NaN,
+      loss: used ? lossValue / used : Number.NaN,
+      acc: used ? correctValue / used : Number.NaN,
     });
     tf.dispose([lossSum, correct]);
-  });
+  }
   if (params === trainable)
     params = Object.fromEntries(Object.entries(trainable).map(([k, t]) => [k, t.clone()]));
   return { params, epochs: logs, steps };
@@ -174,12 +180,12 @@ export interface EvalResult {
 }
 
 /** Accuracy and mean loss of `params` on `data`, in batches. */
-export function evaluate(
+export async function evaluate(
   model: Model,
   params: Params,
   data: DataTensors,
   batchSize = 500,
-): EvalResult {
+): Promise<EvalResult> {
   const n = data.y.shape[0];
   if (n === 0) return { loss: Number.NaN, acc: Number.NaN, correct: 0, n: 0 };
   let loss = 0;
@@ -196,9 +202,12 @@ export function evaluate(
         tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), yb), 'float32')),
       ];
     });
-    loss += l!.dataSync()[0]!;
-    correct += c!.dataSync()[0]!;
-    tf.dispose([l!, c!]);
+    try {
+      loss += await readScalar(l!);
+      correct += await readScalar(c!);
+    } finally {
+      tf.dispose([l!, c!]);
+    }
   }
   return { loss: loss / n, acc: correct / n, correct, n };
 }

@@ -24,9 +24,9 @@ describe('training on real MNIST digits', () => {
     const heldOut = take(test, 300);
     const cnn = createModel('cnn', { inputShape: [28, 28, 1], classes: 10 });
     const w = cnn.init(new Rng(1));
-    const before = evaluate(cnn, w, heldOut);
+    const before = await evaluate(cnn, w, heldOut);
     const live = tf.memory().numTensors;
-    const r = trainLocal(w, {
+    const r = await trainLocal(w, {
       model: cnn,
       data: d,
       epochs: 2,
@@ -35,7 +35,7 @@ describe('training on real MNIST digits', () => {
       rng: new Rng(2),
     });
     expect(tf.memory().numTensors).toBe(live + Object.keys(w).length);
-    const after = evaluate(cnn, r.params, heldOut);
+    const after = await evaluate(cnn, r.params, heldOut);
     expect(before.loss).toBeGreaterThan(2);
     expect(after.loss).toBeLessThan(0.6 * before.loss);
     expect(after.acc).toBeGreaterThan(0.75);

@@ -102,39 +102,39 @@ describe('local training', () => {
     disposeData(d);
   });
 
-  it('lowers the loss, repeats exactly with the same seed, and leaks nothing', () => {
+  it('lowers the loss, repeats exactly with the same seed, and leaks nothing', async () => {
     const { x, y } = blobs(200, 3, 4);
     const d = toTensors(x, y, [4, 4, 1]);
     const w = model.init(new Rng(7));
-    const before = evaluate(model, w, d);
+    const before = await evaluate(model, w, d);
     const run = () =>
       trainLocal(w, { model, data: d, epochs: 3, batchSize: 20, lr: 0.1, rng: new Rng(9) });
-    const a = run();
+    const a = await run();
     const live = tf.memory().numTensors;
-    const b = run();
+    const b = await run();
     disposeParams(b.params);
-    const c = run();
+    const c = await run();
     disposeParams(c.params);
     expect(tf.memory().numTensors).toBe(live);
-    const after = evaluate(model, a.params, d);
+    const after = await evaluate(model, a.params, d);
     expect(after.loss).toBeLessThan(0.5 * before.loss);
     expect(after.acc).toBeGreaterThan(0.9);
     expect(a.steps).toBe(30);
     expect(a.epochs.map((e) => e.epoch)).toEqual([0, 1, 2]);
     expect(a.epochs[2]!.loss).toBeLessThan(a.epochs[0]!.loss);
-    const b2 = run();
+    const b2 = await run();
     expect(toArrays(b2.params)['out.kernel']!.data).toEqual(toArrays(a.params)['out.kernel']!.data);
     disposeParams(w, a.params, b2.params);
     disposeData(d);
   });
 
-  it('trains only the given tensors through compose, leaving the frozen base alone', () => {
+  it('trains only the given tensors through compose, leaving the frozen base alone', async () => {
     const { x, y } = blobs(60, 3, 5);
     const d = toTensors(x, y, [4, 4, 1]);
     const base = model.init(new Rng(11));
     const baseCopy = toArrays(base);
     const zero = Object.fromEntries(Object.entries(base).map(([k, t]) => [k, tf.zerosLike(t)]));
-    const r = trainLocal(zero, {
+    const r = await trainLocal(zero, {
       model,
       compose: (pp) => add(base, pp),
       data: d,
@@ -145,7 +145,9 @@ describe('local training', () => {
     });
     expect(toArrays(base)).toEqual(baseCopy);
     const full = add(base, r.params);
-    expect(evaluate(model, full, d).loss).toBeLessThan(evaluate(model, base, d).loss);
+    expect((await evaluate(model, full, d)).loss).toBeLessThan(
+      (await evaluate(model, base, d)).loss,
+    );
     disposeParams(base, zero, r.params, full);
     disposeData(d);
   });
@@ -157,7 +159,7 @@ describe('the fused update', () => {
   const opaque = (t: GradTransform): GradTransform => ({ name: t.name, update: t.update });
   const opaqueProx = (m: ProxMap): ProxMap => ({ name: m.name, apply: m.apply });
 
-  it('trains to the same bits as the transforms applied one by one', () => {
+  it('trains to the same bits as the transforms applied one by one', async () => {
     const { x, y } = blobs(50, 3, 21);
     const d = toTensors(x, y, [4, 4, 1]);
     const W = model.init(new Rng(1));
@@ -189,8 +191,8 @@ describe('the fused update', () => {
           prox,
           ...(o.compose ? { compose: (p: Params) => add(W, p) } : {}),
         });
-      const fused = train(o.transform, o.prox);
-      const generic = train(
+      const fused = await train(o.transform, o.prox);
+      const generic = await train(
         o.transform && opaque(o.transform),
         o.prox && (o.prox === clip ? o.prox : opaqueProx(o.prox)),
       );

@@ -1,0 +1,123 @@
+/**
+ * Training and evaluation on the WebGPU backend against wasm. On a machine without a GPU this
+ * runs on a software Vulkan driver (Mesa 25 lavapipe, adapter "llvmpipe"; `.ci/run` installs it);
+ * it is skipped, with the reason printed, only where no WebGPU adapter exists.
+ */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { createModel } from '../src/models/index.js';
+import { parseConfig } from '../src/sim/config.js';
+import { runExperiment } from '../src/sim/experiment.js';
+import { initBackend, withSyncReadBackend } from '../src/tensor/backend.js';
+import { disposeParams, readArrays } from '../src/tensor/params.js';
+import { Rng } from '../src/tensor/rng.js';
+import { webgpuAdapter, webgpuAvailable } from '../src/tensor/webgpu.js';
+import { disposeData, evaluate, toTensors, trainLocal } from '../src/train/loop.js';
+
+const available = await webgpuAvailable();
+if (!available.ok) console.warn(`test/webgpu.test.ts skipped: ${available.reason}`);
+
+const config = (backend: string) =>
+  parseConfig({
+    seed: 3,
+    rounds: 2,
+    evalEvery: 1,
+    clients: { count: 4, sampling: { kind: 'count', k: 2 } },
+    algorithm: { name: 'fedslr', mu: 0.005 },
+    data: {
+      dataset: 'mnist',
+      partition: { kind: 'dirichlet', alpha: 0.5, minSize: 10 },
+      testPerClient: 50,
+    },
+    model: { name: 'mlp', hidden: [16] },
+    train: { backend, epochs: 1, batchSize: 20 },
+    runtime: { workers: 1 },
+  });
+
+/** Every number in a metrics line, by its path, leaving out wall-clock times. */
+function numbers(
+  value: unknown,
+  path = '',
+  out: Record<string, number> = {},
+): Record<string, number> {
+  if (typeof value === 'number') {
+    if (!/time|_s$/.test(path)) out[path] = value;
+  } else if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) numbers(v, `${path}.${k}`, out);
+  }
+  return out;
+}
+
+async function metricsOf(backend: string): Promise<Record<string, number>[]> {
+  const dir = mkdtempSync(join(tmpdir(), `fedslr-${backend}-`));
+  await runExperiment(config(backend), { outDir: dir });
+  return readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => numbers(JSON.parse(l)));
+}
+
+describe.skipIf(!available.ok)('the webgpu backend', () => {
+  it('initialises on the adapter it reports', async () => {
+    expect(await initBackend('webgpu')).toBe('webgpu');
+    expect(webgpuAdapter()).not.toBe('');
+  });
+
+  it('gives a FedSLR run (training, server step, evaluation) the metrics of wasm within float tolerance', async () => {
+    const wasm = await metricsOf('wasm');
+    const webgpu = await metricsOf('webgpu');
+    expect(webgpu.length).toBe(2);
+    // round, traffic, global and personal accuracy and loss with their spread, ranks, density.
+    expect(Object.keys(wasm[1]!).length).toBeGreaterThan(25);
+    expect(webgpu.map((r) => Object.keys(r).sort())).toEqual(
+      wasm.map((r) => Object.keys(r).sort()),
+    );
+    wasm.forEach((row, i) => {
+      for (const [k, a] of Object.entries(row)) {
+        // float32 sums in another order: losses agree to ~1e-6 relative; an accuracy could move
+        // by one test sample at most (1/50 of a client's mean), which these runs do not.
+        expect(webgpu[i]![k], `round ${i + 1} ${k}`).toBeCloseTo(a, 4);
+      }
+    });
+  });
+
+  it('trains and evaluates with no synchronous read-back and leaks no tensors', async () => {
+    await initBackend('webgpu');
+    const model = createModel('mlp', { inputShape: [4, 4, 1], classes: 3, hidden: [6] });
+    const rng = new Rng(1);
+    const x = Float32Array.from({ length: 60 * 16 }, () => rng.normal());
+    const y = Int32Array.from({ length: 60 }, (_, i) => i % 3);
+    const data = toTensors(x, y, [4, 4, 1]);
+    const w = model.init(new Rng(2));
+    const live = tf.memory().numTensors;
+    const r = await trainLocal(w, {
+      model,
+      data,
+      epochs: 2,
+      batchSize: 16,
+      lr: 0.1,
+      rng: new Rng(3),
+    });
+    const e = await evaluate(model, r.params, data);
+    const trained = await readArrays(r.params);
+    disposeParams(r.params);
+    expect(tf.memory().numTensors).toBe(live);
+    expect(r.epochs.map((l) => Number.isFinite(l.loss))).toEqual([true, true]);
+    expect(e.n).toBe(60);
+    expect(Object.values(trained).every((p) => p.data.every(Number.isFinite))).toBe(true);
+    disposeParams(w);
+    disposeData(data);
+  });
+
+  it('runs synchronous read-backs (the server step) on wasm and returns to webgpu', async () => {
+    await initBackend('webgpu');
+    const sum = await withSyncReadBackend(() =>
+      tf.tidy(() => tf.sum(tf.matMul(tf.ones([64, 64]), tf.ones([64, 64]))).dataSync()[0]),
+    );
+    expect(sum).toBe(64 * 64 * 64);
+    expect(tf.getBackend()).toBe('webgpu');
+  });
+});
