@@ -7,6 +7,7 @@ import type { Model } from '../models/index.js';
 import { gatherRows } from '../tensor/kernels/gather_rows.js';
 import type { Params } from '../tensor/params.js';
 import type { Rng } from '../tensor/rng.js';
+import { yieldToEventLoop } from '../util/yield.js';
 import { batchIndices, type LastBatch } from './batches.js';
 import { type GradTransform, type ProxMap, sgdStep } from './transforms.js';
 
@@ -130,7 +131,7 @@ export interface TrainResult {
  * Runs `epochs` passes of shuffled mini-batch SGD over the batches of `batchIndices` (by default
  * the last batch of an epoch may be smaller, as PyTorch's DataLoader without drop_last). An
  * epoch's loss and accuracy are over the samples it used (NaN when it took no step).
- * `trainable` is borrowed and left intact.
+ * `trainable` is borrowed and left intact. The event loop runs between batches.
  */
 export async function trainLocal(trainable: Params, opts: TrainOptions): Promise<TrainResult> {
   const { data, epochs, batchSize, rng } = opts;
@@ -158,6 +159,7 @@ export async function trainLocal(trainable: Params, opts: TrainOptions): Promise
       correct = c as tf.Scalar;
       used += idx.length;
       steps++;
+      await yieldToEventLoop();
     }
     const [lossValue, correctValue] = [await readScalar(lossSum), await readScalar(correct)];
     logs.push({

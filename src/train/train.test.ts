@@ -128,6 +128,34 @@ describe('local training', () => {
     disposeData(d);
   });
 
+  it('lets the event loop run between batches', async () => {
+    const { x, y } = blobs(200, 3, 4);
+    const d = toTensors(x, y, [4, 4, 1]);
+    const w = model.init(new Rng(7));
+    // Counts turns of the event loop while training runs.
+    let turns = 0;
+    let training = true;
+    const spin = () => {
+      if (!training) return;
+      turns++;
+      setImmediate(spin);
+    };
+    setImmediate(spin);
+    const r = await trainLocal(w, {
+      model,
+      data: d,
+      epochs: 1,
+      batchSize: 10,
+      lr: 0.1,
+      rng: new Rng(9),
+    });
+    training = false;
+    expect(r.steps).toBe(20);
+    expect(turns).toBeGreaterThanOrEqual(r.steps / 2);
+    disposeParams(w, r.params);
+    disposeData(d);
+  });
+
   it('trains only the given tensors through compose, leaving the frozen base alone', async () => {
     const { x, y } = blobs(60, 3, 5);
     const d = toTensors(x, y, [4, 4, 1]);
