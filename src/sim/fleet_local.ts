@@ -101,18 +101,12 @@ export function rowsOf(clients: readonly number[], replies: readonly ToServer[])
   });
 }
 
-/** Every client hosted in this thread, answering messages as they are handed over. */
-export class InProcessFleet implements SimFleet {
-  readonly workers = 1;
-  private readonly states: StoreStates;
-  private readonly hosts: HostGroup;
-  private readonly ids: readonly number[];
-
-  constructor(sim: Simulation, store: ClientStore) {
-    this.states = new StoreStates(store);
-    this.hosts = new HostGroup(sim, sim.clients, this.states);
-    this.ids = sim.clients.map((c) => c.id);
-  }
+/** What the simulator's fleets share: the store their hosts commit to, and the roster. */
+export abstract class StoreFleet {
+  constructor(
+    protected readonly states: StoreStates,
+    private readonly ids: readonly number[],
+  ) {}
 
   get store(): ClientStore {
     return this.states.store;
@@ -124,6 +118,21 @@ export class InProcessFleet implements SimFleet {
 
   roster(): readonly number[] {
     return this.ids;
+  }
+}
+
+/** Every client hosted in this thread, answering messages as they are handed over. */
+export class InProcessFleet extends StoreFleet implements SimFleet {
+  readonly workers = 1;
+  private readonly hosts: HostGroup;
+
+  constructor(sim: Simulation, store: ClientStore) {
+    const states = new StoreStates(store);
+    super(
+      states,
+      sim.clients.map((c) => c.id),
+    );
+    this.hosts = new HostGroup(sim, sim.clients, states);
   }
 
   private async exchange(m: ToHost): Promise<ToServer[]> {

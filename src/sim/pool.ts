@@ -31,6 +31,7 @@ import {
   InProcessFleet,
   rowsOf,
   type SimFleet,
+  StoreFleet,
   StoreStates,
   trainMessage,
   trainReply,
@@ -319,14 +320,16 @@ async function* schedule<T>(
   }
 }
 
-export class WorkerPoolFleet implements SimFleet {
+export class WorkerPoolFleet extends StoreFleet implements SimFleet {
   private constructor(
     private readonly links: WorkerLink[],
-    private readonly states: StoreStates,
-    private readonly ids: readonly number[],
+    states: StoreStates,
+    ids: readonly number[],
     /** Each client's training-set size: the work its jobs take, for the order they start in. */
     private readonly work: readonly number[],
-  ) {}
+  ) {
+    super(states, ids);
+  }
 
   /** Starts `size` workers hosting `sim`'s clients (their data is shared when in shared memory). */
   static async start(sim: Simulation, size: number, store: ClientStore): Promise<WorkerPoolFleet> {
@@ -353,18 +356,6 @@ export class WorkerPoolFleet implements SimFleet {
 
   get workers(): number {
     return this.links.length;
-  }
-
-  get store(): ClientStore {
-    return this.states.store;
-  }
-
-  get dirty(): Set<number> {
-    return this.states.dirty;
-  }
-
-  roster(): readonly number[] {
-    return this.ids;
   }
 
   async *train(round: number, jobs: readonly TrainJob[]): AsyncGenerator<TrainReply> {
