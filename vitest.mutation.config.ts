@@ -16,6 +16,7 @@ export default defineConfig({
       'src/sim/sim_units.test.ts',
       'src/sim/accounting.test.ts',
       'src/train/train.test.ts',
+      'src/train/transforms.test.ts',
     ],
     testTimeout: 120_000,
     hookTimeout: 120_000,
