@@ -17,6 +17,8 @@ export default defineConfig({
       'src/sim/accounting.test.ts',
       'src/train/train.test.ts',
       'src/train/transforms.test.ts',
+      'src/train/loop.test.ts',
+      'src/train/batches.test.ts',
     ],
     testTimeout: 120_000,
     hookTimeout: 120_000,
