@@ -19,6 +19,7 @@ import { fedper } from './fedper.js';
 import { fedprox } from './fedprox.js';
 import { fedrep } from './fedrep.js';
 import { lgfedavg } from './lgfedavg.js';
+import { local } from './local.js';
 import { perfedavg } from './perfedavg.js';
 import { scaffold } from './scaffold.js';
 import { headNames } from './split.js';
@@ -210,6 +211,33 @@ describe('SCAFFOLD state and messages', () => {
     expect(() =>
       algo.server.aggregate(s0, 0, [{ client: 5, upload: upload(toSet(W, linear)) }]),
     ).toThrow("scaffold: client 5's upload lacks 'controlDelta'");
+    disposeData(data);
+  });
+});
+
+describe('Local', () => {
+  it('trains the client’s own model, shares nothing and uploads only its counts', async () => {
+    const algo = local(ctx(linear, { epochs: 2 }));
+    expect([algo.name, algo.hasGlobal, algo.hasPersonal]).toEqual(['local', false, true]);
+    const s0 = algo.server.initServer(toSet(W, linear));
+    expect(s0).toEqual({});
+    expect(algo.server.global(s0)).toBeUndefined();
+    expect(algo.server.evalDownload(s0, 2)).toEqual({ round: 2, params: {} });
+    const down = algo.server.download(s0, 2, 1);
+    expect(down).toEqual({ round: 2, params: {} });
+    const V: Vals = { 'out.kernel': [-0.1, 0.5, 0.2, -0.3], 'out.bias': [0.2, 0.1] };
+    const state = algo.client.initClient(1, toSet(V, linear));
+    expect(vals(state.personal)).toEqual(close(V));
+    const data = twoPoints();
+    const r = await train(algo, down, state, run(data));
+    const step = (w: Vals) => axpy(w, -0.5, axpy(grad(linear, w, data), 0.01, w));
+    expect(vals(r.state.personal)).toEqual(close(step(step(V))));
+    expect(vals(algo.client.personalModel(r.state, undefined, run(data))!)).toEqual(
+      close(step(step(V))),
+    );
+    expect([r.upload.round, r.upload.params, r.upload.numSamples]).toEqual([2, {}, 2]);
+    expect(Number.isFinite(r.upload.trainLoss)).toBe(true);
+    expect(algo.server.aggregate(s0, 2, [{ client: 1, upload: r.upload }]).server).toBe(s0);
     disposeData(data);
   });
 });
