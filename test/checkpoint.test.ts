@@ -146,8 +146,7 @@ describe('checkpoints', () => {
   });
 
   it('one corrupted client file costs only its checkpoint: resume falls back to the previous one, bit-exact', async () => {
-    const dir = tmp();
-    await runExperiment(parseConfig({ ...base, rounds: 4 }), { outDir: dir });
+    const dir = copyOf(await fourRounds());
     const [older, newest] = listCheckpoints(dir);
     const meta = (n: string) =>
       JSON.parse(readFileSync(join(dir, CHECKPOINT_DIR, n, 'meta.json'), 'utf8')).files;
@@ -168,15 +167,13 @@ describe('checkpoints', () => {
       }
     });
     expect(skipped.join()).toMatch(new RegExp(`${same[0]}: checksum mismatch`));
-    const full = tmp();
-    await runExperiment(parseConfig({ ...base, rounds: 6 }), { outDir: full });
+    const full = await fullRun();
     expect(metrics(dir)).toEqual(metrics(full));
     expect(finalState(dir)).toEqual(finalState(full));
   });
 
   it('refuses a different config, listing the keys, and a directory that is not a run', async () => {
-    const dir = tmp();
-    await runExperiment(parseConfig({ ...base, rounds: 2 }), { outDir: dir });
+    const dir = copyOf(await fourRounds());
     await expect(resumeExperiment(dir, ['algorithm.mu=0.5', 'train.lr=0.2'])).rejects.toThrow(
       /only rounds and runtime may change\); differing keys: algorithm\.mu, train\.lr/,
     );
@@ -233,8 +230,7 @@ describe('checkpoints', () => {
 
   it('survives SIGKILL in the middle of a round: the resumed run matches an uninterrupted one', async () => {
     const config = join(tmp(), 'config.json');
-    const cfg = { ...base, rounds: 6, evalEvery: 1 };
-    writeFileSync(config, JSON.stringify(cfg));
+    writeFileSync(config, JSON.stringify(base));
     const cli = ['node_modules/vite-node/vite-node.mjs', 'src/cli/main.ts', '--'];
     const run = (args: string[]) =>
       spawn(process.execPath, [...cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -267,8 +263,7 @@ describe('checkpoints', () => {
       [],
     );
 
-    const full = tmp();
-    await runExperiment(parseConfig(cfg), { outDir: full });
+    const full = await fullRun();
     expect(metrics(killed)).toEqual(metrics(full));
     expect(finalState(killed)).toEqual(finalState(full));
   });

@@ -19,6 +19,7 @@ import { fedper } from './fedper.js';
 import { fedprox } from './fedprox.js';
 import { fedrep } from './fedrep.js';
 import { lgfedavg } from './lgfedavg.js';
+import { local } from './local.js';
 import { perfedavg } from './perfedavg.js';
 import { scaffold } from './scaffold.js';
 import { headNames } from './split.js';
@@ -146,6 +147,98 @@ describe('SCAFFOLD', () => {
     expect(vals(r.server.control)).toEqual(
       close({ 'out.kernel': [1, 0, 0, 2], 'out.bias': [1, 1] }),
     );
+  });
+});
+
+describe('SCAFFOLD state and messages', () => {
+  const zero: Vals = { 'out.kernel': [0, 0, 0, 0], 'out.bias': [0, 0] };
+
+  it('starts c at zero, sends it only for training, and stores x and c', () => {
+    const algo = scaffold(ctx(linear));
+    const s0 = algo.server.initServer(toSet(W, linear));
+    expect(vals(s0.control)).toEqual(zero);
+    const down = algo.server.download(s0, 3, 1);
+    expect([down.round, vals(decodeParams(down.params))]).toEqual([3, close(W)]);
+    expect(vals(down.extra!['control']!)).toEqual(zero);
+    expect(algo.server.evalDownload(s0, 3).extra).toBeUndefined();
+    const record = algo.server.codec.toRecord(s0);
+    expect(record).toEqual({ global: s0.global, tensors: { control: s0.control } });
+    expect(algo.server.codec.fromRecord(record, 'f')).toEqual(s0);
+    expect(() => algo.server.codec.fromRecord({ global: s0.global, tensors: {} }, 'ck/1')).toThrow(
+      'ck/1: the server state lacks its global model or control variate',
+    );
+    expect(() =>
+      algo.server.codec.fromRecord({ tensors: { control: s0.control } }, 'ck/1'),
+    ).toThrow(/lacks its global model/);
+    expect(algo.server.global(s0)).toBe(s0.global);
+  });
+
+  it("takes a never-drawn client's c_i as zero, and leaves c_i when no step was taken", async () => {
+    const algo = scaffold(ctx(linear));
+    const data = twoPoints();
+    const cs: Vals = { 'out.kernel': [0.1, -0.1, 0.2, 0], 'out.bias': [0.05, 0.1] };
+    const server = { global: toSet(W, linear), control: toSet(cs, linear) };
+    const down = algo.server.download(server, 0, 0);
+    expect(algo.client.initClient(0, toSet(W, linear))).toEqual({});
+    const fresh = await train(algo, down, {}, run(data));
+    const zeroed = await train(algo, down, { control: toSet(zero, linear) }, run(data));
+    expect(vals(decodeParams(fresh.upload.params))).toEqual(
+      vals(decodeParams(zeroed.upload.params)),
+    );
+    expect(vals(fresh.state.control!)).toEqual(vals(zeroed.state.control!));
+    // One step: y = x - lr (grad + c + wd x), c_i+ = -c + (x - y) / lr.
+    const y = axpy(W, -0.5, axpy(axpy(grad(linear, W, data), 1, cs), 0.01, W));
+    expect(vals(decodeParams(fresh.upload.params))).toEqual(close(y));
+    expect(vals(fresh.state.control!)).toEqual(close(axpy(scale(cs, -1), 2, axpy(W, -1, y))));
+
+    // Two samples, batches of 4 dropped when short: no step, so c_i stays and Delta c_i is zero.
+    const idle = scaffold(ctx(linear, { batchSize: 4, lastBatch: 'drop' }));
+    const ci: Vals = { 'out.kernel': [0, 0.3, -0.1, 0.1], 'out.bias': [-0.2, 0] };
+    const r = await train(idle, down, { control: toSet(ci, linear) }, run(data));
+    expect(vals(r.state.control!)).toEqual(close(ci));
+    expect(vals(r.upload.extra!['controlDelta']!)).toEqual(zero);
+    expect(vals(decodeParams(r.upload.params))).toEqual(close(W));
+    disposeData(data);
+  });
+
+  it('refuses a download without c and an upload without Delta c_i, naming the client', async () => {
+    const algo = scaffold(ctx(linear));
+    const data = twoPoints();
+    const s0 = algo.server.initServer(toSet(W, linear));
+    await expect(algo.client.train(algo.server.evalDownload(s0, 0), {}, run(data))).rejects.toThrow(
+      "scaffold: the download lacks the server control variate 'control'",
+    );
+    expect(() =>
+      algo.server.aggregate(s0, 0, [{ client: 5, upload: upload(toSet(W, linear)) }]),
+    ).toThrow("scaffold: client 5's upload lacks 'controlDelta'");
+    disposeData(data);
+  });
+});
+
+describe('Local', () => {
+  it('trains the client’s own model, shares nothing and uploads only its counts', async () => {
+    const algo = local(ctx(linear, { epochs: 2 }));
+    expect([algo.name, algo.hasGlobal, algo.hasPersonal]).toEqual(['local', false, true]);
+    const s0 = algo.server.initServer(toSet(W, linear));
+    expect(s0).toEqual({});
+    expect(algo.server.global(s0)).toBeUndefined();
+    expect(algo.server.evalDownload(s0, 2)).toEqual({ round: 2, params: {} });
+    const down = algo.server.download(s0, 2, 1);
+    expect(down).toEqual({ round: 2, params: {} });
+    const V: Vals = { 'out.kernel': [-0.1, 0.5, 0.2, -0.3], 'out.bias': [0.2, 0.1] };
+    const state = algo.client.initClient(1, toSet(V, linear));
+    expect(vals(state.personal)).toEqual(close(V));
+    const data = twoPoints();
+    const r = await train(algo, down, state, run(data));
+    const step = (w: Vals) => axpy(w, -0.5, axpy(grad(linear, w, data), 0.01, w));
+    expect(vals(r.state.personal)).toEqual(close(step(step(V))));
+    expect(vals((await algo.client.personalModel(r.state, undefined, run(data)))!)).toEqual(
+      close(step(step(V))),
+    );
+    expect([r.upload.round, r.upload.params, r.upload.numSamples]).toEqual([2, {}, 2]);
+    expect(Number.isFinite(r.upload.trainLoss)).toBe(true);
+    expect(algo.server.aggregate(s0, 2, [{ client: 1, upload: r.upload }]).server).toBe(s0);
+    disposeData(data);
   });
 });
 

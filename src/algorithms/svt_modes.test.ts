@@ -135,6 +135,23 @@ describe('FedSLR svt modes on planted spectra', () => {
       Math.floor(0.3 * pack({ round: 0, params: denseParams(V) }).byteLength),
     );
   });
+
+  it('budgets the download of the next round, whose number is part of its bytes', () => {
+    // Round 127's aggregate is sent in round 128, whose number packs in one byte more than 126's:
+    // at 2225 bytes that byte decides a rank (the step for round 126 would keep one more value).
+    const budget = { mode: 'bytes', bytes: 2225 } as const;
+    const ranksFor = (round: number) =>
+      ranksOf({ stats: { ranks: budgetStep(model.spec, V, budget, round).ranks } });
+    expect(ranksFor(128)).toEqual([5, 1]);
+    expect(ranksFor(126)).toEqual([5, 2]);
+    const algo = fedslrWith(budget);
+    // One client uploading W unchanged: D stays zero and the aggregate is V itself.
+    const agg = algo.server.aggregate({ global: V, factors: {}, hints: {} }, 127, [
+      { client: 0, upload: { round: 127, ...upload(V) } },
+    ]);
+    expect(ranksOf(agg)).toEqual([5, 1]);
+    expect(pack(algo.server.download(agg.server, 128, 0)).byteLength).toBeLessThanOrEqual(2225);
+  });
 });
 
 describe('FedAvg with a downlink budget', () => {

@@ -9,6 +9,10 @@
  *   with numpy's linear-interpolation percentiles;
  * - rank ratio and mean personal density equal counts over the server's ranks and the clients'
  *   sparse parts.
+ *
+ * And, on baselines: SCAFFOLD's extra tensors are counted both ways; an algorithm without a
+ * global (local) or personal model (FedAvg) reports none, nor ranks or densities; a client
+ * without a test set is left out of the summaries.
  */
 import { describe, expect, it } from 'vitest';
 import type { FedSLRClient } from '../algorithms/fedslr.js';
@@ -357,5 +361,95 @@ describe('metrics accounting of a small FedSLR run', () => {
     checkBytes(run);
     checkLowRankWire(run);
     checkRecords(run);
+  });
+});
+
+/**
+ * A 2-round run of a baseline on the same clients, except that client 0 has no test set: the
+ * evaluation downloads, uploads and round events it produced, recorded as above.
+ */
+async function baselineRun(name: string) {
+  const clients = clientsData().map((c, i) =>
+    i === 0 ? { ...c, test: { x: new Float32Array(0), y: new Int32Array(0), size: 0 } } : c,
+  );
+  const config = parseConfig({
+    seed: 4,
+    rounds: 2,
+    evalEvery: 1,
+    clients: { count: clients.length, sampling: { kind: 'count', k: 3 } },
+    algorithm: { name },
+    model: { name: 'mlp', hidden: [12] },
+    train: { backend: 'wasm', lr: 0.1, epochs: 1, batchSize: 10 },
+    runtime: { workers: 1 },
+  });
+  const made = await setup(config, { clients });
+  const rec = recording(made.sim.algorithm);
+  const sim: Simulation = { ...made.sim, algorithm: rec.wrapped };
+  const events: RunEvent[] = [];
+  const fleet = new InProcessFleet(sim, new MemoryStore(sim.algorithm.client.codec));
+  for await (const e of simulate(sim, initialState(sim), () => 0, fleet)) events.push(e);
+  await fleet.close();
+  const ends = events.flatMap((e) => (e.type === 'round-end' ? [e] : []));
+  const records = events.flatMap((e) => (e.type === 'eval' ? [e.record] : []));
+  return { sim, log: rec.log, ends, records };
+}
+
+/** Numbers in the extra tensors a message carries (SCAFFOLD's control variates). */
+const extraNumbers = (extra: Record<string, ParamArrays> | undefined) =>
+  Object.values(extra ?? {}).reduce(
+    (n, set) => n + Object.values(set).reduce((m, a) => m + a.data.length, 0),
+    0,
+  );
+
+describe('metrics accounting of the baselines', () => {
+  it("counts SCAFFOLD's control variates in both directions, as numbers and as bytes", async () => {
+    const { log, ends } = await baselineRun('scaffold');
+    expect(ends).toHaveLength(2);
+    for (const e of ends) {
+      const downs = log.downloads.get(e.round)!;
+      const ups = log.uploads.get(e.round)!;
+      // The model and the server's control variate down; the model and c_i's change up.
+      expect(downs.map((d) => extraNumbers(d.extra))).toEqual([243, 243, 243]);
+      expect(ups.map((u) => extraNumbers(u.extra))).toEqual([243, 243, 243]);
+      expect(e.down_params).toBe(3 * 2 * 243);
+      expect(e.up_params).toBe(3 * 2 * 243);
+      const bytes = (ms: unknown[]) => ms.reduce<number>((a, m) => a + pack(m).byteLength, 0);
+      expect(e.down_bytes).toBe(bytes(downs));
+      expect(e.up_bytes).toBe(bytes(ups.map(({ round: _round, ...payload }) => payload)));
+      expect(e.dense_down_params).toBe(3 * 243);
+    }
+  });
+
+  it('reports only the models an algorithm has, summarised over the clients with a test set', async () => {
+    const local = await baselineRun('local');
+    for (const rec of local.records) {
+      expect(rec.global).toBeUndefined();
+      expect(rec.personal).toBeDefined();
+      expect(rec.rank_ratio).toBeUndefined();
+      expect(rec.personal_density).toBeUndefined();
+    }
+    // Nothing shared: no dense model that the downlink could be compared with.
+    expect(local.ends.map((e) => e.dense_down_params)).toEqual([0, 0]);
+
+    const fedavg = await baselineRun('fedavg');
+    expect(fedavg.records.map((r) => r.round)).toEqual([1, 2]);
+    fedavg.records.forEach((rec, i) => {
+      expect(rec.personal).toBeUndefined();
+      expect(rec.rank_ratio).toBeUndefined();
+      expect(rec.ranks).toBeUndefined();
+      expect(rec.personal_density).toBeUndefined();
+      // The global model as clients 1..5 decode it, scored independently; client 0 has no test.
+      const sent = asParams(throughWire(fedavg.log.evals[i]!), fedavg.sim.init);
+      const tested = fedavg.sim.clients.filter((c) => c.test.size > 0);
+      expect(tested).toHaveLength(5);
+      const rows = tested.map((c) => score(sent, c.test));
+      const acc = rows.map((r, j) => r.correct / tested[j]!.test.size);
+      const n = TEST_SIZES.slice(1).reduce((a, b) => a + b, 0);
+      expect(rec.global!.acc).toBeCloseTo(acc.reduce((a, b) => a + b, 0) / 5, 9);
+      expect(rec.global!.acc_weighted).toBeCloseTo(rows.reduce((a, r) => a + r.correct, 0) / n, 9);
+      expect(rec.global!.acc_p10).toBeCloseTo(numpyPercentile(acc, 10), 9);
+      const loss = rows.reduce((a, r, j) => a + r.lossSum / tested[j]!.test.size, 0) / 5;
+      expect(rec.global!.loss).toBeCloseTo(loss, 4);
+    });
   });
 });

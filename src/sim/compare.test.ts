@@ -1,6 +1,6 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   type CompareRow,
@@ -252,28 +252,34 @@ describe('runCompare', () => {
   });
 
   it('resumes an interrupted comparison: keeps finished runs, continues the interrupted one', async () => {
+    // A copy of the first comparison, interrupted during feddyn's second round: fedslr finished,
+    // feddyn has only its round-1 checkpoint, the sparse-only run never started.
+    const first = await firstComparison();
     const out = mkdtempSync(join(tmpdir(), 'fedslr-compare-'));
     dirs.push(out);
-    const entries = parseAlgorithmList('fedavg,fedslr,ditto', config.algorithm);
-    const full = await runCompare(config, entries, { outDir: out });
-    // Interrupted during fedslr's second round: fedavg finished, fedslr has only its round-1
-    // checkpoint, ditto never started.
+    cpSync(first.out, out, { recursive: true });
     const state = JSON.parse(readFileSync(join(out, 'compare.json'), 'utf8'));
     state.rows = state.rows.slice(0, 1);
     writeFileSync(join(out, 'compare.json'), JSON.stringify(state));
-    rmSync(join(out, 'fedslr', 'checkpoints', 'round-000002'), { recursive: true });
-    rmSync(join(out, 'fedslr', 'summary.json'));
-    rmSync(join(out, 'ditto'), { recursive: true });
+    rmSync(join(out, 'feddyn', 'checkpoints', 'round-000002'), { recursive: true });
+    rmSync(join(out, 'feddyn', 'summary.json'));
+    rmSync(join(out, 'fedslr_ablation_sparse-only'), { recursive: true });
 
     const started: string[] = [];
     const resumed = await resumeCompare(out, [], {
       onStart: ({ entry }) => started.push(entry.label),
     });
-    expect(started).toEqual(['fedslr', 'ditto']);
-    const same = (r: (typeof full)[number]) => ({ ...r, time_s: 0 });
-    expect(resumed.map(same)).toEqual(full.map(same));
+    expect(started).toEqual(['feddyn', 'fedslr:ablation=sparse-only']);
+    // run_dir is absolute: the copy's rows name their own directory.
+    const same = (r: CompareRow) => ({ ...r, time_s: 0, run_dir: basename(r.run_dir) });
+    expect(resumed.map(same)).toEqual(first.rows.map(same));
     const csv = readFileSync(join(out, 'compare.csv'), 'utf8').trim().split('\n');
-    expect(csv.map((l) => l.split(',')[0])).toEqual(['label', 'fedavg', 'fedslr', 'ditto']);
+    expect(csv.map((l) => l.split(',')[0])).toEqual([
+      'label',
+      'fedslr',
+      'feddyn',
+      'fedslr:ablation=sparse-only',
+    ]);
 
     // More rounds continue every run; other changes are refused by name.
     const longer = await resumeCompare(out, ['rounds=3'], {});
@@ -284,15 +290,20 @@ describe('runCompare', () => {
       out,
       ['rounds=3'],
       { onStart: ({ entry }) => added.push(entry.label) },
-      'ditto,fedprox:mu=0.5',
+      'feddyn,fedprox:mu=0.5',
     );
     expect(added).toEqual(['fedprox:mu=0.5']);
-    expect(grown.map((r) => r.label)).toEqual(['fedavg', 'fedslr', 'ditto', 'fedprox:mu=0.5']);
+    expect(grown.map((r) => r.label)).toEqual([
+      'fedslr',
+      'feddyn',
+      'fedslr:ablation=sparse-only',
+      'fedprox:mu=0.5',
+    ]);
     expect(grown.slice(0, 3)).toEqual(longer);
     await expect(resumeCompare(out, ['seed=2', 'train.lr=0.5'], {})).rejects.toThrow(
       /differing keys: seed, train.lr/,
     );
-    await expect(resumeCompare(join(out, 'fedavg'), [], {})).rejects.toThrow(
+    await expect(resumeCompare(join(out, 'feddyn'), [], {})).rejects.toThrow(
       /not a comparison directory/,
     );
   });
