@@ -14,10 +14,10 @@ export default {
     'src/sim/stats.ts',
     // simulate.ts: only the evaluation summary and the message/byte accounting (line ranges;
     // update them when the file moves).
-    'src/sim/simulate.ts:106-159',
-    'src/sim/simulate.ts:189-203',
-    'src/sim/simulate.ts:247-263',
-    'src/sim/simulate.ts:287-297',
+    'src/sim/simulate.ts:104-157',
+    'src/sim/simulate.ts:187-201',
+    'src/sim/simulate.ts:245-261',
+    'src/sim/simulate.ts:285-295',
     'src/codec/**/*.ts',
     '!src/**/*.test.ts',
     '!src/**/index.ts',
