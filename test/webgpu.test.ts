@@ -7,7 +7,8 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { run as benchStep } from '../src/bench/step.js';
 import { createModel } from '../src/models/index.js';
 import { parseConfig } from '../src/sim/config.js';
 import { runExperiment } from '../src/sim/experiment.js';
@@ -110,6 +111,26 @@ describe.skipIf(!available.ok)('the webgpu backend', () => {
     expect(Object.values(trained).every((p) => p.data.every(Number.isFinite))).toBe(true);
     disposeParams(w);
     disposeData(data);
+  });
+
+  it('bench step times webgpu beside wasm in one run and names the adapter', async () => {
+    const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+    try {
+      const argv = ['--model', 'mlp', '--steps', '2', '--warmup', '1', '--rounds', '2'];
+      expect(await benchStep([...argv, '--backend', 'webgpu', '--beside', 'wasm', '--json'])).toBe(
+        0,
+      );
+      const r = JSON.parse(String(log.mock.calls.at(-1)?.[0]));
+      expect(r).toMatchObject({
+        backend: 'webgpu',
+        steps: 2,
+        beside: { backend: 'wasm', steps: 2 },
+      });
+      expect(r.adapter).toBe(webgpuAdapter());
+      expect(r.ms_per_step).toBeGreaterThan(0);
+    } finally {
+      log.mockRestore();
+    }
   });
 
   it('runs synchronous read-backs (the server step) on wasm and returns to webgpu', async () => {
