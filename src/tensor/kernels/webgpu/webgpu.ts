@@ -22,6 +22,8 @@ export interface WebgpuProgram {
   dispatch: [number, number, number];
   outputShape: number[];
   shaderKey: string;
+  /** Adds `uniforms.size`, the output's element count. */
+  size?: boolean;
   getUserCode(): string;
 }
 
