@@ -3,9 +3,11 @@
  * runs on a software Vulkan driver (Mesa 25 lavapipe, adapter "llvmpipe"; `.ci/run` installs it);
  * it is skipped, with the reason printed, only where no WebGPU adapter exists.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it, vi } from 'vitest';
 import { run as benchStep } from '../src/bench/step.js';
@@ -60,6 +62,29 @@ async function metricsOf(backend: string): Promise<Record<string, number>[]> {
     .split('\n')
     .map((l) => numbers(JSON.parse(l)));
 }
+
+describe('backend webgpu without an adapter', () => {
+  it('stops with an InputError that says what it needs', () => {
+    // A process where Vulkan finds no driver: Dawn has no adapter (or, without the optional
+    // packages, the message names them instead).
+    const dir = mkdtempSync(join(tmpdir(), 'fedslr-noadapter-'));
+    const script = join(dir, 'init.ts');
+    const backend = fileURLToPath(new URL('../src/tensor/backend.ts', import.meta.url));
+    writeFileSync(
+      script,
+      `import { initBackend } from ${JSON.stringify(backend)};\n` +
+        "initBackend('webgpu').then(() => console.log('initialised'), (e) => console.log(e.name, e.message));\n",
+    );
+    const viteNode = fileURLToPath(new URL('../node_modules/.bin/vite-node', import.meta.url));
+    const out = spawnSync(viteNode, [script], {
+      encoding: 'utf8',
+      env: { ...process.env, VK_ICD_FILENAMES: join(dir, 'no-such-driver.json') },
+    });
+    expect(out.stdout).toMatch(
+      /InputError backend 'webgpu': (no WebGPU adapter on this machine; it needs a GPU|needs the package)/,
+    );
+  });
+});
 
 describe.skipIf(!available.ok)('the webgpu backend', () => {
   it('initialises on the adapter it reports', async () => {
