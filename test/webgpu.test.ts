@@ -10,15 +10,22 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it, vi } from 'vitest';
+import { ALGORITHMS } from '../src/algorithms/registry.js';
 import { run as benchStep } from '../src/bench/step.js';
 import { createModel } from '../src/models/index.js';
 import { parseConfig } from '../src/sim/config.js';
+import { InProcessExecutor } from '../src/sim/executor.js';
+import { ExecutorFleet } from '../src/sim/executor_fleet.js';
 import { runExperiment } from '../src/sim/experiment.js';
+import { setup } from '../src/sim/setup.js';
+import { initialState, simulate } from '../src/sim/simulate.js';
+import { MemoryStore } from '../src/sim/store.js';
 import { initBackend, withSyncReadBackend } from '../src/tensor/backend.js';
 import { disposeParams, readArrays } from '../src/tensor/params.js';
 import { Rng } from '../src/tensor/rng.js';
 import { webgpuAdapter, webgpuAvailable } from '../src/tensor/webgpu.js';
 import { disposeData, evaluate, toTensors, trainLocal } from '../src/train/loop.js';
+import { tiny } from './tiny_config.js';
 
 const available = await webgpuAvailable();
 if (!available.ok) console.warn(`test/webgpu.test.ts skipped: ${available.reason}`);
@@ -108,6 +115,30 @@ describe.skipIf(!available.ok)('the webgpu backend', () => {
         expect(webgpu[i]![k], `round ${i + 1} ${k}`).toBeCloseTo(a, 4);
       }
     });
+  });
+
+  it('gives every algorithm the evaluation it has on wasm (one round, tiny mlp)', async () => {
+    const configOf = (algorithm: string, backend: string) =>
+      parseConfig({ ...tiny, algorithm: { name: algorithm }, train: { ...tiny.train, backend } });
+    // The clients loaded and split once, for all 26 runs.
+    const { clients } = (await setup(configOf('fedavg', 'wasm'))).sim;
+    const evalOf = async (algorithm: string, backend: string) => {
+      const { sim } = await setup(configOf(algorithm, backend), { clients });
+      const fleet = new ExecutorFleet(
+        sim,
+        new InProcessExecutor(sim),
+        new MemoryStore(sim.algorithm.client.codec),
+      );
+      for await (const e of simulate(sim, initialState(sim), () => 0, fleet))
+        if (e.type === 'eval') return numbers(e.record);
+      throw new Error(`${algorithm}: no evaluation`);
+    };
+    for (const { name } of ALGORITHMS) {
+      const [wasm, webgpu] = [await evalOf(name, 'wasm'), await evalOf(name, 'webgpu')];
+      expect(Object.keys(webgpu).sort(), name).toEqual(Object.keys(wasm).sort());
+      for (const [k, a] of Object.entries(wasm))
+        expect(webgpu[k], `${name} ${k}`).toBeCloseTo(a, 5);
+    }
   });
 
   it('trains and evaluates with no synchronous read-back and leaks no tensors', async () => {
