@@ -16,8 +16,8 @@ export default {
     // update them when the file moves).
     'src/sim/simulate.ts:104-157',
     'src/sim/simulate.ts:187-201',
-    'src/sim/simulate.ts:245-261',
-    'src/sim/simulate.ts:285-295',
+    'src/sim/simulate.ts:245-263',
+    'src/sim/simulate.ts:287-297',
     'src/codec/**/*.ts',
     '!src/**/*.test.ts',
     '!src/**/index.ts',

@@ -3,19 +3,28 @@
  * runs on a software Vulkan driver (Mesa 25 lavapipe, adapter "llvmpipe"; `.ci/run` installs it);
  * it is skipped, with the reason printed, only where no WebGPU adapter exists.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { ALGORITHMS } from '../src/algorithms/registry.js';
+import { run as benchStep } from '../src/bench/step.js';
 import { createModel } from '../src/models/index.js';
 import { parseConfig } from '../src/sim/config.js';
 import { runExperiment } from '../src/sim/experiment.js';
+import { InProcessFleet } from '../src/sim/fleet_local.js';
+import { setup } from '../src/sim/setup.js';
+import { initialState, simulate } from '../src/sim/simulate.js';
+import { MemoryStore } from '../src/sim/store.js';
 import { initBackend, withSyncReadBackend } from '../src/tensor/backend.js';
 import { disposeParams, readArrays } from '../src/tensor/params.js';
 import { Rng } from '../src/tensor/rng.js';
 import { webgpuAdapter, webgpuAvailable } from '../src/tensor/webgpu.js';
 import { disposeData, evaluate, toTensors, trainLocal } from '../src/train/loop.js';
+import { tiny } from './tiny_config.js';
 
 const available = await webgpuAvailable();
 if (!available.ok) console.warn(`test/webgpu.test.ts skipped: ${available.reason}`);
@@ -60,6 +69,29 @@ async function metricsOf(backend: string): Promise<Record<string, number>[]> {
     .map((l) => numbers(JSON.parse(l)));
 }
 
+describe('backend webgpu without an adapter', () => {
+  it('stops with an InputError that says what it needs', () => {
+    // A process where Vulkan finds no driver: Dawn has no adapter (or, without the optional
+    // packages, the message names them instead).
+    const dir = mkdtempSync(join(tmpdir(), 'fedslr-noadapter-'));
+    const script = join(dir, 'init.ts');
+    const backend = fileURLToPath(new URL('../src/tensor/backend.ts', import.meta.url));
+    writeFileSync(
+      script,
+      `import { initBackend } from ${JSON.stringify(backend)};\n` +
+        "initBackend('webgpu').then(() => console.log('initialised'), (e) => console.log(e.name, e.message));\n",
+    );
+    const viteNode = fileURLToPath(new URL('../node_modules/.bin/vite-node', import.meta.url));
+    const out = spawnSync(viteNode, [script], {
+      encoding: 'utf8',
+      env: { ...process.env, VK_ICD_FILENAMES: join(dir, 'no-such-driver.json') },
+    });
+    expect(out.stdout).toMatch(
+      /InputError backend 'webgpu': (no WebGPU adapter on this machine; it needs a GPU|needs the package)/,
+    );
+  });
+});
+
 describe.skipIf(!available.ok)('the webgpu backend', () => {
   it('initialises on the adapter it reports', async () => {
     expect(await initBackend('webgpu')).toBe('webgpu');
@@ -82,6 +114,26 @@ describe.skipIf(!available.ok)('the webgpu backend', () => {
         expect(webgpu[i]![k], `round ${i + 1} ${k}`).toBeCloseTo(a, 4);
       }
     });
+  });
+
+  it('gives every algorithm the evaluation it has on wasm (one round, tiny mlp)', async () => {
+    const configOf = (algorithm: string, backend: string) =>
+      parseConfig({ ...tiny, algorithm: { name: algorithm }, train: { ...tiny.train, backend } });
+    // The clients loaded and split once, for all 26 runs.
+    const { clients } = (await setup(configOf('fedavg', 'wasm'))).sim;
+    const evalOf = async (algorithm: string, backend: string) => {
+      const { sim } = await setup(configOf(algorithm, backend), { clients });
+      const fleet = new InProcessFleet(sim, new MemoryStore(sim.algorithm.client.codec));
+      for await (const e of simulate(sim, initialState(sim), () => 0, fleet))
+        if (e.type === 'eval') return numbers(e.record);
+      throw new Error(`${algorithm}: no evaluation`);
+    };
+    for (const { name } of ALGORITHMS) {
+      const [wasm, webgpu] = [await evalOf(name, 'wasm'), await evalOf(name, 'webgpu')];
+      expect(Object.keys(webgpu).sort(), name).toEqual(Object.keys(wasm).sort());
+      for (const [k, a] of Object.entries(wasm))
+        expect(webgpu[k], `${name} ${k}`).toBeCloseTo(a, 5);
+    }
   });
 
   it('trains and evaluates with no synchronous read-back and leaks no tensors', async () => {
@@ -110,6 +162,26 @@ describe.skipIf(!available.ok)('the webgpu backend', () => {
     expect(Object.values(trained).every((p) => p.data.every(Number.isFinite))).toBe(true);
     disposeParams(w);
     disposeData(data);
+  });
+
+  it('bench step times webgpu beside wasm in one run and names the adapter', async () => {
+    const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+    try {
+      const argv = ['--model', 'mlp', '--steps', '2', '--warmup', '1', '--rounds', '2'];
+      expect(await benchStep([...argv, '--backend', 'webgpu', '--beside', 'wasm', '--json'])).toBe(
+        0,
+      );
+      const r = JSON.parse(String(log.mock.calls.at(-1)?.[0]));
+      expect(r).toMatchObject({
+        backend: 'webgpu',
+        steps: 2,
+        beside: { backend: 'wasm', steps: 2 },
+      });
+      expect(r.adapter).toBe(webgpuAdapter());
+      expect(r.ms_per_step).toBeGreaterThan(0);
+    } finally {
+      log.mockRestore();
+    }
   });
 
   it('runs synchronous read-backs (the server step) on wasm and returns to webgpu', async () => {

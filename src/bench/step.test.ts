@@ -22,6 +22,16 @@ describe('bench step', () => {
     expect(r.ratio).toBeUndefined();
   });
 
+  it('times the same step on a second backend with --beside, in the same rounds', async () => {
+    const r = await jsonOf([
+      ...['--model', 'mlp', '--batch', '4', '--steps', '4', '--warmup', '1', '--rounds', '2'],
+      ...['--threads', '1', '--beside', 'cpu'],
+    ]);
+    expect(r).toMatchObject({ backend: 'wasm', steps: 4, beside: { backend: 'cpu', steps: 4 } });
+    expect((r.beside as { ms_per_step: number }).ms_per_step).toBeGreaterThan(0);
+    await expect(run(['--beside', 'gpu'])).rejects.toThrow(/--beside: expected one of auto/);
+  });
+
   it('rejects a bad model or count with a usage error naming the flag', async () => {
     await expect(run(['--model', 'vgg'])).rejects.toThrow(UsageError);
     await expect(run(['--steps', '0'])).rejects.toThrow(/--steps: expected an integer >= 1/);

@@ -2,7 +2,9 @@
  * `fedslr bench step`: the time of one SGD step (forward, backward, parameter update) of a model
  * on a fixed random batch, with the real model (models/) and the real step (train/makeStep).
  * With `--peer torch`, the same step in PyTorch on CPU (bench/step_torch.py) is timed in the same
- * command, alternating with ours round by round, so both see the same machine load.
+ * command, alternating with ours round by round, so both see the same machine load; with
+ * `--beside BACKEND`, the same step on a second tfjs backend, alternating likewise (e.g. webgpu
+ * beside wasm).
  */
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
 import { createInterface, type Interface } from 'node:readline';
@@ -15,14 +17,15 @@ import { BACKEND_NAMES, type BackendName, backendThreads, initBackend } from '..
 import type { Params } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
 import { MAX_WASM_THREADS } from '../tensor/wasm_threads.js';
+import { webgpuAdapter } from '../tensor/webgpu.js';
 import { makeStep } from '../train/index.js';
 import { InputError } from '../util/errors.js';
 
 export const help = [
   'Usage: fedslr bench step [--model cnn|resnet8gn|resnet18gn|mlp] [--batch N] [--steps N]',
-  '                         [--warmup N] [--rounds N] [--backend wasm|cpu|auto|tensorflow]',
-  '                         [--threads N] [--peer torch] [--python PATH] [--peer-threads N]',
-  '                         [--profile] [--json]',
+  '                         [--warmup N] [--rounds N] [--backend wasm|cpu|auto|tensorflow|webgpu]',
+  '                         [--beside BACKEND] [--threads N] [--peer torch] [--python PATH]',
+  '                         [--peer-threads N] [--profile] [--json]',
   '',
   'Times one SGD step (forward, backward, w -= lr * g) of the model on a random batch:',
   'cnn and mlp on 1x28x28 inputs, resnet8gn and resnet18gn on 3x32x32; 10 classes.',
@@ -31,6 +34,8 @@ export const help = [
   '--peer torch   also time the same step in PyTorch (bench/step_torch.py, run by --python,',
   '               default /usr/bin/python3, with --peer-threads threads, default 2), alternating',
   '               with ours in --rounds rounds (default 5); adds peer_ms_per_step and ratio.',
+  '--beside B     also time the same step on backend B (e.g. --backend webgpu --beside wasm),',
+  '               alternating with --backend in --rounds rounds; adds beside{backend, ms_per_step}.',
   '--threads N    XNNPACK threads of the wasm backend (default 0: one per core).',
   '--profile      add a per-kernel breakdown of one step (tf.profile): kernels[{name, ms, calls}].',
 ].join('\n');
@@ -58,6 +63,10 @@ export interface StepBenchResult {
   ratio?: number;
   peer_threads?: number;
   peer_version?: string;
+  /** The WebGPU adapter (backend webgpu): 'llvmpipe: Mesa ...' on the software driver. */
+  adapter?: string;
+  /** The same step on a second backend (--beside), timed in the same rounds. */
+  beside?: { backend: string; threads: number; ms_per_step: number; steps: number };
   kernels?: { name: string; ms: number; calls: number }[];
 }
 
@@ -77,6 +86,13 @@ export function positiveInt(flag: string, value: string): number {
   if (!Number.isInteger(n) || n < 1)
     throw new UsageError(`--${flag}: expected an integer >= 1, got '${value}'`);
   return n;
+}
+
+/** A --backend or --beside value, or a usage error naming the flag. */
+function backendFlag(flag: string, value: string): BackendName {
+  if (!(BACKEND_NAMES as readonly string[]).includes(value))
+    throw new UsageError(`--${flag}: expected one of ${BACKEND_NAMES.join(', ')}, got '${value}'`);
+  return value as BackendName;
 }
 
 export function median(xs: number[]): number {
@@ -107,11 +123,14 @@ class OurStep {
     this.step = makeStep({ model });
   }
 
-  /** Runs one step and returns its wall time in ms (the loss is read, so all work is done). */
-  run(): number {
+  /**
+   * Runs one step and returns its wall time in ms (the loss is read, so all work is done; the
+   * read is asynchronous, the only kind WebGPU has in Node).
+   */
+  async run(): Promise<number> {
     const t0 = performance.now();
     const r = this.step(this.params, this.x, this.y, LR);
-    r.lossSum.dataSync();
+    await r.lossSum.data();
     const ms = performance.now() - t0;
     tf.dispose([...Object.values(this.params), r.lossSum, r.correct]);
     this.params = r.params;
@@ -182,8 +201,8 @@ class TorchPeer {
 }
 
 async function profileStep(ours: OurStep): Promise<{ name: string; ms: number; calls: number }[]> {
-  const info = await tf.profile(() => {
-    ours.run();
+  const info = await tf.profile(async () => {
+    await ours.run();
   });
   const byName = new Map<string, { ms: number; calls: number }>();
   for (const k of info.kernels) {
@@ -208,6 +227,7 @@ export async function run(argv: string[]): Promise<number> {
       warmup: { type: 'string', default: '5' },
       rounds: { type: 'string', default: '5' },
       backend: { type: 'string', default: 'wasm' },
+      beside: { type: 'string' },
       threads: { type: 'string', default: '0' },
       peer: { type: 'string' },
       python: { type: 'string', default: '/usr/bin/python3' },
@@ -222,12 +242,8 @@ export async function run(argv: string[]): Promise<number> {
       `--model: expected one of ${MODEL_NAMES.join(', ')}, got '${values.model}'`,
     );
   }
-  const backendName = values.backend as BackendName;
-  if (!BACKEND_NAMES.includes(backendName)) {
-    throw new UsageError(
-      `--backend: expected one of ${BACKEND_NAMES.join(', ')}, got '${values.backend}'`,
-    );
-  }
+  const backendName = backendFlag('backend', values.backend);
+  const besideName = values.beside === undefined ? undefined : backendFlag('beside', values.beside);
   if (values.peer !== undefined && values.peer !== 'torch') {
     throw new UsageError(`--peer: expected 'torch', got '${values.peer}'`);
   }
@@ -237,24 +253,46 @@ export async function run(argv: string[]): Promise<number> {
   const rounds = Math.min(steps, positiveInt('rounds', values.rounds));
   const peerThreads = positiveInt('peer-threads', values['peer-threads']);
 
-  const backend = await initBackend(backendName, { threads: threadsFlag(values.threads) });
+  const threads = threadsFlag(values.threads);
+  // Each step's tensors live on the backend that made them: the second one is set up first, and
+  // every round switches to the backend whose step it times.
+  const other = besideName
+    ? { backend: await initBackend(besideName, { threads }), step: new OurStep(model, batch) }
+    : undefined;
+  const backend = await initBackend(backendName, { threads });
   const peer = values.peer ? await TorchPeer.start(values.python, model, batch, peerThreads) : null;
   const ours = new OurStep(model, batch);
   const times: number[] = [];
+  const otherTimes: number[] = [];
   const peerTimes: number[] = [];
   let kernels: StepBenchResult['kernels'];
   try {
-    for (let i = 0; i < warmup; i++) ours.run();
+    if (other) {
+      await initBackend(other.backend as BackendName, { threads });
+      for (let i = 0; i < warmup; i++) await other.step.run();
+      await initBackend(backend as BackendName, { threads });
+    }
+    for (let i = 0; i < warmup; i++) await ours.run();
     if (peer) await peer.run(warmup);
     for (let r = 0; r < rounds; r++) {
       const n = Math.floor(steps / rounds) + (r < steps % rounds ? 1 : 0);
-      for (let i = 0; i < n; i++) times.push(ours.run());
+      for (let i = 0; i < n; i++) times.push(await ours.run());
       if (peer) peerTimes.push(...(await peer.run(n)));
+      if (other) {
+        await initBackend(other.backend as BackendName, { threads });
+        for (let i = 0; i < n; i++) otherTimes.push(await other.step.run());
+        await initBackend(backend as BackendName, { threads });
+      }
     }
     if (values.profile) kernels = await profileStep(ours);
   } finally {
     peer?.close();
     ours.dispose();
+    if (other) {
+      await initBackend(other.backend as BackendName, { threads });
+      other.step.dispose();
+      await initBackend(backend as BackendName, { threads });
+    }
   }
 
   const round2 = (v: number) => Math.round(v * 100) / 100;
@@ -273,6 +311,15 @@ export async function run(argv: string[]): Promise<number> {
     result.peer_threads = peer.threads;
     result.peer_version = peer.version;
   }
+  if (backend === 'webgpu') result.adapter = webgpuAdapter();
+  if (other) {
+    result.beside = {
+      backend: other.backend,
+      threads: backendThreads(other.backend),
+      ms_per_step: round2(median(otherTimes)),
+      steps: otherTimes.length,
+    };
+  }
   if (kernels) result.kernels = kernels;
 
   if (values.json) {
@@ -282,7 +329,13 @@ export async function run(argv: string[]): Promise<number> {
   console.log(
     `model ${model}, batch ${batch}, backend ${backend} (${result.threads} threads), ${times.length} steps`,
   );
+  if (result.adapter) console.log(`  adapter ${result.adapter}`);
   console.log(`  ours   ${result.ms_per_step.toFixed(2)} ms/step (median)`);
+  if (result.beside) {
+    console.log(
+      `  ${result.beside.backend.padEnd(6)} ${result.beside.ms_per_step.toFixed(2)} ms/step (median, same step on the --beside backend, ${result.beside.threads} threads)`,
+    );
+  }
   if (peer) {
     console.log(
       `  torch  ${result.peer_ms_per_step!.toFixed(2)} ms/step (median, ${peer.threads} threads, torch ${peer.version})`,

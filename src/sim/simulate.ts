@@ -252,7 +252,9 @@ export async function* simulate(
       return { client, upload };
     });
     const serverStart = performance.now();
-    const agg = await withSyncReadBackend(() => algorithm.server.aggregate(st.server, t, inputs));
+    const agg = await withSyncReadBackend(() => algorithm.server.aggregate(st.server, t, inputs), {
+      threads: config.runtime.threads,
+    });
     const serverEnd = performance.now();
     await fleet.commit(t, accepted);
     st.server = agg.server;

@@ -110,10 +110,10 @@ async function loadTfNode(): Promise<boolean> {
  * backend that can: the one in use, or wasm while WebGPU (no synchronous read-back in Node) is.
  * Tensors `fn` creates must not outlive it; the backend in use is restored afterwards.
  */
-export async function withSyncReadBackend<T>(fn: () => T): Promise<T> {
+export async function withSyncReadBackend<T>(fn: () => T, opts: BackendOptions = {}): Promise<T> {
   const current = tf.getBackend();
   if (current !== 'webgpu') return fn();
-  await initBackend('wasm');
+  await initBackend('wasm', opts);
   try {
     return fn();
   } finally {

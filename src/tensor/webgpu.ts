@@ -75,6 +75,10 @@ async function load(): Promise<void> {
       `backend 'webgpu' needs the package '@tensorflow/tfjs-backend-webgpu' (${(e as Error).message.split('\n')[0]}): ${INSTALL_HINT}`,
     );
   }
+  const { registerWebgpuKernels } = await import('./kernels/webgpu/register.js');
+  registerWebgpuKernels(
+    /software|swiftshader|llvmpipe/i.test(`${info.architecture} ${adapterDescription}`),
+  );
 }
 
 /** Loads the WebGPU entry point, checks for an adapter and registers tfjs's webgpu backend. */

@@ -15,7 +15,8 @@
  * of terms in order, with or without the threshold), compiled once and instantiated on the
  * backend's own memory: one pass with w and the running gradient in registers. On cpu, and for
  * the last n % 4 elements on wasm, plain loops.
- * Other backends, other dtypes and mismatched shapes take the reference path.
+ * webgpu has its own kernel (`webgpu/sgd_update.ts`, registered with the backend). Other
+ * backends, other dtypes and mismatched shapes take the reference path.
  */
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
@@ -30,7 +31,8 @@ export type UpdateTerm =
   | { kind: 'decay'; coef: number }
   | { kind: 'pull'; x: tf.Tensor; coef: number };
 
-const KIND_CODES = { scaled: 0, decay: 1, pull: 2 } as const;
+/** The kernels' codes for the kinds of term (attribute `kinds`). */
+export const KIND_CODES = { scaled: 0, decay: 1, pull: 2 } as const;
 
 interface UpdateAttrs {
   /** Per term: 0 scaled, 1 decay, 2 pull. */
@@ -371,7 +373,9 @@ export const SGD_UPDATE_KERNELS: readonly KernelConfig[] = [
   { kernelName: KERNEL, backendName: 'cpu', kernelFunc: cpuKernel as KernelFunc },
 ];
 
+/** Whether `backend` has the kernel: registered (webgpu: by initBackend), or ours to register. */
 function ensureKernel(backend: string): boolean {
+  if (tf.getKernel(KERNEL, backend)) return true;
   const config = SGD_UPDATE_KERNELS.find((k) => k.backendName === backend);
   if (!config) return false;
   if (!tf.getKernel(KERNEL, backend)) tf.registerKernel(config);
