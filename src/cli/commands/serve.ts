@@ -1,0 +1,165 @@
+import { appendFileSync } from 'node:fs';
+import { basename, extname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Command } from '../command.js';
+import { optionError, UsageError } from '../command.js';
+import { intOption, secondsOption } from '../options.js';
+
+export const command: Command = {
+  name: 'serve',
+  summary: 'Serve a federation over WebSocket: clients join with `fedslr join`',
+  help: `Usage: fedslr serve <config.yaml|json> --tokens FILE [--port N] [--host H] [--out DIR]
+                    [--deadline S] [--min-clients N] [--set key=value ...] [--quiet]
+
+Runs the experiment a config describes with clients in other processes or machines
+(\`fedslr join\`), one WebSocket each. It waits for --min-clients authenticated clients, then
+runs the same round loop as \`fedslr run\` and writes the same run directory (metrics.jsonl,
+clients.jsonl, summary.json, report.html, checkpoints/ with the server's state) plus
+federation.jsonl, one line per connection, refusal (with its reason) and missed commit.
+Each round draws among the connected clients (the config's sampling, by index into them, so a
+fault-free run with every client connected draws what the simulator draws). A drawn client that
+does not answer before the deadline, or disconnects, is left out of the round.
+
+The server loads the config's dataset to learn the model's input shape and classes and the
+clients' ids; the clients' data and personal state stay with the clients.
+
+Options:
+  --tokens FILE      client tokens, one '<client id> <token>' line each (tokens of at least 16
+                     characters; '#' starts a comment line). Required. Kept only as SHA-256
+                     digests, compared in constant time.
+  --port N           port to listen on (default 8765; 0 picks a free one)
+  --host H           address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)
+  --out DIR          run directory (default runs/<config>-<algorithm>-<time>-served); must be empty
+  --deadline S       seconds a drawn client has to answer a round, and clients an evaluation
+                     or a commit (default 300)
+  --min-clients N    connected clients to wait for before round 1 (default: clients.count)
+  --hello-timeout S  seconds a new connection has to authenticate (default 5)
+  --set key=value    override a config value by its dot path (repeatable)
+  --quiet            no progress output (the listening address is still printed)
+
+Refused connections are closed with code 4001 (no valid hello with a token in time), 4002
+(another protocol version) or 4003 (id and token do not match); frames larger than the
+model's dense size x 16 + 1 MiB close the connection with 1009. At the end clients are closed
+with 4000 (done) or 4010 (the run failed). Not built yet: TLS, resuming a served run, /metrics.
+
+Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
+  async run(argv) {
+    let parsed: ReturnType<typeof parse>;
+    try {
+      parsed = parse(argv);
+    } catch (err) {
+      throw optionError(err, Object.keys(OPTIONS));
+    }
+    const { values, positionals } = parsed;
+    if (positionals.length !== 1)
+      throw new UsageError(`expected one config file, got ${positionals.length}`);
+    if (values.tokens === undefined) throw new UsageError('--tokens FILE is required');
+    const port = intOption('port', values.port, 8765, 0);
+    const deadline = secondsOption('deadline', values.deadline, 300);
+    const helloTimeout = secondsOption('hello-timeout', values['hello-timeout'], 5);
+    const file = positionals[0]!;
+    const { loadConfig } = await import('../../sim/load_config.js');
+    const config = loadConfig(file, values.set ?? []);
+    const minClients = intOption('min-clients', values['min-clients'], config.clients.count, 1);
+    if (minClients > config.clients.count)
+      throw new UsageError(
+        `--min-clients ${minClients} is more than the run's ${config.clients.count} clients`,
+      );
+    if (config.data.partition.kind === 'file')
+      throw new UsageError(
+        "a served run cannot use a partition file yet (clients rebuild their shard from the config's seed)",
+      );
+    const { TokenBook } = await import('../../net/tokens.js');
+    const tokens = TokenBook.read(values.tokens);
+    const known = tokens.clients().filter((c) => c < config.clients.count).length;
+    if (known < minClients)
+      throw new UsageError(
+        `the tokens file has tokens for ${known} of the run's clients; --min-clients is ${minClients}`,
+      );
+    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+    const outDir =
+      values.out ??
+      join('runs', `${basename(file, extname(file))}-${config.algorithm.name}-${stamp}-served`);
+    const { Progress, reportData } = await import('../progress.js');
+    const { runExperiment } = await import('../../sim/experiment.js');
+    const { FederationServer, maxMessageBytes } = await import('../../net/server.js');
+    const { taskOf } = await import('../../sim/config.js');
+    const quiet = Boolean(values.quiet);
+    const progress = quiet ? undefined : new Progress(config.rounds, 0);
+    const summary = await runExperiment(config, {
+      outDir,
+      onEvent: (e) => {
+        if (e.type === 'data') reportData(e, quiet);
+        else if (e.type !== 'checkpoint' && e.type !== 'resumed' && e.type !== 'store')
+          if (e.type !== 'executor') progress?.on(e);
+      },
+      fleet: async (sim) => {
+        const first = sim.clients[0]!;
+        const server = await FederationServer.listen({
+          host: values.host ?? '127.0.0.1',
+          port,
+          tokens,
+          task: taskOf(config, first.shape, first.classes),
+          data: {
+            dataset: config.data.dataset,
+            partition: config.data.partition,
+            testPerClient: config.data.testPerClient,
+          },
+          deadlineSeconds: deadline,
+          helloSeconds: helloTimeout,
+          maxPayload: maxMessageBytes(sim.model.spec),
+          rounds: config.rounds,
+          log: (e) => {
+            appendFileSync(
+              join(outDir, 'federation.jsonl'),
+              `${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`,
+            );
+            if (e.type === 'listening')
+              process.stderr.write(`fedslr serve: listening on ${e.url}\n`);
+            else if (!quiet) process.stderr.write(`federation: ${describe(e)}\n`);
+          },
+        });
+        await server.waitForClients(minClients);
+        return server;
+      },
+    });
+    progress?.done();
+    const { printSummary } = await import('./run.js');
+    return printSummary(summary, outDir);
+  },
+};
+
+function describe(e: import('../../net/server.js').FederationEvent): string {
+  switch (e.type) {
+    case 'listening':
+      return `listening on ${e.url}`;
+    case 'waiting':
+      return `${e.connected} of ${e.needed} clients connected, waiting`;
+    case 'connected':
+      return `client ${e.client} connected from ${e.remote}`;
+    case 'disconnected':
+      return `client ${e.client} disconnected (${e.code}${e.reason ? `: ${e.reason}` : ''})`;
+    case 'refused':
+      return `refused ${e.remote} (${e.code}): ${e.reason}`;
+    case 'rejected':
+      return `client ${e.client}: refused a message: ${e.reason}`;
+    case 'commit-unconfirmed':
+      return `round ${e.round + 1}: no commit confirmation from client(s) ${e.clients.join(', ')}`;
+  }
+}
+
+const OPTIONS = {
+  tokens: { type: 'string' },
+  port: { type: 'string' },
+  host: { type: 'string' },
+  out: { type: 'string' },
+  deadline: { type: 'string' },
+  'min-clients': { type: 'string' },
+  'hello-timeout': { type: 'string' },
+  set: { type: 'string', multiple: true },
+  quiet: { type: 'boolean' },
+} as const;
+
+function parse(argv: string[]) {
+  return parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
+}
