@@ -181,15 +181,17 @@ export class FederationServer implements ClientFleet {
   }
 
   private accept(ws: WebSocket, remote: string): void {
-    // Errors (an oversized frame, a broken socket) close the socket; the close is logged below.
-    ws.on('error', () => {});
     let refusal: { code: number; reason: string } | undefined;
+    // Errors (an oversized frame, a broken socket) close the socket; the close is logged below.
+    ws.on('error', (err) => {
+      refusal ??= socketRefusal(err, this.opts.maxPayload);
+    });
     ws.once('close', (code, reason) => {
       if (!authenticated)
         this.opts.log({
           type: 'refused',
           remote,
-          code,
+          code: refusal?.code ?? code,
           reason: refusal?.reason ?? (reason.toString() || 'closed before its hello'),
         });
     });
@@ -211,7 +213,7 @@ export class FederationServer implements ClientFleet {
         return;
       }
       authenticated = true;
-      this.admit({ client: hello.client, ws }, remote, hello.committed);
+      this.admit({ client: hello.client, ws }, remote, hello.committed, () => refusal);
     });
   }
 
@@ -262,7 +264,12 @@ export class FederationServer implements ClientFleet {
     return { client, committed: m.committed };
   }
 
-  private admit(conn: Connection, remote: string, committed: number): void {
+  private admit(
+    conn: Connection,
+    remote: string,
+    committed: number,
+    socketError: () => { code: number; reason: string } | undefined,
+  ): void {
     const older = this.conns.get(conn.client);
     if (older) {
       this.conns.delete(conn.client);
@@ -270,7 +277,10 @@ export class FederationServer implements ClientFleet {
     }
     this.conns.set(conn.client, conn);
     conn.ws.on('message', (data, isBinary) => this.receive(conn, data, isBinary));
-    conn.ws.once('close', (code, reason) => this.dropped(conn, code, reason.toString()));
+    conn.ws.once('close', (code, reason) => {
+      const error = socketError();
+      this.dropped(conn, error?.code ?? code, error?.reason ?? reason.toString());
+    });
     this.opts.log({ type: 'connected', client: conn.client, remote });
     this.sendTo(conn.ws, {
       v: PROTOCOL_VERSION,
@@ -526,6 +536,13 @@ export class FederationServer implements ClientFleet {
   private sendTo(ws: WebSocket, m: ToHost): void {
     if (ws.readyState === ws.OPEN) ws.send(encodeMessage(m));
   }
+}
+
+/** The close code and reason of a socket error: 1009 for a frame over the size limit. */
+function socketRefusal(err: Error, maxPayload: number): { code: number; reason: string } {
+  return (err as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'
+    ? { code: 1009, reason: `a frame over the limit of ${maxPayload} bytes` }
+    : { code: 1002, reason: err.message };
 }
 
 function toBytes(data: RawData): Uint8Array {
