@@ -275,4 +275,58 @@ describe('fedslr serve and fedslr join', () => {
     expect(rejected).toEqual(errors);
     expect(readFileSync(join(out, 'federation.jsonl'), 'utf8')).not.toContain('test-token');
   }, 90_000);
+
+  it('goes on without a client killed mid-round and one that stops answering, and takes both back', async () => {
+    const out = join(dir, 'faults');
+    const { server, url } = serve(out, ['--deadline', '8']);
+    const u = await url;
+    const clients = CLIENTS.map((c) => joinAs(u, c, ['--state-dir', join(dir, `faults-${c}`)]));
+    // The first two drawn clients to get round 1's train message: one is stopped (it keeps its
+    // socket and never answers in time), the other killed.
+    const drawn = await within(
+      (async () => {
+        for (;;) {
+          const got = CLIENTS.filter((c) => /train \(round 0\)/.test(clients[c]!.stderr()));
+          if (got.length >= 2) return got;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      })(),
+      60_000,
+      'round 1 train messages',
+    );
+    const [stopped, killed] = drawn as [number, number];
+    clients[stopped]!.process.kill('SIGSTOP');
+    clients[killed]!.process.kill('SIGKILL');
+    // Round 1 ends at the deadline; the stopped client resumes and the killed one restarts from
+    // its state directory, in time for the evaluation (which waits for every client).
+    await waitForText(server.stderr, /round 1\/2/, 40_000);
+    clients[stopped]!.process.kill('SIGCONT');
+    const restarted = joinAs(u, killed, ['--state-dir', join(dir, `faults-${killed}`)]);
+    const others = CLIENTS.filter((c) => c !== killed).map((c) => clients[c]!.exit);
+    const codes = await within(Promise.all([...others, restarted.exit]), 100_000, 'clients exit');
+    expect(await within(server.exit, 20_000, 'server exit'), server.stderr()).toBe(0);
+    expect(codes).toEqual([0, 0, 0, 0]);
+    expect(await clients[killed]!.exit).toBe(null);
+
+    const log = federationLog(out);
+    const failed = log.filter((e) => e.type === 'client-failed' && e.round === 0);
+    expect(failed).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ client: stopped, reason: 'no answer before the deadline' }),
+        expect.objectContaining({ client: killed, reason: 'disconnected' }),
+      ]),
+    );
+    // The stopped client's late upload was refused, never aggregated.
+    expect(log).toContainEqual(
+      expect.objectContaining({
+        type: 'rejected',
+        client: stopped,
+        reason: expect.stringMatching(/^stale answer: round 0 attempt 0 is not the open round/),
+      }),
+    );
+    const metrics = metricsOf(out) as { round: number; global?: { acc: number } }[];
+    expect(metrics.map((m) => m.round)).toEqual([1, 2]);
+    for (const m of metrics) expect(m.global!.acc).toBeGreaterThan(0.3);
+    expect(restarted.stderr()).toMatch(/joined a run of 4 clients/);
+  }, 150_000);
 });

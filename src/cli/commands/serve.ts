@@ -15,7 +15,8 @@ Runs the experiment a config describes with clients in other processes or machin
 (\`fedslr join\`), one WebSocket each. It waits for --min-clients authenticated clients, then
 runs the same round loop as \`fedslr run\` and writes the same run directory (metrics.jsonl,
 clients.jsonl, summary.json, report.html, checkpoints/ with the server's state) plus
-federation.jsonl, one line per connection, refusal (with its reason) and missed commit.
+federation.jsonl, one line per connection, refusal (with its reason), client left out of a
+round (with why) and missed commit.
 Each round draws among the connected clients (the config's sampling, by index into them, so a
 fault-free run with every client connected draws what the simulator draws). A drawn client that
 does not answer before the deadline, or disconnects, is left out of the round.
@@ -86,9 +87,15 @@ Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
     const { taskOf } = await import('../../sim/config.js');
     const quiet = Boolean(values.quiet);
     const progress = quiet ? undefined : new Progress(config.rounds, 0);
+    const record = (e: object) =>
+      appendFileSync(
+        join(outDir, 'federation.jsonl'),
+        `${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`,
+      );
     const summary = await runExperiment(config, {
       outDir,
       onEvent: (e) => {
+        if (e.type === 'client-failed') record(e);
         if (e.type === 'data') reportData(e, quiet);
         else if (e.type !== 'checkpoint' && e.type !== 'resumed' && e.type !== 'store')
           if (e.type !== 'executor') progress?.on(e);
@@ -110,10 +117,7 @@ Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
           maxPayload: maxMessageBytes(sim.model.spec),
           rounds: config.rounds,
           log: (e) => {
-            appendFileSync(
-              join(outDir, 'federation.jsonl'),
-              `${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`,
-            );
+            record(e);
             if (e.type === 'listening')
               process.stderr.write(`fedslr serve: listening on ${e.url}\n`);
             else if (!quiet) process.stderr.write(`federation: ${describe(e)}\n`);
