@@ -8,8 +8,9 @@
  * bad frame gets an `error` frame back and is logged; the connection and the run go on. The
  * roster is the connected clients. A drawn client answers `train` before the round's deadline or
  * fails ('no answer before the deadline'); an upload for another round or attempt, from a client
- * not drawn, for another client, or a second one, is refused. A commit missed by a client whose
- * socket dropped is sent again when it reconnects (its `hello` names its last committed round).
+ * not drawn, for another client, or a second one, is refused. The last commit that aggregated a
+ * client's upload is sent again when the client reconnects without it (its `hello` names its last
+ * committed round).
  */
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -136,9 +137,10 @@ export class FederationServer implements ClientFleet {
   /** Attempts so far of each round drawn (the loop draws a round once; a resumed run may again). */
   private readonly attempts = new Map<number, number>();
   private evaluations = 0;
-  private lastCommit:
-    | { round: number; accepted: ReadonlySet<number>; bytes: Uint8Array }
-    | undefined;
+  /** The last round committed (-1: none yet). */
+  private lastCommitted = -1;
+  /** Each client's last commit that aggregated its upload, sent again if it says it missed it. */
+  private readonly owedCommits = new Map<number, { round: number; bytes: Uint8Array }>();
   private readonly deadlineMs: number;
 
   private constructor(
@@ -288,8 +290,8 @@ export class FederationServer implements ClientFleet {
       task: this.opts.task,
       data: this.opts.data,
     });
-    const last = this.lastCommit;
-    if (last && committed < last.round && last.accepted.has(conn.client)) conn.ws.send(last.bytes);
+    const owed = this.owedCommits.get(conn.client);
+    if (owed && committed < owed.round) conn.ws.send(owed.bytes);
     if (this.evaluating?.waiting.has(conn.client)) this.evaluating.send(conn);
     for (const wake of this.joinWaiters.splice(0)) wake();
   }
@@ -440,7 +442,8 @@ export class FederationServer implements ClientFleet {
       attempt,
       accepted: [...accepted],
     });
-    this.lastCommit = { round, accepted: new Set(accepted), bytes };
+    this.lastCommitted = round;
+    for (const client of accepted) this.owedCommits.set(client, { round, bytes });
     const waiting = new Set(this.conns.keys());
     let timer: NodeJS.Timeout | undefined;
     await new Promise<void>((settled) => {
@@ -519,7 +522,7 @@ export class FederationServer implements ClientFleet {
    * (and that it failed otherwise), then stops listening.
    */
   async close(): Promise<void> {
-    const done = this.lastCommit?.round === this.opts.rounds - 1;
+    const done = this.lastCommitted === this.opts.rounds - 1;
     const closed = [...this.conns.values()].map(
       (c) => new Promise<void>((r) => c.ws.once('close', () => r())),
     );
