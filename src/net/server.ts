@@ -346,6 +346,9 @@ export class FederationServer implements ClientFleet {
         return this.metrics(conn, m);
       case 'committed': {
         const c = this.committing;
+        // The answer to a commit sent again on reconnection needs nothing more.
+        if (this.owedCommits.get(conn.client)?.round === m.round && c?.round !== m.round)
+          return undefined;
         if (!c || c.round !== m.round || c.attempt !== m.attempt)
           return { reason: `no commit of round ${m.round} attempt ${m.attempt} is open`, about: m };
         if (c.waiting.delete(conn.client) && !c.waiting.size) c.settled();
