@@ -44,7 +44,7 @@ afterEach(async () => {
   server = undefined;
 });
 
-async function start(events: FederationEvent[]): Promise<FederationServer> {
+async function start(events: FederationEvent[], heartbeatSeconds = 0): Promise<FederationServer> {
   server = await FederationServer.listen({
     host: '127.0.0.1',
     port: 0,
@@ -53,6 +53,7 @@ async function start(events: FederationEvent[]): Promise<FederationServer> {
     data: { dataset: 'mnist', partition: { kind: 'iid' }, testPerClient: 10 },
     deadlineSeconds: 1,
     helloSeconds: 2,
+    heartbeatSeconds,
     maxPayload: 1 << 20,
     rounds: 1,
     log: (e) => events.push(e),
@@ -67,8 +68,8 @@ class RawClient {
   private arrived: (() => void) | undefined;
   readonly closed: Promise<number>;
 
-  constructor(url: string, client: number, committed = -1) {
-    this.ws = new WebSocket(url);
+  constructor(url: string, client: number, committed = -1, autoPong = true) {
+    this.ws = new WebSocket(url, { autoPong });
     this.ws.on('message', (d) => {
       this.inbox.push(decodeToHost(d as Buffer));
       this.arrived?.();
@@ -219,5 +220,26 @@ describe('the federation server', () => {
     server = undefined;
     expect(await applied.closed).toBe(CLOSE.done);
     expect(applied.unread()).toEqual([]);
+  });
+
+  it('disconnects an idle client that stops answering pings, and keeps one that answers', async () => {
+    const events: FederationEvent[] = [];
+    const fleet = await start(events, 0.2);
+    const answers = new RawClient(fleet.url, 0);
+    const silent = new RawClient(fleet.url, 1, -1, false);
+    for (const c of [answers, silent]) expect((await c.next()).type).toBe('welcome');
+    const until = Date.now() + 5000;
+    while (fleet.roster().length > 1 && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 50));
+    expect(fleet.roster()).toEqual([0]);
+    expect(events).toContainEqual({
+      type: 'disconnected',
+      client: 1,
+      code: 1006,
+      reason: 'no answer to a ping within 0.2 s',
+    });
+    await silent.closed;
+    await new Promise((r) => setTimeout(r, 500));
+    expect(fleet.roster()).toEqual([0]);
   });
 });

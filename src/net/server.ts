@@ -6,7 +6,7 @@
  * A connection's first frame must be a `hello` for one client with its token, within
  * `helloSeconds`; otherwise it is closed with a code of codes.ts and the reason. After that any
  * bad frame gets an `error` frame back and is logged; the connection and the run go on. The
- * roster is the connected clients. A drawn client answers `train` before the round's deadline or
+ * roster is the connected clients; idle ones that miss a ping are disconnected. A drawn client answers `train` before the round's deadline or
  * fails ('no answer before the deadline'); an upload for another round or attempt, from a client
  * not drawn, for another client, or a second one, is refused. The last commit that aggregated a
  * client's upload is sent again when the client reconnects without it (its `hello` names its last
@@ -56,6 +56,8 @@ export interface FederationOptions {
   deadlineSeconds: number;
   /** Seconds a new connection has to send its hello. */
   helloSeconds: number;
+  /** Seconds between pings; a connection that misses one is ended (0: no pings). */
+  heartbeatSeconds: number;
   /** The largest frame accepted (see `maxMessageBytes`). */
   maxPayload: number;
   /** The round count of the run: closing after the last round tells clients the run is done. */
@@ -91,6 +93,10 @@ class Channel<T> {
 interface Connection {
   client: number;
   ws: WebSocket;
+  /** Whether it answered the last ping. */
+  alive: boolean;
+  /** Why the server ended it, when it did. */
+  ended?: { code: number; reason: string };
 }
 
 /** The open round: who was drawn, who still owes an answer, and where answers go. */
@@ -142,6 +148,7 @@ export class FederationServer implements ClientFleet {
   /** Each client's last commit that aggregated its upload, sent again if it says it missed it. */
   private readonly owedCommits = new Map<number, { round: number; bytes: Uint8Array }>();
   private readonly deadlineMs: number;
+  private heartbeat: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly wss: WebSocketServer,
@@ -150,6 +157,28 @@ export class FederationServer implements ClientFleet {
   ) {
     this.deadlineMs = opts.deadlineSeconds * 1000;
     wss.on('connection', (ws, req) => this.accept(ws, remoteOf(req)));
+    if (opts.heartbeatSeconds > 0)
+      this.heartbeat = setInterval(() => this.beat(), opts.heartbeatSeconds * 1000);
+  }
+
+  /**
+   * Pings every connection, ending those that did not answer the last ping. A client that owes
+   * an answer to `train` or `evaluate` is left to its deadline (training may keep its process
+   * too busy to answer pings).
+   */
+  private beat(): void {
+    for (const conn of this.conns.values()) {
+      const busy =
+        this.training?.waiting.has(conn.client) || this.evaluating?.waiting.has(conn.client);
+      if (!conn.alive && !busy) {
+        const reason = `no answer to a ping within ${this.opts.heartbeatSeconds} s`;
+        conn.ended = { code: 1006, reason };
+        conn.ws.terminate();
+        continue;
+      }
+      conn.alive = false;
+      conn.ws.ping();
+    }
   }
 
   /** Listens on `opts.host`:`opts.port`; resolves once the port is open. */
@@ -215,7 +244,7 @@ export class FederationServer implements ClientFleet {
         return;
       }
       authenticated = true;
-      this.admit({ client: hello.client, ws }, remote, hello.committed, () => refusal);
+      this.admit({ client: hello.client, ws, alive: true }, remote, hello.committed, () => refusal);
     });
   }
 
@@ -279,8 +308,11 @@ export class FederationServer implements ClientFleet {
     }
     this.conns.set(conn.client, conn);
     conn.ws.on('message', (data, isBinary) => this.receive(conn, data, isBinary));
+    conn.ws.on('pong', () => {
+      conn.alive = true;
+    });
     conn.ws.once('close', (code, reason) => {
-      const error = socketError();
+      const error = socketError() ?? conn.ended;
       this.dropped(conn, error?.code ?? code, error?.reason ?? reason.toString());
     });
     this.opts.log({ type: 'connected', client: conn.client, remote });
@@ -525,6 +557,7 @@ export class FederationServer implements ClientFleet {
    * (and that it failed otherwise), then stops listening.
    */
   async close(): Promise<void> {
+    clearInterval(this.heartbeat);
     const done = this.lastCommitted === this.opts.rounds - 1;
     const closed = [...this.conns.values()].map(
       (c) => new Promise<void>((r) => c.ws.once('close', () => r())),

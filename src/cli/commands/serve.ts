@@ -9,7 +9,8 @@ export const command: Command = {
   name: 'serve',
   summary: 'Serve a federation over WebSocket: clients join with `fedslr join`',
   help: `Usage: fedslr serve <config.yaml|json> --tokens FILE [--port N] [--host H] [--out DIR]
-                    [--deadline S] [--min-clients N] [--set key=value ...] [--quiet]
+                    [--deadline S] [--min-clients N] [--min-participants N]
+                    [--set key=value ...] [--quiet]
 
 Runs the experiment a config describes with clients in other processes or machines
 (\`fedslr join\`), one WebSocket each. It waits for --min-clients authenticated clients, then
@@ -34,7 +35,12 @@ Options:
   --deadline S       seconds a drawn client has to answer a round, and clients an evaluation
                      or a commit (default 300)
   --min-clients N    connected clients to wait for before round 1 (default: clients.count)
+  --min-participants N
+                     usable uploads a round needs (default 1); fewer stops the run with a
+                     message naming the missing clients and why
   --hello-timeout S  seconds a new connection has to authenticate (default 5)
+  --heartbeat S      seconds between pings; a client that misses one while it owes nothing is
+                     disconnected (default 30; 0: no pings)
   --set key=value    override a config value by its dot path (repeatable)
   --quiet            no progress output (the listening address is still printed)
 
@@ -58,6 +64,8 @@ Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
     const port = intOption('port', values.port, 8765, 0);
     const deadline = secondsOption('deadline', values.deadline, 300);
     const helloTimeout = secondsOption('hello-timeout', values['hello-timeout'], 5);
+    const heartbeat =
+      values.heartbeat === '0' ? 0 : secondsOption('heartbeat', values.heartbeat, 30);
     const file = positionals[0]!;
     const { loadConfig } = await import('../../sim/load_config.js');
     const config = loadConfig(file, values.set ?? []);
@@ -92,8 +100,10 @@ Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
         join(outDir, 'federation.jsonl'),
         `${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`,
       );
+    const minParticipants = intOption('min-participants', values['min-participants'], 1, 1);
     const summary = await runExperiment(config, {
       outDir,
+      minParticipants,
       onEvent: (e) => {
         if (e.type === 'client-failed') record(e);
         if (e.type === 'data') reportData(e, quiet);
@@ -114,6 +124,7 @@ Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
           },
           deadlineSeconds: deadline,
           helloSeconds: helloTimeout,
+          heartbeatSeconds: heartbeat,
           maxPayload: maxMessageBytes(sim.model.spec),
           rounds: config.rounds,
           log: (e) => {
@@ -160,6 +171,8 @@ const OPTIONS = {
   deadline: { type: 'string' },
   'min-clients': { type: 'string' },
   'hello-timeout': { type: 'string' },
+  heartbeat: { type: 'string' },
+  'min-participants': { type: 'string' },
   set: { type: 'string', multiple: true },
   quiet: { type: 'boolean' },
 } as const;
