@@ -329,4 +329,32 @@ describe('fedslr serve and fedslr join', () => {
     for (const m of metrics) expect(m.global!.acc).toBeGreaterThan(0.3);
     expect(restarted.stderr()).toMatch(/joined a run of 4 clients/);
   }, 150_000);
+
+  it("a server killed mid-round resumes from its run directory, its clients carry on, and the metrics are the simulator's", async () => {
+    const out = join(dir, 'resumed');
+    const first = serve(out);
+    const u = await first.url;
+    const port = /:(\d+)$/.exec(u)![1]!;
+    const clients = CLIENTS.map((c) => joinAs(u, c, ['--state-dir', join(dir, `resumed-${c}`)]));
+    // Killed once round 2's training has started: round 1 is committed and checkpointed.
+    await within(
+      (async () => {
+        while (!clients.some((c) => /train \(round 1\)/.test(c.stderr())))
+          await new Promise((r) => setTimeout(r, 20));
+      })(),
+      60_000,
+      'round 2 train message',
+    );
+    first.server.process.kill('SIGKILL');
+    const second = startCli(['serve', '--resume', out, '--tokens', tokensFile, '--port', port]);
+    const codes = await within(Promise.all(clients.map((c) => c.exit)), 100_000, 'clients exit');
+    expect(await within(second.exit, 20_000, 'server exit'), second.stderr()).toBe(0);
+    expect(codes).toEqual([0, 0, 0, 0]);
+    expect(second.stderr()).toMatch(/resuming .* at round 1/);
+    for (const c of clients) expect(c.stderr()).toMatch(/reconnecting in/);
+
+    const simulated = join(dir, 'simulated-for-resume');
+    await runExperiment(loadConfig(configFile), { outDir: simulated });
+    expect(metricsOf(out)).toEqual(metricsOf(simulated));
+  }, 150_000);
 });

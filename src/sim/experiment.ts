@@ -47,7 +47,7 @@ export interface ExperimentOptions {
 }
 
 /** How `drive` gets its clients and how many uploads a round needs. */
-type FleetOptions = Pick<ExperimentOptions, 'fleet' | 'minParticipants'>;
+export type FleetOptions = Pick<ExperimentOptions, 'fleet' | 'minParticipants'>;
 
 export const STORE_DIR = 'client-store';
 
@@ -222,15 +222,17 @@ export async function resumeExperiment(
   runDir: string,
   sets: readonly string[],
   onEvent?: (e: ExperimentEvent) => void,
+  options: FleetOptions = {},
 ): Promise<RunSummary> {
   readRunConfig(runDir); // refuses a directory that is not a run before locking (creating) it
-  return withDirLock(runDir, () => resume(runDir, sets, onEvent));
+  return withDirLock(runDir, () => resume(runDir, sets, onEvent, options));
 }
 
 async function resume(
   runDir: string,
   sets: readonly string[],
-  onEvent?: (e: ExperimentEvent) => void,
+  onEvent: ((e: ExperimentEvent) => void) | undefined,
+  options: FleetOptions,
 ): Promise<RunSummary> {
   let raw = readRunConfig(runDir);
   for (const s of sets) raw = applySet(raw, s);
@@ -269,5 +271,14 @@ async function resume(
     from: ck.dir,
     skipped: ck.skipped,
   });
-  return drive(sim, st, store, dir, ck.meta.time_s, { dir: ck.dir, meta: ck.meta }, onEvent);
+  return drive(
+    sim,
+    st,
+    store,
+    dir,
+    ck.meta.time_s,
+    { dir: ck.dir, meta: ck.meta },
+    onEvent,
+    options,
+  );
 }

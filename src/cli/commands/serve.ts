@@ -1,6 +1,8 @@
 import { appendFileSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { RunConfig } from '../../sim/config.js';
+import type { ExperimentEvent, FleetOptions } from '../../sim/experiment.js';
 import type { Command } from '../command.js';
 import { optionError, UsageError } from '../command.js';
 import { intOption, secondsOption } from '../options.js';
@@ -11,6 +13,7 @@ export const command: Command = {
   help: `Usage: fedslr serve <config.yaml|json> --tokens FILE [--port N] [--host H] [--out DIR]
                     [--deadline S] [--min-clients N] [--min-participants N]
                     [--set key=value ...] [--quiet]
+       fedslr serve --resume <run-dir> --tokens FILE [--port N] ... [--set rounds=N]
 
 Runs the experiment a config describes with clients in other processes or machines
 (\`fedslr join\`), one WebSocket each. It waits for --min-clients authenticated clients, then
@@ -22,6 +25,11 @@ Each round draws among the connected clients (the config's sampling, by index in
 fault-free run with every client connected draws what the simulator draws). A drawn client that
 does not answer before the deadline, or disconnects, is left out of the round.
 
+Every round is checkpointed (runtime.checkpointEvery 1 unless set), since clients commit every
+round: a server killed mid-run continues with --resume from its last round, and its clients,
+which keep reconnecting, carry on. A server killed between a commit and that round's checkpoint
+(milliseconds for small models) redoes the round on clients that already committed it.
+
 The server loads the config's dataset to learn the model's input shape and classes and the
 clients' ids; the clients' data and personal state stay with the clients.
 
@@ -31,6 +39,8 @@ Options:
                      digests, compared in constant time.
   --port N           port to listen on (default 8765; 0 picks a free one)
   --host H           address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)
+  --resume DIR       continue a served run from its newest checkpoint (listen on the same
+                     --port so that its clients find it again)
   --out DIR          run directory (default runs/<config>-<algorithm>-<time>-served); must be empty
   --deadline S       seconds a drawn client has to answer a round, and clients an evaluation
                      or a commit (default 300)
@@ -47,7 +57,7 @@ Options:
 Refused connections are closed with code 4001 (no valid hello with a token in time), 4002
 (another protocol version) or 4003 (id and token do not match); frames larger than the
 model's dense size x 16 + 1 MiB close the connection with 1009. At the end clients are closed
-with 4000 (done) or 4010 (the run failed). Not built yet: TLS, resuming a served run, /metrics.
+with 4000 (done) or 4010 (the run failed). Not built yet: TLS, /healthz and /metrics.
 
 Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
   async run(argv) {
@@ -58,7 +68,13 @@ Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
       throw optionError(err, Object.keys(OPTIONS));
     }
     const { values, positionals } = parsed;
-    if (positionals.length !== 1)
+    const sets = values.set ?? [];
+    if (values.resume !== undefined) {
+      if (positionals.length > 0)
+        throw new UsageError('--resume takes a run directory instead of a config file');
+      if (values.out !== undefined)
+        throw new UsageError('--resume continues in the run directory itself; drop --out');
+    } else if (positionals.length !== 1)
       throw new UsageError(`expected one config file, got ${positionals.length}`);
     if (values.tokens === undefined) throw new UsageError('--tokens FILE is required');
     const port = intOption('port', values.port, 8765, 0);
@@ -66,9 +82,23 @@ Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
     const helloTimeout = secondsOption('hello-timeout', values['hello-timeout'], 5);
     const heartbeat =
       values.heartbeat === '0' ? 0 : secondsOption('heartbeat', values.heartbeat, 30);
-    const file = positionals[0]!;
-    const { loadConfig } = await import('../../sim/load_config.js');
-    const config = loadConfig(file, values.set ?? []);
+    const { loadConfig, applySet } = await import('../../sim/load_config.js');
+    const { parseConfig } = await import('../../sim/config.js');
+    const { readRunConfig, resumeExperiment, runExperiment } = await import(
+      '../../sim/experiment.js'
+    );
+    let config: RunConfig;
+    if (values.resume !== undefined) {
+      let raw = readRunConfig(values.resume);
+      for (const s of sets) raw = applySet(raw, s);
+      config = parseConfig(raw, `config of '${values.resume}'`);
+    } else {
+      const loaded = loadConfig(positionals[0]!, sets);
+      // Every round is checkpointed: clients commit each round, so a resumed server must not
+      // start from an older one.
+      const checkpointEvery = loaded.runtime.checkpointEvery || 1;
+      config = { ...loaded, runtime: { ...loaded.runtime, checkpointEvery } };
+    }
     const minClients = intOption('min-clients', values['min-clients'], config.clients.count, 1);
     if (minClients > config.clients.count)
       throw new UsageError(
@@ -86,47 +116,53 @@ Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
         `the tokens file has tokens for ${known} of the run's clients; --min-clients is ${minClients}`,
       );
     const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+    const name = basename(positionals[0] ?? '', extname(positionals[0] ?? ''));
     const outDir =
+      values.resume ??
       values.out ??
-      join('runs', `${basename(file, extname(file))}-${config.algorithm.name}-${stamp}-served`);
+      join('runs', `${name}-${config.algorithm.name}-${stamp}-served`);
     const { Progress, reportData } = await import('../progress.js');
-    const { runExperiment } = await import('../../sim/experiment.js');
     const { FederationServer, maxMessageBytes } = await import('../../net/server.js');
     const { taskOf } = await import('../../sim/config.js');
     const quiet = Boolean(values.quiet);
-    const progress = quiet ? undefined : new Progress(config.rounds, 0);
+    let progress = quiet || values.resume ? undefined : new Progress(config.rounds, 0);
     const record = (e: object) =>
       appendFileSync(
         join(outDir, 'federation.jsonl'),
         `${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`,
       );
     const minParticipants = intOption('min-participants', values['min-participants'], 1, 1);
-    const summary = await runExperiment(config, {
-      outDir,
+    const onEvent = (e: ExperimentEvent) => {
+      if (e.type === 'client-failed') record(e);
+      if (e.type === 'data') reportData(e, quiet);
+      else if (e.type === 'resumed') {
+        record({ type: 'resumed', round: e.round, from: e.from });
+        if (!quiet) {
+          process.stderr.write(`fedslr serve: resuming ${outDir} at round ${e.round}\n`);
+          progress = new Progress(e.rounds, e.round);
+        }
+      } else if (e.type !== 'checkpoint' && e.type !== 'store' && e.type !== 'executor')
+        progress?.on(e);
+    };
+    const fleet: FleetOptions = {
       minParticipants,
-      onEvent: (e) => {
-        if (e.type === 'client-failed') record(e);
-        if (e.type === 'data') reportData(e, quiet);
-        else if (e.type !== 'checkpoint' && e.type !== 'resumed' && e.type !== 'store')
-          if (e.type !== 'executor') progress?.on(e);
-      },
       fleet: async (sim) => {
         const first = sim.clients[0]!;
         const server = await FederationServer.listen({
           host: values.host ?? '127.0.0.1',
           port,
           tokens,
-          task: taskOf(config, first.shape, first.classes),
+          task: taskOf(sim.config, first.shape, first.classes),
           data: {
-            dataset: config.data.dataset,
-            partition: config.data.partition,
-            testPerClient: config.data.testPerClient,
+            dataset: sim.config.data.dataset,
+            partition: sim.config.data.partition,
+            testPerClient: sim.config.data.testPerClient,
           },
           deadlineSeconds: deadline,
           helloSeconds: helloTimeout,
           heartbeatSeconds: heartbeat,
           maxPayload: maxMessageBytes(sim.model.spec),
-          rounds: config.rounds,
+          rounds: sim.config.rounds,
           log: (e) => {
             record(e);
             if (e.type === 'listening')
@@ -137,7 +173,11 @@ Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
         await server.waitForClients(minClients);
         return server;
       },
-    });
+    };
+    const summary =
+      values.resume !== undefined
+        ? await resumeExperiment(values.resume, sets, onEvent, fleet)
+        : await runExperiment(config, { outDir, onEvent, ...fleet });
     progress?.done();
     const { printSummary } = await import('./run.js');
     return printSummary(summary, outDir);
@@ -175,6 +215,7 @@ const OPTIONS = {
   'min-participants': { type: 'string' },
   set: { type: 'string', multiple: true },
   quiet: { type: 'boolean' },
+  resume: { type: 'string' },
 } as const;
 
 function parse(argv: string[]) {
