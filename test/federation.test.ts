@@ -4,11 +4,12 @@
  * every child is ended by its PID when a test ends.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
+import { main } from '../src/cli/cli.js';
 import { pack } from '../src/codec/wire.js';
 import { CLOSE } from '../src/net/codes.js';
 import { decodeToHost, encodeMessage, PROTOCOL_VERSION } from '../src/protocol/messages.js';
@@ -357,4 +358,71 @@ describe('fedslr serve and fedslr join', () => {
     await runExperiment(loadConfig(configFile), { outDir: simulated });
     expect(metricsOf(out)).toEqual(metricsOf(simulated));
   }, 150_000);
+});
+
+describe('fedslr serve and join arguments', () => {
+  /** Runs the command in this process; its exit code and what it printed on stderr. */
+  async function exitOf(args: string[]): Promise<{ code: number; err: string }> {
+    const err: string[] = [];
+    const spy = vi.spyOn(console, 'error').mockImplementation((...a) => void err.push(a.join(' ')));
+    try {
+      return { code: await main(args), err: err.join('\n') };
+    } finally {
+      spy.mockRestore();
+    }
+  }
+
+  it('refuses bad arguments, tokens and served run directories with exit 2 and the reason', async () => {
+    const short = join(dir, 'short-tokens');
+    writeFileSync(short, '0 too-short\n');
+    const served = join(dir, 'fake-served');
+    mkdirSync(served);
+    writeFileSync(join(served, 'config.json'), '{}');
+    writeFileSync(join(served, 'federation.jsonl'), '');
+    const cases: [string[], RegExp][] = [
+      [['serve', configFile], /--tokens FILE is required/],
+      [['serve', configFile, '--tokens', short], /line 1: client 0's token is 9 characters/],
+      [
+        ['serve', configFile, '--tokens', tokensFile, '--min-clients', '5'],
+        /more than the run's 4/,
+      ],
+      [
+        ['serve', configFile, '--tokens', tokensFile, '--deadline', '0'],
+        /--deadline: expected a positive/,
+      ],
+      [
+        ['serve', '--resume', served, configFile, '--tokens', tokensFile],
+        /instead of a config file/,
+      ],
+      [
+        ['join', 'http://x', '--client-id', '0', '--token', tokenOf(0)],
+        /not a ws:\/\/ or wss:\/\/ URL/,
+      ],
+      [
+        ['join', 'ws://x', '--token', tokenOf(0), '--dataset', 'mnist'],
+        /--client-id ID is required/,
+      ],
+      [
+        [
+          'join',
+          'ws://x',
+          '--client-id',
+          '0',
+          '--token',
+          tokenOf(0),
+          '--dataset',
+          'mnist',
+          '--shard',
+          '1',
+        ],
+        /--shard: expected K\/N/,
+      ],
+      [['run', '--resume', served], /is a served run .* continue it with fedslr serve --resume/],
+    ];
+    for (const [args, reason] of cases) {
+      const { code, err } = await exitOf(args);
+      expect({ args, code }).toEqual({ args, code: 2 });
+      expect(err).toMatch(reason);
+    }
+  });
 });

@@ -51,6 +51,9 @@ export type FleetOptions = Pick<ExperimentOptions, 'fleet' | 'minParticipants'>;
 
 export const STORE_DIR = 'client-store';
 
+/** A served run's log (`fedslr serve`); its clients' states are with the clients, not here. */
+export const FEDERATION_LOG = 'federation.jsonl';
+
 function makeStore(
   sim: Simulation,
   outDir: string,
@@ -234,6 +237,10 @@ async function resume(
   onEvent: ((e: ExperimentEvent) => void) | undefined,
   options: FleetOptions,
 ): Promise<RunSummary> {
+  if (!options.fleet && existsSync(join(runDir, FEDERATION_LOG)))
+    throw new InputError(
+      `'${runDir}' is a served run (it has ${FEDERATION_LOG}); its clients hold their states: continue it with fedslr serve --resume`,
+    );
   let raw = readRunConfig(runDir);
   for (const s of sets) raw = applySet(raw, s);
   const config = parseConfig(raw, `config of '${runDir}'${sets.length ? ' with --set' : ''}`);

@@ -84,7 +84,7 @@ Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
       values.heartbeat === '0' ? 0 : secondsOption('heartbeat', values.heartbeat, 30);
     const { loadConfig, applySet } = await import('../../sim/load_config.js');
     const { parseConfig } = await import('../../sim/config.js');
-    const { readRunConfig, resumeExperiment, runExperiment } = await import(
+    const { FEDERATION_LOG, readRunConfig, resumeExperiment, runExperiment } = await import(
       '../../sim/experiment.js'
     );
     let config: RunConfig;
@@ -128,7 +128,7 @@ Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
     let progress = quiet || values.resume ? undefined : new Progress(config.rounds, 0);
     const record = (e: object) =>
       appendFileSync(
-        join(outDir, 'federation.jsonl'),
+        join(outDir, FEDERATION_LOG),
         `${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`,
       );
     const minParticipants = intOption('min-participants', values['min-participants'], 1, 1);
