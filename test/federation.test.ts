@@ -272,6 +272,15 @@ describe('fedslr serve and fedslr join', () => {
       [noToken, wrongToken, version, garbage, text, silent].map((r) => r.reason),
     );
     expect(refused[6]!.reason).toBe('a frame over the limit of 1150496 bytes');
+    const metrics = await (await fetch(`${u.replace('ws://', 'http://')}/metrics`)).text();
+    for (const line of [
+      'fedslr_refused_connections_total{code="4001"} 4',
+      'fedslr_refused_connections_total{code="4003"} 1',
+      'fedslr_refused_connections_total{code="4002"} 1',
+      'fedslr_refused_connections_total{code="1009"} 1',
+      'fedslr_rejected_frames_total 4',
+    ])
+      expect(metrics).toContain(`${line}\n`);
     const rejected = log.filter((e) => e.type === 'rejected').map((e) => e.reason);
     expect(rejected).toEqual(errors);
     expect(readFileSync(join(out, 'federation.jsonl'), 'utf8')).not.toContain('test-token');

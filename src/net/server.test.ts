@@ -165,6 +165,23 @@ describe('the federation server', () => {
     const rejected = events.filter((e) => e.type === 'rejected');
     expect(rejected).toHaveLength(5);
 
+    // The same port answers health checks and Prometheus scrapes.
+    const http = fleet.url.replace('ws://', 'http://');
+    expect(await (await fetch(`${http}/healthz`)).json()).toEqual({
+      status: 'ok',
+      connected: 3,
+      rounds: 0,
+    });
+    const metrics = await (await fetch(`${http}/metrics`)).text();
+    expect(metrics).toContain(
+      '# TYPE fedslr_connected_clients gauge\nfedslr_connected_clients 3\n',
+    );
+    expect(metrics).toContain('fedslr_connections_total 3\n');
+    expect(metrics).toContain('fedslr_rejected_frames_total 5\n');
+    expect(metrics).toMatch(/\nfedslr_received_bytes_total [1-9]\d*\n/);
+    expect(metrics).toMatch(/\nfedslr_sent_bytes_total [1-9]\d*\n/);
+    expect((await fetch(`${http}/anything-else`)).status).toBe(404);
+
     // The commit goes to every connected client and waits for their confirmations.
     const committed = fleet.commit(0, [0]);
     for (const c of [c0!, c1!, c2!]) {

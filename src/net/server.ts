@@ -12,7 +12,7 @@
  * client's upload is sent again when the client reconnects without it (its `hello` names its last
  * committed round).
  */
-import type { IncomingMessage } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import type { Download } from '../algorithms/types.js';
@@ -30,6 +30,7 @@ import type { ClientEvalRow, ClientFleet, TrainJob, TrainReply } from '../runtim
 import type { Task } from '../runtime/task.js';
 import { type ParamSpec, paramCount } from '../tensor/params.js';
 import { CLOSE } from './codes.js';
+import { ServerStats } from './observe.js';
 import type { TokenBook } from './tokens.js';
 
 /** What the server logs: connections, refusals (with reasons) and what it waits for. */
@@ -152,6 +153,8 @@ export class FederationServer implements ClientFleet {
 
   private constructor(
     private readonly wss: WebSocketServer,
+    private readonly http: Server,
+    private readonly stats: ServerStats,
     private readonly opts: FederationOptions,
     readonly url: string,
   ) {
@@ -183,20 +186,37 @@ export class FederationServer implements ClientFleet {
 
   /** Listens on `opts.host`:`opts.port`; resolves once the port is open. */
   static async listen(opts: FederationOptions): Promise<FederationServer> {
-    const wss = new WebSocketServer({
-      host: opts.host,
-      port: opts.port,
-      maxPayload: opts.maxPayload,
-    });
+    const stats = new ServerStats();
+    let server: FederationServer | undefined;
+    const http = createServer((req, res) =>
+      stats.answer(req, res, { connected: server?.conns.size ?? 0, rounds: server?.rounds ?? 0 }),
+    );
+    const wss = new WebSocketServer({ server: http, maxPayload: opts.maxPayload });
     await new Promise<void>((resolve, reject) => {
-      wss.once('listening', resolve);
-      wss.once('error', reject);
+      http.once('error', reject);
+      http.listen(opts.port, opts.host, resolve);
     });
-    const { address, port } = wss.address() as AddressInfo;
+    const { address, port } = http.address() as AddressInfo;
     const host = address.includes(':') ? `[${address}]` : address;
-    const server = new FederationServer(wss, opts, `ws://${host}:${port}`);
-    opts.log({ type: 'listening', url: server.url });
+    const log = (e: FederationEvent) => {
+      stats.count(e);
+      opts.log(e);
+    };
+    server = new FederationServer(wss, http, stats, { ...opts, log }, `ws://${host}:${port}`);
+    log({ type: 'listening', url: server.url });
     return server;
+  }
+
+  /** Rounds committed so far. */
+  private get rounds(): number {
+    return this.lastCommitted + 1;
+  }
+
+  /** Sends a frame, counting its bytes. */
+  private put(ws: WebSocket, bytes: Uint8Array): void {
+    if (ws.readyState !== ws.OPEN) return;
+    this.stats.bytesOut += bytes.byteLength;
+    ws.send(bytes);
   }
 
   /** Resolves when at least `n` clients are connected. */
@@ -238,6 +258,7 @@ export class FederationServer implements ClientFleet {
     );
     ws.once('message', (data, isBinary) => {
       clearTimeout(timer);
+      this.stats.bytesIn += toBytes(data).byteLength;
       const hello = this.readHello(data, isBinary);
       if ('refuse' in hello) {
         refuse(hello.code, hello.refuse, hello.client);
@@ -323,7 +344,7 @@ export class FederationServer implements ClientFleet {
       data: this.opts.data,
     });
     const owed = this.owedCommits.get(conn.client);
-    if (owed && committed < owed.round) conn.ws.send(owed.bytes);
+    if (owed && committed < owed.round) this.put(conn.ws, owed.bytes);
     if (this.evaluating?.waiting.has(conn.client)) this.evaluating.send(conn);
     for (const wake of this.joinWaiters.splice(0)) wake();
   }
@@ -352,6 +373,7 @@ export class FederationServer implements ClientFleet {
   }
 
   private receive(conn: Connection, data: RawData, isBinary: boolean): void {
+    this.stats.bytesIn += toBytes(data).byteLength;
     const refusal = this.take(conn, data, isBinary);
     if (refusal) this.reject(conn, refusal.reason, refusal.about);
   }
@@ -453,7 +475,7 @@ export class FederationServer implements ClientFleet {
         continue;
       }
       const m: ToHost = { v: PROTOCOL_VERSION, type: 'train', round, attempt, ...job };
-      conn.ws.send(encodeMessage(m));
+      this.put(conn.ws, encodeMessage(m));
     }
     const timer = setTimeout(() => {
       for (const client of t.waiting)
@@ -483,7 +505,7 @@ export class FederationServer implements ClientFleet {
     let timer: NodeJS.Timeout | undefined;
     await new Promise<void>((settled) => {
       this.committing = { round, attempt, waiting, settled };
-      for (const conn of this.conns.values()) conn.ws.send(bytes);
+      for (const conn of this.conns.values()) this.put(conn.ws, bytes);
       if (!waiting.size) return settled();
       timer = setTimeout(() => {
         this.opts.log({ type: 'commit-unconfirmed', round, clients: [...waiting] });
@@ -524,7 +546,7 @@ export class FederationServer implements ClientFleet {
               evalGlobal,
               download,
             };
-            c.ws.send(encodeMessage(m));
+            this.put(c.ws, encodeMessage(m));
           },
           settled,
           fail,
@@ -570,10 +592,11 @@ export class FederationServer implements ClientFleet {
     await Promise.race([Promise.all(closed), new Promise((r) => setTimeout(r, 2000).unref())]);
     for (const ws of this.wss.clients) ws.terminate();
     await new Promise<void>((r) => this.wss.close(() => r()));
+    await new Promise<void>((r) => this.http.close(() => r()));
   }
 
   private sendTo(ws: WebSocket, m: ToHost): void {
-    if (ws.readyState === ws.OPEN) ws.send(encodeMessage(m));
+    this.put(ws, encodeMessage(m));
   }
 }
 

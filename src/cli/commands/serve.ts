@@ -57,7 +57,8 @@ Options:
 Refused connections are closed with code 4001 (no valid hello with a token in time), 4002
 (another protocol version) or 4003 (id and token do not match); frames larger than the
 model's dense size x 16 + 1 MiB close the connection with 1009. At the end clients are closed
-with 4000 (done) or 4010 (the run failed). Not built yet: TLS, /healthz and /metrics.
+with 4000 (done) or 4010 (the run failed). The same port answers GET /healthz (JSON) and
+GET /metrics (Prometheus text format). Not built yet: TLS.
 
 Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
   async run(argv) {
