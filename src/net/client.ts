@@ -46,6 +46,8 @@ export interface JoinOptions {
   /** The shard to take, as index/of; it must be the client id / the run's client count. */
   shard?: { index: number; of: number };
   stateDir: string;
+  /** PEM certificates to trust for a wss:// server (one with a self-signed certificate). */
+  ca?: string;
   backend: BackendName;
   /** Failed connections in a row before giving up. */
   maxRetries: number;
@@ -118,7 +120,10 @@ class NetworkClient {
   session(): Promise<SessionEnd> {
     const { opts } = this;
     return new Promise((resolve) => {
-      const ws = new WebSocket(opts.url, { handshakeTimeout: 10_000 });
+      const ws = new WebSocket(opts.url, {
+        handshakeTimeout: 10_000,
+        ...(opts.ca ? { ca: opts.ca } : {}),
+      });
       let chain = Promise.resolve();
       let welcomed = false;
       let fatal: Error | undefined;

@@ -4,6 +4,10 @@
  * sent again on reconnection, and its final close. No training: uploads are opaque to the fleet
  * (the round loop checks their contents).
  */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { FEDSLR_DEFAULTS } from '../algorithms/fedslr.js';
@@ -44,7 +48,11 @@ afterEach(async () => {
   server = undefined;
 });
 
-async function start(events: FederationEvent[], heartbeatSeconds = 0): Promise<FederationServer> {
+async function start(
+  events: FederationEvent[],
+  heartbeatSeconds = 0,
+  tls?: { cert: string; key: string },
+): Promise<FederationServer> {
   server = await FederationServer.listen({
     host: '127.0.0.1',
     port: 0,
@@ -54,6 +62,7 @@ async function start(events: FederationEvent[], heartbeatSeconds = 0): Promise<F
     deadlineSeconds: 1,
     helloSeconds: 2,
     heartbeatSeconds,
+    tls,
     maxPayload: 1 << 20,
     rounds: 1,
     log: (e) => events.push(e),
@@ -68,8 +77,8 @@ class RawClient {
   private arrived: (() => void) | undefined;
   readonly closed: Promise<number>;
 
-  constructor(url: string, client: number, committed = -1, autoPong = true) {
-    this.ws = new WebSocket(url, { autoPong });
+  constructor(url: string, client: number, committed = -1, autoPong = true, ca?: string) {
+    this.ws = new WebSocket(url, { autoPong, ...(ca ? { ca } : {}) });
     this.ws.on('message', (d) => {
       this.inbox.push(decodeToHost(d as Buffer));
       this.arrived?.();
@@ -258,5 +267,49 @@ describe('the federation server', () => {
     await silent.closed;
     await new Promise((r) => setTimeout(r, 500));
     expect(fleet.roster()).toEqual([0]);
+  });
+
+  it('serves wss:// with a certificate that clients trusting it accept, and others refuse', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedslr-tls-'));
+    try {
+      // A self-signed P-256 certificate for 127.0.0.1, valid for a day.
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:prime256v1',
+          '-nodes',
+          '-keyout',
+          join(dir, 'key.pem'),
+          '-out',
+          join(dir, 'cert.pem'),
+          '-days',
+          '1',
+          '-subj',
+          '/CN=fedslr test',
+          '-addext',
+          'subjectAltName=IP:127.0.0.1',
+        ],
+        { stdio: 'ignore' },
+      );
+      const cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
+      const key = readFileSync(join(dir, 'key.pem'), 'utf8');
+      const fleet = await start([], 0, { cert, key });
+      expect(fleet.url).toMatch(/^wss:\/\/127\.0\.0\.1:\d+$/);
+      const trusting = new RawClient(fleet.url, 0, -1, true, cert);
+      expect((await trusting.next()).type).toBe('welcome');
+      const untrusting = new WebSocket(fleet.url);
+      const failure = await new Promise<string>((r) =>
+        untrusting.once('error', (e) => r(e.message)),
+      );
+      expect(failure).toMatch(/self.signed certificate/);
+      expect(fleet.roster()).toEqual([0]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

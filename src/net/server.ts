@@ -12,7 +12,8 @@
  * client's upload is sent again when the client reconnects without it (its `hello` names its last
  * committed round).
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import type { Download } from '../algorithms/types.js';
@@ -59,6 +60,8 @@ export interface FederationOptions {
   helloSeconds: number;
   /** Seconds between pings; a connection that misses one is ended (0: no pings). */
   heartbeatSeconds: number;
+  /** PEM certificate chain and private key: serve wss:// (TLS) instead of ws://. */
+  tls?: { cert: string; key: string };
   /** The largest frame accepted (see `maxMessageBytes`). */
   maxPayload: number;
   /** The round count of the run: closing after the last round tells clients the run is done. */
@@ -188,9 +191,9 @@ export class FederationServer implements ClientFleet {
   static async listen(opts: FederationOptions): Promise<FederationServer> {
     const stats = new ServerStats();
     let server: FederationServer | undefined;
-    const http = createServer((req, res) =>
-      stats.answer(req, res, { connected: server?.conns.size ?? 0, rounds: server?.rounds ?? 0 }),
-    );
+    const answer = (req: IncomingMessage, res: ServerResponse) =>
+      stats.answer(req, res, { connected: server?.conns.size ?? 0, rounds: server?.rounds ?? 0 });
+    const http = opts.tls ? createHttpsServer(opts.tls, answer) : createServer(answer);
     const wss = new WebSocketServer({ server: http, maxPayload: opts.maxPayload });
     await new Promise<void>((resolve, reject) => {
       http.once('error', reject);
@@ -202,7 +205,14 @@ export class FederationServer implements ClientFleet {
       stats.count(e);
       opts.log(e);
     };
-    server = new FederationServer(wss, http, stats, { ...opts, log }, `ws://${host}:${port}`);
+    const scheme = opts.tls ? 'wss' : 'ws';
+    server = new FederationServer(
+      wss,
+      http,
+      stats,
+      { ...opts, log },
+      `${scheme}://${host}:${port}`,
+    );
     log({ type: 'listening', url: server.url });
     return server;
   }

@@ -7,7 +7,7 @@ export const command: Command = {
   name: 'join',
   summary: 'Take part in a federation served by `fedslr serve`, as one client',
   help: `Usage: fedslr join <ws://host:port> --client-id ID --token T --dataset NAME
-                   [--shard K/N] [--data-dir DIR] [--state-dir DIR] [--backend NAME]
+                   [--shard K/N] [--data-dir DIR] [--state-dir DIR] [--ca FILE] [--backend NAME]
                    [--max-retries N] [--retry-max S] [--quiet]
 
 Connects to a \`fedslr serve\` server as client ID, gets the run's task, trains when drawn and
@@ -29,6 +29,7 @@ Options:
   --data-dir DIR     where the dataset's files are looked up first
   --state-dir DIR    where the client's state is kept (default fedslr-client-<ID>); a
                      directory of another run is refused
+  --ca FILE          PEM certificate(s) to trust for a wss:// server with a self-signed one
   --backend NAME     tfjs backend: auto, wasm, cpu (default auto)
   --max-retries N    failed connections in a row before giving up (default 10)
   --retry-max S      the longest wait between connections (default 10)
@@ -65,6 +66,7 @@ or the server could not be reached; 2 bad arguments or data.`,
       );
     const quiet = Boolean(values.quiet);
     const { joinFederation } = await import('../../net/client.js');
+    const { readTextFile } = await import('../../util/fs.js');
     const say = (line: string) => {
       if (!quiet) process.stderr.write(`client ${client}: ${line}\n`);
     };
@@ -77,6 +79,7 @@ or the server could not be reached; 2 bad arguments or data.`,
         dataDir: values['data-dir'],
         shard,
         stateDir: values['state-dir'] ?? `fedslr-client-${client}`,
+        ca: values.ca === undefined ? undefined : readTextFile(values.ca, 'CA certificate'),
         backend: backend as (typeof BACKEND_NAMES)[number],
         maxRetries: intOption('max-retries', values['max-retries'], 10, 0),
         retryBaseMs: 250,
@@ -119,6 +122,7 @@ const OPTIONS = {
   shard: { type: 'string' },
   'data-dir': { type: 'string' },
   'state-dir': { type: 'string' },
+  ca: { type: 'string' },
   backend: { type: 'string' },
   'max-retries': { type: 'string' },
   'retry-max': { type: 'string' },

@@ -11,6 +11,7 @@ export const command: Command = {
   name: 'serve',
   summary: 'Serve a federation over WebSocket: clients join with `fedslr join`',
   help: `Usage: fedslr serve <config.yaml|json> --tokens FILE [--port N] [--host H] [--out DIR]
+                    [--tls-cert FILE --tls-key FILE]
                     [--deadline S] [--min-clients N] [--min-participants N]
                     [--set key=value ...] [--quiet]
        fedslr serve --resume <run-dir> --tokens FILE [--port N] ... [--set rounds=N]
@@ -39,6 +40,8 @@ Options:
                      digests, compared in constant time.
   --port N           port to listen on (default 8765; 0 picks a free one)
   --host H           address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)
+  --tls-cert FILE    PEM certificate (chain) and private key: serve wss:// (TLS); clients of
+  --tls-key FILE     a self-signed certificate trust it with fedslr join --ca FILE
   --resume DIR       continue a served run from its newest checkpoint (listen on the same
                      --port so that its clients find it again)
   --out DIR          run directory (default runs/<config>-<algorithm>-<time>-served); must be empty
@@ -58,7 +61,7 @@ Refused connections are closed with code 4001 (no valid hello with a token in ti
 (another protocol version) or 4003 (id and token do not match); frames larger than the
 model's dense size x 16 + 1 MiB close the connection with 1009. At the end clients are closed
 with 4000 (done) or 4010 (the run failed). The same port answers GET /healthz (JSON) and
-GET /metrics (Prometheus text format). Not built yet: TLS.
+GET /metrics (Prometheus text format).
 
 Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
   async run(argv) {
@@ -109,6 +112,16 @@ Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
       throw new UsageError(
         "a served run cannot use a partition file yet (clients rebuild their shard from the config's seed)",
       );
+    if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined))
+      throw new UsageError('--tls-cert and --tls-key go together');
+    const { readTextFile } = await import('../../util/fs.js');
+    const tls =
+      values['tls-cert'] === undefined || values['tls-key'] === undefined
+        ? undefined
+        : {
+            cert: readTextFile(values['tls-cert'], 'TLS certificate'),
+            key: readTextFile(values['tls-key'], 'TLS private key'),
+          };
     const { TokenBook } = await import('../../net/tokens.js');
     const tokens = TokenBook.read(values.tokens);
     const known = tokens.clients().filter((c) => c < config.clients.count).length;
@@ -153,6 +166,7 @@ Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
           host: values.host ?? '127.0.0.1',
           port,
           tokens,
+          tls,
           task: taskOf(sim.config, first.shape, first.classes),
           data: {
             dataset: sim.config.data.dataset,
@@ -217,6 +231,8 @@ const OPTIONS = {
   set: { type: 'string', multiple: true },
   quiet: { type: 'boolean' },
   resume: { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
 } as const;
 
 function parse(argv: string[]) {
