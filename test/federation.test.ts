@@ -159,8 +159,20 @@ describe('fedslr serve and fedslr join', () => {
     const served = metricsOf(out);
     expect(served).toHaveLength(2);
     expect(served).toEqual(metricsOf(simulated));
-    const connected = federationLog(out).filter((e) => e.type === 'connected');
+    const log = federationLog(out);
+    const connected = log.filter((e) => e.type === 'connected');
     expect(connected.map((e) => e.client).sort()).toEqual(CLIENTS);
+    const rounds = log.filter((e) => e.type === 'round-end');
+    expect(rounds.map((e) => [e.round, e.clients])).toEqual([
+      [0, 3],
+      [1, 3],
+    ]);
+    // Every client left at the end (code 4000), having received its downloads and sent uploads.
+    const left = log.filter((e) => e.type === 'disconnected');
+    expect(left.map((e) => e.code)).toEqual([4000, 4000, 4000, 4000]);
+    for (const e of left) expect(e.sentBytes as number).toBeGreaterThan(0);
+    const uploaded = left.reduce((n, e) => n + (e.receivedBytes as number), 0);
+    expect(uploaded).toBeGreaterThan((served.at(-1) as { up_bytes: number }).up_bytes);
     // No secret reaches the run directory.
     for (const f of ['federation.jsonl', 'config.json'])
       expect(readFileSync(join(out, f), 'utf8')).not.toContain('test-token');

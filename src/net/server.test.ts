@@ -203,6 +203,15 @@ describe('the federation server', () => {
     // A run whose last round was committed tells its clients it is done.
     await fleet.close();
     server = undefined;
+    // Each connection's bytes: the frames each side counted.
+    const sentTo = new Map<number, number>();
+    for (const e of events) if (e.type === 'disconnected') sentTo.set(e.client, e.receivedBytes);
+    expect(sentTo.get(2)).toBe(
+      encodeMessage({ v, type: 'hello', clients: [2], committed: -1, token: tokenOf(2) })
+        .byteLength +
+        encodeMessage(update(2, 0, 0)).byteLength +
+        encodeMessage({ v, type: 'committed', round: 0, attempt: 0, clients: [] }).byteLength,
+    );
     expect(await Promise.all([c0!.closed, c1!.closed, c2!.closed])).toEqual([
       CLOSE.done,
       CLOSE.done,
@@ -263,6 +272,8 @@ describe('the federation server', () => {
       client: 1,
       code: 1006,
       reason: 'no answer to a ping within 0.2 s',
+      sentBytes: expect.any(Number),
+      receivedBytes: expect.any(Number),
     });
     await silent.closed;
     await new Promise((r) => setTimeout(r, 500));

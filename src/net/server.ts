@@ -39,7 +39,15 @@ export type FederationEvent =
   | { type: 'listening'; url: string }
   | { type: 'waiting'; connected: number; needed: number }
   | { type: 'connected'; client: number; remote: string }
-  | { type: 'disconnected'; client: number; code: number; reason: string }
+  /** An authenticated connection ended; the bytes of its frames, hello and welcome included. */
+  | {
+      type: 'disconnected';
+      client: number;
+      code: number;
+      reason: string;
+      sentBytes: number;
+      receivedBytes: number;
+    }
   /** A connection closed before or at its hello. */
   | { type: 'refused'; remote: string; code: number; reason: string; client?: number }
   /** A frame refused with an `error` frame; the connection stays open. */
@@ -153,6 +161,7 @@ export class FederationServer implements ClientFleet {
   private readonly owedCommits = new Map<number, { round: number; bytes: Uint8Array }>();
   private readonly deadlineMs: number;
   private heartbeat: NodeJS.Timeout | undefined;
+  private readonly bytes = new WeakMap<WebSocket, { sent: number; received: number }>();
 
   private constructor(
     private readonly wss: WebSocketServer,
@@ -222,10 +231,26 @@ export class FederationServer implements ClientFleet {
     return this.lastCommitted + 1;
   }
 
+  /** Bytes of a connection's frames so far. */
+  private traffic(ws: WebSocket): { sent: number; received: number } {
+    const known = this.bytes.get(ws);
+    if (known) return known;
+    const fresh = { sent: 0, received: 0 };
+    this.bytes.set(ws, fresh);
+    return fresh;
+  }
+
+  private received(ws: WebSocket, data: RawData): void {
+    const n = toBytes(data).byteLength;
+    this.stats.bytesIn += n;
+    this.traffic(ws).received += n;
+  }
+
   /** Sends a frame, counting its bytes. */
   private put(ws: WebSocket, bytes: Uint8Array): void {
     if (ws.readyState !== ws.OPEN) return;
     this.stats.bytesOut += bytes.byteLength;
+    this.traffic(ws).sent += bytes.byteLength;
     ws.send(bytes);
   }
 
@@ -268,7 +293,7 @@ export class FederationServer implements ClientFleet {
     );
     ws.once('message', (data, isBinary) => {
       clearTimeout(timer);
-      this.stats.bytesIn += toBytes(data).byteLength;
+      this.received(ws, data);
       const hello = this.readHello(data, isBinary);
       if ('refuse' in hello) {
         refuse(hello.code, hello.refuse, hello.client);
@@ -362,7 +387,15 @@ export class FederationServer implements ClientFleet {
   private dropped(conn: Connection, code: number, reason: string): void {
     if (this.conns.get(conn.client) !== conn) return; // replaced by a newer connection
     this.conns.delete(conn.client);
-    this.opts.log({ type: 'disconnected', client: conn.client, code, reason });
+    const { sent, received } = this.traffic(conn.ws);
+    this.opts.log({
+      type: 'disconnected',
+      client: conn.client,
+      code,
+      reason,
+      sentBytes: sent,
+      receivedBytes: received,
+    });
     const t = this.training;
     if (t?.waiting.delete(conn.client))
       t.replies.push({ client: conn.client, failure: 'disconnected' });
@@ -383,7 +416,7 @@ export class FederationServer implements ClientFleet {
   }
 
   private receive(conn: Connection, data: RawData, isBinary: boolean): void {
-    this.stats.bytesIn += toBytes(data).byteLength;
+    this.received(conn.ws, data);
     const refusal = this.take(conn, data, isBinary);
     if (refusal) this.reject(conn, refusal.reason, refusal.about);
   }

@@ -20,8 +20,9 @@ Runs the experiment a config describes with clients in other processes or machin
 (\`fedslr join\`), one WebSocket each. It waits for --min-clients authenticated clients, then
 runs the same round loop as \`fedslr run\` and writes the same run directory (metrics.jsonl,
 clients.jsonl, summary.json, report.html, checkpoints/ with the server's state) plus
-federation.jsonl, one line per connection, refusal (with its reason), client left out of a
-round (with why) and missed commit.
+federation.jsonl, one line per connection, disconnection (with the bytes it carried), refusal
+(with its reason), client left out of a round (with why), round (clients aggregated, training
+and server seconds) and missed commit.
 Each round draws among the connected clients (the config's sampling, by index into them, so a
 fault-free run with every client connected draws what the simulator draws). A drawn client that
 does not answer before the deadline, or disconnects, is left out of the round.
@@ -148,6 +149,10 @@ Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
     const minParticipants = intOption('min-participants', values['min-participants'], 1, 1);
     const onEvent = (e: ExperimentEvent) => {
       if (e.type === 'client-failed') record(e);
+      else if (e.type === 'round-end') {
+        const { type, round, clients, train_s, server_s } = e;
+        record({ type, round, clients, train_s, server_s });
+      }
       if (e.type === 'data') reportData(e, quiet);
       else if (e.type === 'resumed') {
         record({ type: 'resumed', round: e.round, from: e.from });
