@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { FEDSLR_DEFAULTS } from '../algorithms/fedslr.js';
 import type { Upload } from '../algorithms/types.js';
+import { pack } from '../codec/wire.js';
 import {
   decodeToHost,
   encodeMessage,
@@ -322,5 +323,30 @@ describe('the federation server', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('closes a connection whose refusal reason is long and multi-byte without failing', async () => {
+    const events: FederationEvent[] = [];
+    const fleet = await start(events);
+    const closeOf = async (hello: Record<string, unknown>) => {
+      const ws = new WebSocket(fleet.url);
+      const closed = new Promise<[number, string]>((r) =>
+        ws.once('close', (code, reason) => r([code, String(reason)])),
+      );
+      await new Promise((r) => ws.once('open', r));
+      ws.send(pack({ type: 'hello', clients: [0], committed: -1, ...hello }));
+      return closed;
+    };
+    const long = 'é'.repeat(300);
+    const [code, reason] = await closeOf({ v: long, token: tokenOf(0) });
+    expect(code).toBe(CLOSE.wrongVersion);
+    expect(reason).toBe(`speaks protocol version ${'é'.repeat(20)}; this server speaks 1`);
+    const [code2, reason2] = await closeOf({ v, token: tokenOf(0), [long]: 1 });
+    expect(code2).toBe(CLOSE.unauthenticated);
+    expect(Buffer.byteLength(reason2)).toBeLessThanOrEqual(123);
+    expect(reason2).toMatch(/^hello: malformed message: .*Unrecognized key/);
+    // Still serving.
+    const c = new RawClient(fleet.url, 0);
+    expect((await c.next()).type).toBe('welcome');
   });
 });

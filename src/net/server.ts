@@ -268,11 +268,22 @@ export class FederationServer implements ClientFleet {
 
   private accept(ws: WebSocket, remote: string): void {
     let refusal: { code: number; reason: string } | undefined;
+    let authenticated = false;
+    const refuse = (code: number, reason: string, client?: number) => {
+      refusal = { code, reason };
+      this.sendTo(ws, { v: PROTOCOL_VERSION, type: 'error', message: reason, client });
+      ws.close(code, closeReason(reason));
+    };
+    const timer = setTimeout(
+      () => refuse(CLOSE.unauthenticated, `no hello within ${this.opts.helloSeconds} s`),
+      this.opts.helloSeconds * 1000,
+    );
     // Errors (an oversized frame, a broken socket) close the socket; the close is logged below.
     ws.on('error', (err) => {
       refusal ??= socketRefusal(err, this.opts.maxPayload);
     });
     ws.once('close', (code, reason) => {
+      clearTimeout(timer);
       if (!authenticated)
         this.opts.log({
           type: 'refused',
@@ -281,16 +292,6 @@ export class FederationServer implements ClientFleet {
           reason: refusal?.reason ?? (reason.toString() || 'closed before its hello'),
         });
     });
-    let authenticated = false;
-    const refuse = (code: number, reason: string, client?: number) => {
-      refusal = { code, reason };
-      this.sendTo(ws, { v: PROTOCOL_VERSION, type: 'error', message: reason, client });
-      ws.close(code, reason.slice(0, 120));
-    };
-    const timer = setTimeout(
-      () => refuse(CLOSE.unauthenticated, `no hello within ${this.opts.helloSeconds} s`),
-      this.opts.helloSeconds * 1000,
-    );
     ws.once('message', (data, isBinary) => {
       clearTimeout(timer);
       this.received(ws, data);
@@ -321,7 +322,7 @@ export class FederationServer implements ClientFleet {
     const version = (raw as { v?: unknown } | null)?.v;
     if (version !== PROTOCOL_VERSION)
       return {
-        refuse: `speaks protocol version ${String(version)}; this server speaks ${PROTOCOL_VERSION}`,
+        refuse: `speaks protocol version ${String(version).slice(0, 20)}; this server speaks ${PROTOCOL_VERSION}`,
         code: CLOSE.wrongVersion,
       };
     let m: ToServer;
@@ -641,6 +642,13 @@ export class FederationServer implements ClientFleet {
   private sendTo(ws: WebSocket, m: ToHost): void {
     this.put(ws, encodeMessage(m));
   }
+}
+
+/** `reason` cut to the 123 bytes a close frame allows (whole characters). */
+export function closeReason(reason: string): string {
+  let cut = reason;
+  while (Buffer.byteLength(cut) > 123) cut = cut.slice(0, -1);
+  return cut;
 }
 
 /** The close code and reason of a socket error: 1009 for a frame over the size limit. */
