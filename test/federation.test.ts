@@ -319,11 +319,12 @@ describe('fedslr serve and fedslr join', () => {
     const [stopped, killed] = drawn as [number, number];
     clients[stopped]!.process.kill('SIGSTOP');
     clients[killed]!.process.kill('SIGKILL');
-    // Round 1 ends at the deadline; the stopped client resumes and the killed one restarts from
-    // its state directory, in time for the evaluation (which waits for every client).
+    // The killed client restarts from its state directory (the next round waits for every
+    // client to be connected); round 1 ends at the deadline, and the stopped client resumes in
+    // time for the evaluation (which waits for every client).
+    const restarted = joinAs(u, killed, ['--state-dir', join(dir, `faults-${killed}`)]);
     await waitForText(server.stderr, /round 1\/2/, 40_000);
     clients[stopped]!.process.kill('SIGCONT');
-    const restarted = joinAs(u, killed, ['--state-dir', join(dir, `faults-${killed}`)]);
     const others = CLIENTS.filter((c) => c !== killed).map((c) => clients[c]!.exit);
     const codes = await within(Promise.all([...others, restarted.exit]), 100_000, 'clients exit');
     expect(await within(server.exit, 20_000, 'server exit'), server.stderr()).toBe(0);

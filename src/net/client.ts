@@ -12,8 +12,7 @@
  * server's final close codes (codes.ts): successfully when the run is done.
  */
 import WebSocket, { type RawData } from 'ws';
-import type { ClientData } from '../data/clients.js';
-import { federate } from '../data/clients.js';
+import { type ClientData, type FederatedData, federate } from '../data/clients.js';
 import { loadDataset } from '../data/load.js';
 import {
   decodeToHost,
@@ -202,7 +201,7 @@ class NetworkClient {
     if (!data) throw new JoinError('the server sent no description of the data');
     this.dir.adopt(task);
     const clientData = await this.shard(task, data);
-    await initBackend(this.opts.backend, { threads: 1 });
+    await backendOnce(this.opts.backend);
     const parts = buildTask(task);
     const store = this.dir.store(parts.algorithm.client.codec);
     this.hosts = new HostGroup(parts, [clientData], store);
@@ -232,13 +231,24 @@ class NetworkClient {
     ).data;
     if (partition.kind === 'file')
       throw new JoinError("the run's partition comes from a split file, which join cannot use yet");
-    const splits = await loadDataset({ name: dataset, dir: opts.dataDir });
-    const fed = await federate(splits, {
-      clients: task.numClients,
-      seed: task.seed,
-      partition,
-      testPerClient,
-    });
-    return fed.clients[opts.client]!;
+    const key = JSON.stringify([dataset, opts.dataDir, task.numClients, task.seed, data]);
+    let fed = federations.get(key);
+    if (!fed) {
+      fed = loadDataset({ name: dataset, dir: opts.dataDir }).then((splits) =>
+        federate(splits, { clients: task.numClients, seed: task.seed, partition, testPerClient }),
+      );
+      federations.set(key, fed);
+    }
+    return (await fed).clients[opts.client]!;
   }
 }
+
+/** The tfjs backend of this process, set up once however many clients it hosts. */
+let backend: Promise<string> | undefined;
+function backendOnce(name: BackendName): Promise<string> {
+  backend ??= initBackend(name, { threads: 1 });
+  return backend;
+}
+
+/** Federated datasets of this process, by what determines them: clients in one process share one. */
+const federations = new Map<string, Promise<FederatedData>>();

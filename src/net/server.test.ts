@@ -53,6 +53,7 @@ async function start(
   events: FederationEvent[],
   heartbeatSeconds = 0,
   tls?: { cert: string; key: string },
+  minClients = 0,
 ): Promise<FederationServer> {
   server = await FederationServer.listen({
     host: '127.0.0.1',
@@ -66,6 +67,7 @@ async function start(
     tls,
     maxPayload: 1 << 20,
     rounds: 1,
+    minClients,
     log: (e) => events.push(e),
   });
   return server;
@@ -348,5 +350,24 @@ describe('the federation server', () => {
     // Still serving.
     const c = new RawClient(fleet.url, 0);
     expect((await c.next()).type).toBe('welcome');
+  });
+
+  it('starts the next round only when --min-clients are connected again', async () => {
+    const fleet = await start([], 0, undefined, 2);
+    const [c0, c1] = await connectAll(fleet.url, [0, 1]);
+    c1!.ws.terminate();
+    await c1!.closed;
+    let committed = false;
+    const commit = fleet.commit(0, []).then(() => {
+      committed = true;
+    });
+    await c0!.next(); // the commit
+    c0!.send({ v, type: 'committed', round: 0, attempt: 0, clients: [] });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(committed).toBe(false);
+    const back = new RawClient(fleet.url, 1);
+    expect((await back.next()).type).toBe('welcome');
+    await commit;
+    expect(fleet.roster()).toEqual([0, 1]);
   });
 });

@@ -6,7 +6,8 @@
  * A connection's first frame must be a `hello` for one client with its token, within
  * `helloSeconds`; otherwise it is closed with a code of codes.ts and the reason. After that any
  * bad frame gets an `error` frame back and is logged; the connection and the run go on. The
- * roster is the connected clients; idle ones that miss a ping are disconnected. A drawn client answers `train` before the round's deadline or
+ * roster is the connected clients (idle ones that miss a ping are disconnected); a round starts
+ * only when at least `minClients` are connected. A drawn client answers `train` before the round's deadline or
  * fails ('no answer before the deadline'); an upload for another round or attempt, from a client
  * not drawn, for another client, or a second one, is refused. The last commit that aggregated a
  * client's upload is sent again when the client reconnects without it (its `hello` names its last
@@ -72,6 +73,8 @@ export interface FederationOptions {
   tls?: { cert: string; key: string };
   /** The largest frame accepted (see `maxMessageBytes`). */
   maxPayload: number;
+  /** Clients connected before a round starts: the first, and each after a commit. */
+  minClients: number;
   /** The round count of the run: closing after the last round tells clients the run is done. */
   rounds: number;
   log: (e: FederationEvent) => void;
@@ -558,6 +561,8 @@ export class FederationServer implements ClientFleet {
     });
     clearTimeout(timer);
     this.committing = undefined;
+    // The next round draws among the connected clients: it waits for enough of them.
+    await this.waitForClients(this.opts.minClients);
   }
 
   /**

@@ -48,7 +48,7 @@ Options:
   --out DIR          run directory (default runs/<config>-<algorithm>-<time>-served); must be empty
   --deadline S       seconds a drawn client has to answer a round, and clients an evaluation
                      or a commit (default 300)
-  --min-clients N    connected clients to wait for before round 1 (default: clients.count)
+  --min-clients N    connected clients to wait for before each round (default: clients.count)
   --min-participants N
                      usable uploads a round needs (default 1); fewer stops the run with a
                      message naming the missing clients and why
@@ -183,6 +183,7 @@ Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
           heartbeatSeconds: heartbeat,
           maxPayload: maxMessageBytes(sim.model.spec),
           rounds: sim.config.rounds,
+          minClients,
           log: (e) => {
             record(e);
             if (e.type === 'listening')
