@@ -33,7 +33,8 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     load: async () => (await import('./commands/export.js')).command,
   },
   bench: {
-    summary: 'Benchmarks: step, train, svt, server, round, secagg (see `fedslr bench --help`)',
+    summary:
+      'Benchmarks: step, train, svt, server, round, secagg, federation (see `fedslr bench --help`)',
     load: async () => (await import('./commands/bench.js')).command,
   },
 };
