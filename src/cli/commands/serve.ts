@@ -17,15 +17,17 @@ export const command: Command = {
        fedslr serve --resume <run-dir> --tokens FILE [--port N] ... [--set rounds=N]
 
 Runs the experiment a config describes with clients in other processes or machines
-(\`fedslr join\`), one WebSocket each. It waits for --min-clients authenticated clients, then
-runs the same round loop as \`fedslr run\` and writes the same run directory (metrics.jsonl,
+(\`fedslr join\`), one WebSocket each. It waits for --min-clients authenticated clients before
+each round, and runs the same round loop as \`fedslr run\` and writes the same run directory (metrics.jsonl,
 clients.jsonl, summary.json, report.html, checkpoints/ with the server's state) plus
 federation.jsonl, one line per connection, disconnection (with the bytes it carried), refusal
 (with its reason), client left out of a round (with why), round (clients aggregated, training
 and server seconds) and missed commit.
+
 Each round draws among the connected clients (the config's sampling, by index into them, so a
 fault-free run with every client connected draws what the simulator draws). A drawn client that
-does not answer before the deadline, or disconnects, is left out of the round.
+does not answer before the deadline, or disconnects, is left out of the round. Evaluations wait
+(up to the deadline) for every client of the run; a client still missing fails the run.
 
 Every round is checkpointed (runtime.checkpointEvery 1 unless set), since clients commit every
 round: a server killed mid-run continues with --resume from its last round, and its clients,
@@ -59,8 +61,8 @@ Options:
   --quiet            no progress output (the listening address is still printed)
 
 Refused connections are closed with code 4001 (no valid hello with a token in time), 4002
-(another protocol version) or 4003 (id and token do not match); frames larger than the
-model's dense size x 16 + 1 MiB close the connection with 1009. At the end clients are closed
+(another protocol version) or 4003 (id and token do not match); frames over 16 bytes per model
+parameter (four dense copies) + 1 MiB close the connection with 1009. At the end clients are closed
 with 4000 (done) or 4010 (the run failed). The same port answers GET /healthz (JSON) and
 GET /metrics (Prometheus text format).
 
