@@ -16,6 +16,14 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     summary: 'Run several algorithms on the identical setup and tabulate them',
     load: async () => (await import('./commands/compare.js')).command,
   },
+  serve: {
+    summary: 'Serve a federation over WebSocket (clients join with `fedslr join`)',
+    load: async () => (await import('./commands/serve.js')).command,
+  },
+  join: {
+    summary: 'Take part in a served federation as one client',
+    load: async () => (await import('./commands/join.js')).command,
+  },
   report: {
     summary: 'HTML report with charts (and --csv series) of run directories',
     load: async () => (await import('./commands/report.js')).command,
@@ -25,7 +33,8 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     load: async () => (await import('./commands/export.js')).command,
   },
   bench: {
-    summary: 'Benchmarks: step, train, svt, server, round, secagg (see `fedslr bench --help`)',
+    summary:
+      'Benchmarks: step, train, svt, server, round, secagg, federation (see `fedslr bench --help`)',
     load: async () => (await import('./commands/bench.js')).command,
   },
 };

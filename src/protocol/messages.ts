@@ -53,8 +53,27 @@ const errorMessage = z.strictObject({
   client: count.optional(),
 });
 
+/**
+ * How a network client rebuilds its shard of a named dataset the way the simulator does (same
+ * seed and partition): the config's `data` section without its server-side directory. The
+ * client checks the dataset name and the partition's options against the config's schema (they
+ * need Node's data loaders, which this browser-safe module does not import).
+ */
+export const shardSourceSchema = z.strictObject({
+  dataset: z.string().min(1),
+  partition: z.looseObject({ kind: z.string() }),
+  testPerClient: count.positive(),
+});
+export type ShardSource = z.output<typeof shardSourceSchema>;
+
 const toHostSchema = z.discriminatedUnion('type', [
-  z.strictObject({ v, type: z.literal('welcome'), task: taskSchema }),
+  z.strictObject({
+    v,
+    type: z.literal('welcome'),
+    task: taskSchema,
+    /** A network server's description of the clients' data (worker threads are given it). */
+    data: shardSourceSchema.optional(),
+  }),
   z.strictObject({
     ...roundFields,
     type: z.literal('train'),

@@ -4,9 +4,10 @@
  * (protocol/messages.ts) for the clients it hosts: many in a worker thread or the simulator's
  * main thread, one in a network client. Plain data in and out, no Node built-ins.
  *
- * State is two-phase: what training produces stays pending in the host until the server's
- * `commit` says the client's upload was aggregated; then it becomes the committed state in the
- * store. A dropped upload, or a commit that never comes, leaves the committed state as it was.
+ * State is two-phase: what training produces stays pending in the host (and in the store, when
+ * it keeps pending states across restarts) until the server's `commit` says the client's upload
+ * was aggregated; then it becomes the committed state in the store. A dropped upload, or a commit
+ * that never comes, leaves the committed state as it was.
  */
 import type { Download } from '../algorithms/types.js';
 import { lrAt } from '../algorithms/types.js';
@@ -25,11 +26,24 @@ import type { TaskParts } from './task.js';
 export const CLIENT_STREAM = 0x636c6e74;
 export const EVAL_STREAM = 0x6576616c;
 
+/** A trained state waiting for the commit of its round and attempt. */
+export interface PendingState {
+  round: number;
+  attempt: number;
+  state: unknown;
+}
+
 /** Where a host keeps its clients' committed states (memory, a disk directory, IndexedDB...). */
 export interface HostStateStore {
   /** The client's committed state; undefined when it has none yet (never aggregated). */
   load(client: number): Promise<unknown>;
   save(client: number, state: unknown): Promise<void>;
+  /**
+   * Keeps a client's pending state where a restarted host finds it (undefined: drops it). A
+   * store without these leaves pending states in the host's memory only.
+   */
+  savePending?(client: number, pending: PendingState | undefined): Promise<void>;
+  loadPending?(client: number): Promise<PendingState | undefined>;
 }
 
 type TrainMessage = Extract<ToHost, { type: 'train' }>;
@@ -68,7 +82,7 @@ export async function personalModelOf(
 }
 
 export class ClientHost {
-  private pending: { round: number; attempt: number; state: unknown } | undefined;
+  private pending: PendingState | undefined;
 
   constructor(
     private readonly parts: TaskParts,
@@ -112,6 +126,7 @@ export class ClientHost {
         rng: Rng.derive(this.parts.task.seed, CLIENT_STREAM, round, this.id),
       });
       this.pending = { round, attempt, state: result.state };
+      await this.store.savePending?.(this.id, this.pending);
       return {
         v: PROTOCOL_VERSION,
         type: 'update',
@@ -131,11 +146,14 @@ export class ClientHost {
    * any other round or attempt). Returns whether a state was committed.
    */
   async commit(round: number, attempt: number, accepted: ReadonlySet<number>): Promise<boolean> {
-    const p = this.pending;
+    const p = this.pending ?? (await this.store.loadPending?.(this.id));
     this.pending = undefined;
-    if (!p || p.round !== round || p.attempt !== attempt || !accepted.has(this.id)) return false;
-    await this.store.save(this.id, p.state);
-    return true;
+    const ok =
+      p !== undefined && p.round === round && p.attempt === attempt && accepted.has(this.id);
+    // Committed first, then the pending copy dropped: a crash in between commits it again.
+    if (ok) await this.store.save(this.id, p.state);
+    if (p) await this.store.savePending?.(this.id, undefined);
+    return ok;
   }
 
   /**

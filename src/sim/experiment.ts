@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import { decodeClientState } from '../codec/state.js';
+import type { ClientFleet } from '../runtime/fleet.js';
 import { paramCount } from '../tensor/params.js';
 import { InputError } from '../util/errors.js';
 import { type CheckpointMeta, latestCheckpoint, writeCheckpoint } from './checkpoint.js';
@@ -36,9 +37,22 @@ export type ExperimentEvent =
 export interface ExperimentOptions {
   outDir: string;
   onEvent?: (e: ExperimentEvent) => void;
+  /**
+   * The clients, when they are not the simulator's (a network federation): made once the run is
+   * set up. Their states are their own, so checkpoints hold only the server's side.
+   */
+  fleet?: (sim: Simulation) => Promise<ClientFleet>;
+  /** The fewest usable uploads a round may aggregate (default 1). */
+  minParticipants?: number;
 }
 
+/** How `drive` gets its clients and how many uploads a round needs. */
+export type FleetOptions = Pick<ExperimentOptions, 'fleet' | 'minParticipants'>;
+
 export const STORE_DIR = 'client-store';
+
+/** A served run's log (`fedslr serve`); its clients' states are with the clients, not here. */
+export const FEDERATION_LOG = 'federation.jsonl';
 
 function makeStore(
   sim: Simulation,
@@ -87,12 +101,15 @@ async function drive(
   t0: number,
   previous: { dir: string; meta: CheckpointMeta } | undefined,
   onEvent?: (e: ExperimentEvent) => void,
+  options: FleetOptions = {},
 ): Promise<RunSummary> {
   const start = performance.now();
   const now = () => t0 + (performance.now() - start) / 1000;
   const { config } = sim;
   let prev = previous;
-  const fleet = await createFleet(sim, store);
+  const simFleet = options.fleet ? undefined : await createFleet(sim, store);
+  const fleet: ClientFleet = simFleet ?? (await options.fleet!(sim));
+  const states = simFleet ?? { store, dirty: new Set<number>() };
   const checkpoint = () => {
     prev = writeCheckpoint(
       dir.dir,
@@ -102,20 +119,21 @@ async function drive(
         totals: st.totals,
         config,
         server: sim.algorithm.server.codec.toRecord(st.server),
-        store: fleet.store,
-        dirty: fleet.dirty,
+        store: states.store,
+        dirty: states.dirty,
         records: dir.records,
         clientEvals: dir.clientEvals,
       },
       config.runtime.keepCheckpoints,
       prev,
     );
-    fleet.dirty.clear();
+    states.dirty.clear();
     onEvent?.({ type: 'checkpoint', round: st.round, dir: prev.dir });
   };
-  onEvent?.({ type: 'executor', workers: fleet.workers });
+  if (simFleet) onEvent?.({ type: 'executor', workers: simFleet.workers });
+  const loop = { minParticipants: options.minParticipants };
   try {
-    for await (const e of simulate(sim, st, now, fleet)) {
+    for await (const e of simulate(sim, st, now, fleet, loop)) {
       if (e.type === 'eval') dir.addEval(e.record, e.clients);
       onEvent?.(e);
       const every = config.runtime.checkpointEvery;
@@ -151,7 +169,7 @@ async function startRun(config: RunConfig, opts: ExperimentOptions): Promise<Run
   const dir = new RunDir(opts.outDir);
   dir.writeConfig(config, configNotes(info));
   const store = makeStore(sim, opts.outDir, opts.onEvent);
-  return drive(sim, initialState(sim), store, dir, 0, undefined, opts.onEvent);
+  return drive(sim, initialState(sim), store, dir, 0, undefined, opts.onEvent, opts);
 }
 
 /**
@@ -207,16 +225,22 @@ export async function resumeExperiment(
   runDir: string,
   sets: readonly string[],
   onEvent?: (e: ExperimentEvent) => void,
+  options: FleetOptions = {},
 ): Promise<RunSummary> {
   readRunConfig(runDir); // refuses a directory that is not a run before locking (creating) it
-  return withDirLock(runDir, () => resume(runDir, sets, onEvent));
+  return withDirLock(runDir, () => resume(runDir, sets, onEvent, options));
 }
 
 async function resume(
   runDir: string,
   sets: readonly string[],
-  onEvent?: (e: ExperimentEvent) => void,
+  onEvent: ((e: ExperimentEvent) => void) | undefined,
+  options: FleetOptions,
 ): Promise<RunSummary> {
+  if (!options.fleet && existsSync(join(runDir, FEDERATION_LOG)))
+    throw new InputError(
+      `'${runDir}' is a served run (it has ${FEDERATION_LOG}); its clients hold their states: continue it with fedslr serve --resume`,
+    );
   let raw = readRunConfig(runDir);
   for (const s of sets) raw = applySet(raw, s);
   const config = parseConfig(raw, `config of '${runDir}'${sets.length ? ' with --set' : ''}`);
@@ -254,5 +278,14 @@ async function resume(
     from: ck.dir,
     skipped: ck.skipped,
   });
-  return drive(sim, st, store, dir, ck.meta.time_s, { dir: ck.dir, meta: ck.meta }, onEvent);
+  return drive(
+    sim,
+    st,
+    store,
+    dir,
+    ck.meta.time_s,
+    { dir: ck.dir, meta: ck.meta },
+    onEvent,
+    options,
+  );
 }

@@ -6,6 +6,7 @@ const BENCHES: Record<
   string,
   () => Promise<{ run(argv: string[]): Promise<number>; help: string }>
 > = {
+  federation: () => import('../../bench/federation.js'),
   round: () => import('../../bench/round.js'),
   secagg: () => import('../../bench/secagg.js'),
   server: () => import('../../bench/server.js'),

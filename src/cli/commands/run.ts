@@ -107,7 +107,7 @@ use by another run, or one that cannot be created (the message says why).`,
   },
 };
 
-async function printSummary(
+export async function printSummary(
   summary: import('../../sim/rundir.js').RunSummary,
   dir: string,
 ): Promise<number> {
