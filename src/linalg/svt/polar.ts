@@ -170,25 +170,31 @@ export async function polarSvt(
     }
     const alphas = newtonSchulzSchedule(lDesign * 0.98);
     const eye = tf.eye(n);
-    const step = (g: tf.Tensor2D, al: number) =>
-      tf.sub(tf.mul(eye, 1.5 * al), tf.mul(g, 0.5 * al * al * al)) as tf.Tensor2D;
-    const fromGram =
-      m >= GRAM_DOMAIN_RATIO * n ? await gramDomainPolar(x0, g0, scale, alphas, step) : null;
-    const [orthT, hT, resT] = tf.tidy(() => {
-      let x: tf.Tensor2D = fromGram?.x ?? tf.div(x0, scale);
-      let g: tf.Tensor2D = fromGram?.g ?? tf.div(g0, scale * scale);
-      for (const al of fromGram?.polish ?? alphas) {
-        x = tf.matMul(x, step(g, al));
-        g = tf.matMul(tf.transpose(x), x);
-      }
-      const res = tf.sub(x0, tf.mul(x, tau));
-      return [
-        tf.max(tf.abs(tf.sub(g, eye))),
-        tf.matMul(tf.transpose(x), x0),
-        tall ? res : tf.transpose(res),
-      ];
-    });
-    tf.dispose([eye, ...(fromGram ? [fromGram.x, fromGram.g] : [])]);
+    let fromGram: Awaited<ReturnType<typeof gramDomainPolar>> = null;
+    let outputs: tf.Tensor[];
+    try {
+      const step = (g: tf.Tensor2D, al: number) =>
+        tf.sub(tf.mul(eye, 1.5 * al), tf.mul(g, 0.5 * al * al * al)) as tf.Tensor2D;
+      fromGram =
+        m >= GRAM_DOMAIN_RATIO * n ? await gramDomainPolar(x0, g0, scale, alphas, step) : null;
+      outputs = tf.tidy(() => {
+        let x: tf.Tensor2D = fromGram?.x ?? tf.div(x0, scale);
+        let g: tf.Tensor2D = fromGram?.g ?? tf.div(g0, scale * scale);
+        for (const al of fromGram?.polish ?? alphas) {
+          x = tf.matMul(x, step(g, al));
+          g = tf.matMul(tf.transpose(x), x);
+        }
+        const res = tf.sub(x0, tf.mul(x, tau));
+        return [
+          tf.max(tf.abs(tf.sub(g, eye))),
+          tf.matMul(tf.transpose(x), x0),
+          tall ? res : tf.transpose(res),
+        ];
+      });
+    } finally {
+      tf.dispose([eye, ...(fromGram ? [fromGram.x, fromGram.g] : [])]);
+    }
+    const [orthT, hT, resT] = outputs as [tf.Tensor, tf.Tensor, tf.Tensor];
     const [orthData, h, matrix] = (await Promise.all([orthT.data(), hT.data(), resT.data()])) as [
       Float32Array,
       Float32Array,
