@@ -15,6 +15,9 @@ import { CLOSE } from '../src/net/codes.js';
 import { decodeToHost, encodeMessage, PROTOCOL_VERSION } from '../src/protocol/messages.js';
 import { runExperiment } from '../src/sim/experiment.js';
 import { loadConfig } from '../src/sim/load_config.js';
+import { drawClients } from '../src/sim/sampling.js';
+import { SAMPLING_STREAM } from '../src/sim/simulate.js';
+import { Rng } from '../src/tensor/rng.js';
 import { cliScript } from './cli_process.js';
 
 const config = {
@@ -302,27 +305,32 @@ describe('fedslr serve and fedslr join', () => {
     const out = join(dir, 'faults');
     const { server, url } = serve(out, ['--deadline', '8']);
     const u = await url;
-    const clients = CLIENTS.map((c) => joinAs(u, c, ['--state-dir', join(dir, `faults-${c}`)]));
-    // The first two drawn clients to get round 1's train message: one is stopped (it keeps its
-    // socket and never answers in time), the other killed.
-    const drawn = await within(
-      (async () => {
-        for (;;) {
-          const got = CLIENTS.filter((c) => /train \(round 0\)/.test(clients[c]!.stderr()));
-          if (got.length >= 2) return got;
-          await new Promise((r) => setTimeout(r, 20));
-        }
-      })(),
-      60_000,
-      'round 1 train messages',
+    // Round 1's draw, as the simulator makes it (every client connected: the roster is 0..3).
+    const drawn = drawClients(
+      { kind: 'count', k: 3 },
+      CLIENTS.length,
+      Rng.derive(config.seed, SAMPLING_STREAM, 0),
     );
-    const [stopped, killed] = drawn as [number, number];
-    clients[stopped]!.process.kill('SIGSTOP');
+    const [stopped, killed, answering] = drawn as [number, number, number];
+    const stateDir = (c: number) => ['--state-dir', join(dir, `faults-${c}`)];
+    // The two to fail join first and are stopped once welcomed, before the round can start (it
+    // waits for every client), so neither can answer however fast training is.
+    const clients: Child[] = [];
+    for (const c of [stopped, killed]) {
+      clients[c] = joinAs(u, c, stateDir(c));
+      await waitForText(clients[c]!.stderr, /joined a run/, 30_000);
+      clients[c]!.process.kill('SIGSTOP');
+    }
+    for (const c of CLIENTS.filter((c) => c !== stopped && c !== killed))
+      clients[c] = joinAs(u, c, stateDir(c));
+    // Round 1's train messages are out once the answering drawn client has its own: then the
+    // killed client's connection drops with its message unanswered.
+    await waitForText(clients[answering]!.stderr, /train \(round 0\)/, 60_000);
     clients[killed]!.process.kill('SIGKILL');
     // The killed client restarts from its state directory (the next round waits for every
     // client to be connected); round 1 ends at the deadline, and the stopped client resumes in
     // time for the evaluation (which waits for every client).
-    const restarted = joinAs(u, killed, ['--state-dir', join(dir, `faults-${killed}`)]);
+    const restarted = joinAs(u, killed, stateDir(killed));
     await waitForText(server.stderr, /round 1\/2/, 40_000);
     clients[stopped]!.process.kill('SIGCONT');
     const others = CLIENTS.filter((c) => c !== killed).map((c) => clients[c]!.exit);

@@ -12,6 +12,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it, vi } from 'vitest';
 import { ALGORITHMS } from '../src/algorithms/registry.js';
 import { run as benchStep } from '../src/bench/step.js';
+import { plantedMatrix } from '../src/linalg/planted.js';
+import { type SvtMethod, svt } from '../src/linalg/svt.js';
 import { createModel } from '../src/models/index.js';
 import { parseConfig } from '../src/sim/config.js';
 import { runExperiment } from '../src/sim/experiment.js';
@@ -19,7 +21,7 @@ import { InProcessFleet } from '../src/sim/fleet_local.js';
 import { setup } from '../src/sim/setup.js';
 import { initialState, simulate } from '../src/sim/simulate.js';
 import { MemoryStore } from '../src/sim/store.js';
-import { initBackend, withSyncReadBackend } from '../src/tensor/backend.js';
+import { initBackend } from '../src/tensor/backend.js';
 import { disposeParams, readArrays } from '../src/tensor/params.js';
 import { Rng } from '../src/tensor/rng.js';
 import { webgpuAdapter, webgpuAvailable } from '../src/tensor/webgpu.js';
@@ -41,7 +43,8 @@ const config = (backend: string) =>
       partition: { kind: 'dirichlet', alpha: 0.5, minSize: 10 },
       testPerClient: 50,
     },
-    model: { name: 'mlp', hidden: [16] },
+    // 784 x 96: the SVT's tfjs paths (polar, deflated polar, subspace) are tried on it.
+    model: { name: 'mlp', hidden: [96] },
     train: { backend, epochs: 1, batchSize: 20 },
     runtime: { workers: 1 },
   });
@@ -100,7 +103,14 @@ describe.skipIf(!available.ok)('the webgpu backend', () => {
 
   it('gives a FedSLR run (training, server step, evaluation) the metrics of wasm within float tolerance', async () => {
     const wasm = await metricsOf('wasm');
-    const webgpu = await metricsOf('webgpu');
+    // The whole run, server step included, stays on webgpu: no switch to wasm.
+    const switches = vi.spyOn(tf.engine(), 'setBackend');
+    let selected: string[] = [];
+    const webgpu = await metricsOf('webgpu').finally(() => {
+      selected = switches.mock.calls.map(([name]) => name);
+      switches.mockRestore();
+    });
+    expect(selected).toEqual(['webgpu']);
     expect(webgpu.length).toBe(2);
     // round, traffic, global and personal accuracy and loss with their spread, ranks, density.
     expect(Object.keys(wasm[1]!).length).toBeGreaterThan(25);
@@ -184,12 +194,76 @@ describe.skipIf(!available.ok)('the webgpu backend', () => {
     }
   });
 
-  it('runs synchronous read-backs (the server step) on wasm and returns to webgpu', async () => {
-    await initBackend('webgpu');
-    const sum = await withSyncReadBackend(() =>
-      tf.tidy(() => tf.sum(tf.matMul(tf.ones([64, 64]), tf.ones([64, 64]))).dataSync()[0]),
-    );
-    expect(sum).toBe(64 * 64 * 64);
-    expect(tf.getBackend()).toBe('webgpu');
-  });
+  it.each([
+    {
+      path: 'polar',
+      rows: 200,
+      cols: 100,
+      s: geometric(100, 1, 0.02),
+      tau: 0.01,
+      method: 'polar',
+      full: true,
+    },
+    {
+      path: 'Gram-domain polar',
+      rows: 300,
+      cols: 100,
+      s: geometric(100, 2, 0.8),
+      tau: 1e-3,
+      method: 'polar',
+      full: true,
+    },
+    {
+      path: 'deflated polar',
+      rows: 110,
+      cols: 100,
+      s: [...geometric(99, 1, 0.05), 0.009],
+      tau: 0.01,
+      method: 'polar',
+      full: false,
+    },
+    {
+      path: 'subspace',
+      rows: 150,
+      cols: 120,
+      s: [...geometric(10, 1, 0.3), ...geometric(110, 0.09, 0.001)],
+      tau: 0.1,
+      method: 'subspace',
+      full: false,
+    },
+    {
+      path: 'gram (tfjs product)',
+      rows: 60,
+      cols: 40,
+      s: geometric(40, 1, 0.05),
+      tau: 0.01,
+      method: 'gram',
+      full: true,
+    },
+  ] as const)(
+    'runs the $path SVT on webgpu with the result of wasm, leaking nothing',
+    async (c) => {
+      const a = plantedMatrix(c.rows, c.cols, c.s, 7);
+      const opts = { method: c.method as SvtMethod, factors: 'whenLowRank' as const };
+      await initBackend('wasm');
+      const onWasm = await svt(a, c.rows, c.cols, c.tau, opts);
+      await initBackend('webgpu');
+      const live = tf.memory().numTensors;
+      const onGpu = await svt(a, c.rows, c.cols, c.tau, opts);
+      expect(tf.getBackend()).toBe('webgpu');
+      expect(tf.memory().numTensors).toBe(live);
+      // The path named answered (the deflated one keeps a rank below full, under method polar).
+      expect([onWasm.method, onWasm.rank === onWasm.fullRank]).toEqual([c.method, c.full]);
+      expect([onGpu.method, onGpu.rank]).toEqual([onWasm.method, onWasm.rank]);
+      let diff = 0;
+      for (let i = 0; i < a.length; i++)
+        diff = Math.max(diff, Math.abs(onGpu.matrix[i]! - onWasm.matrix[i]!));
+      // float32 products summed in another order: ~1e-6 of s_max (<= 2) per entry.
+      expect(diff).toBeLessThan(1e-4);
+    },
+  );
 });
+
+function geometric(n: number, hi: number, lo: number): number[] {
+  return Array.from({ length: n }, (_, i) => hi * (lo / hi) ** (n === 1 ? 0 : i / (n - 1)));
+}

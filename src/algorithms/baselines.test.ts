@@ -129,7 +129,7 @@ describe('SCAFFOLD', () => {
     disposeData(data);
   });
 
-  it('moves x by lr_g times the mean model change and c by the sum of deltas over N', () => {
+  it('moves x by lr_g times the mean model change and c by the sum of deltas over N', async () => {
     const algo = scaffold(ctx(linear, {}, 4), { serverLr: 0.5 });
     const x = { 'out.kernel': [1, 2, 3, 4], 'out.bias': [0, 1] };
     const s0 = { global: toSet(x, linear), control: toSet(scale(x, 0), linear) };
@@ -137,7 +137,7 @@ describe('SCAFFOLD', () => {
     const y2 = { 'out.kernel': [1, 0, 3, 4], 'out.bias': [0, 3] };
     const d1 = { 'out.kernel': [4, 0, 0, 0], 'out.bias': [0, 0] };
     const d2 = { 'out.kernel': [0, 0, 0, 8], 'out.bias': [4, 4] };
-    const r = algo.server.aggregate(s0, 0, [
+    const r = await algo.server.aggregate(s0, 0, [
       { client: 0, upload: upload(toSet(y1, linear), { controlDelta: toSet(d1, linear) }) },
       { client: 2, upload: upload(toSet(y2, linear), { controlDelta: toSet(d2, linear) }) },
     ]);
@@ -208,9 +208,9 @@ describe('SCAFFOLD state and messages', () => {
     await expect(algo.client.train(algo.server.evalDownload(s0, 0), {}, run(data))).rejects.toThrow(
       "scaffold: the download lacks the server control variate 'control'",
     );
-    expect(() =>
+    await expect(
       algo.server.aggregate(s0, 0, [{ client: 5, upload: upload(toSet(W, linear)) }]),
-    ).toThrow("scaffold: client 5's upload lacks 'controlDelta'");
+    ).rejects.toThrow("scaffold: client 5's upload lacks 'controlDelta'");
     disposeData(data);
   });
 });
@@ -237,7 +237,7 @@ describe('Local', () => {
     );
     expect([r.upload.round, r.upload.params, r.upload.numSamples]).toEqual([2, {}, 2]);
     expect(Number.isFinite(r.upload.trainLoss)).toBe(true);
-    expect(algo.server.aggregate(s0, 2, [{ client: 1, upload: r.upload }]).server).toBe(s0);
+    expect((await algo.server.aggregate(s0, 2, [{ client: 1, upload: r.upload }])).server).toBe(s0);
     disposeData(data);
   });
 });
@@ -272,12 +272,12 @@ describe('FedDyn', () => {
     disposeData(data);
   });
 
-  it('takes V = mean w - D/(alpha N) as the new model, with no singular-value thresholding', () => {
+  it('takes V = mean w - D/(alpha N) as the new model, with no singular-value thresholding', async () => {
     // A matrix FedSLR would threshold (singular values 2 and 0.05); FedDyn keeps it as is.
     const algo = feddyn(ctx(linear, {}, 2), { alpha: 0.5 });
     const w0 = toSet({ 'out.kernel': [1, 0, 0, 0.05], 'out.bias': [0, 0] }, linear);
     const w1 = toSet({ 'out.kernel': [1.5, 0, 0, 0.05], 'out.bias': [1, 0] }, linear);
-    const r = algo.server.aggregate(algo.server.initServer(w0), 0, [
+    const r = await algo.server.aggregate(algo.server.initServer(w0), 0, [
       { client: 0, upload: upload(w1) },
     ]);
     // D = alpha (W - w1) = [-0.25, 0, 0, 0 | -0.5, 0]; V = w1 - D / (alpha N) = w1 - D

@@ -166,18 +166,18 @@ describe('averagingServer (FedAvg’s server part)', () => {
     }
   });
 
-  it('replaces the global model by the sample-weighted mean of the uploads', () => {
+  it('replaces the global model by the sample-weighted mean of the uploads', async () => {
     const server = averagingServer(true);
-    const r = server.aggregate(server.initServer(init), 0, uploads);
+    const r = await server.aggregate(server.initServer(init), 0, uploads);
     // (1 * [2, 4, 1] + 3 * [6, 0, 5]) / 4
     expect(vals(r.server.global)).toEqual(close({ k: [5, 1], b: [4] }));
     expect(r.stats).toEqual({});
     expect(server.global(r.server)).toBe(r.server.global);
   });
 
-  it('weights every upload equally when not weighted', () => {
+  it('weights every upload equally when not weighted', async () => {
     const server = averagingServer(false);
-    const r = server.aggregate(server.initServer(init), 0, uploads);
+    const r = await server.aggregate(server.initServer(init), 0, uploads);
     expect(vals(r.server.global)).toEqual(close({ k: [4, 2], b: [3] }));
   });
 });

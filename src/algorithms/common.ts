@@ -169,7 +169,7 @@ export function averagingServer(weighted: boolean): ServerPart<GlobalState> {
     initServer: (init) => ({ global: init }),
     download: (server, round) => ({ round, params: denseParams(server.global) }),
     evalDownload: (server, round) => ({ round, params: denseParams(server.global) }),
-    aggregate(_server, _round, uploads) {
+    async aggregate(_server, _round, uploads) {
       const sets = uploads.map((u) => decodeParams(u.upload.params));
       const weights = uploads.map((u) => (weighted ? u.upload.numSamples : 1));
       return { server: { global: weightedMean(sets, weights) }, stats: {} };

@@ -40,7 +40,7 @@ export function downlinkBudgetServer(
     initServer: (init) => truncated(init, 0).server,
     download: (server, round) => factoredDownload(spec, server, round),
     evalDownload: (server, round) => factoredDownload(spec, server, round),
-    aggregate(_server, round, uploads) {
+    async aggregate(_server, round, uploads) {
       const sets = uploads.map((u) => decodeParams(u.upload.params, spec));
       const weights = uploads.map((u) => (weighted ? u.upload.numSamples : 1));
       return truncated(weightedMean(sets, weights), round + 1);

@@ -54,13 +54,13 @@ function ctx(
 }
 
 describe('FedSLR server', () => {
-  it('keeps D over all clients and aggregates with stale duals (mu = 0: no thresholding)', () => {
+  it('keeps D over all clients and aggregates with stale duals (mu = 0: no thresholding)', async () => {
     const algo = fedslr(ctx([2, 1, 1], 2, 4), { ...FEDSLR_DEFAULTS, alpha: 0.5, mu: 0 });
     const W = { 'out.kernel': arr([2, 2], [1, 2, 3, 4]), 'out.bias': arr([2], [0.5, -0.5]) };
     const s0 = algo.server.initServer(W);
     const w1 = { 'out.kernel': arr([2, 2], [2, 2, 2, 2]), 'out.bias': arr([2], [1, 1]) };
     const w2 = { 'out.kernel': arr([2, 2], [0, 0, 0, 0]), 'out.bias': arr([2], [0, 0]) };
-    const r1 = algo.server.aggregate(s0, 0, [
+    const r1 = await algo.server.aggregate(s0, 0, [
       { client: 0, upload: upload(w1) },
       { client: 1, upload: upload(w2) },
     ]);
@@ -70,7 +70,7 @@ describe('FedSLR server', () => {
     expect(list(r1.server.global['out.kernel'])).toEqual(close([1, 0.5, 0, -0.5]));
     expect(list(r1.server.global['out.bias'])).toEqual(close([0.5, 1]));
     // Round 2: only client 3 joins and does not move; D still carries clients 0 and 1's duals.
-    const r2 = algo.server.aggregate(r1.server, 1, [
+    const r2 = await algo.server.aggregate(r1.server, 1, [
       { client: 3, upload: upload(r1.server.global) },
     ]);
     expect(list(r2.server.dualSum!['out.kernel'])).toEqual(close([0, 1, 2, 3]));
@@ -78,7 +78,7 @@ describe('FedSLR server', () => {
     expect(list(r2.server.global['out.bias'])).toEqual(close([0.5, 1.5]));
   });
 
-  it('thresholds singular values at mu/alpha and sends the low-rank result as factors', () => {
+  it('thresholds singular values at mu/alpha and sends the low-rank result as factors', async () => {
     // V = 2 u1 v1^T + 0.05 u2 v2^T with orthonormal u (3-vectors) and v (2-vectors).
     const u1 = [1 / Math.sqrt(2), 1 / Math.sqrt(2), 0];
     const u2 = [0, 0, 1];
@@ -88,7 +88,7 @@ describe('FedSLR server', () => {
     const algo = fedslr(ctx([3, 1, 1], 2, 1), { ...FEDSLR_DEFAULTS, alpha: 0.1, mu: 0.01 });
     const w = { 'out.kernel': arr([3, 2], V), 'out.bias': arr([2], [0.1, 0.2]) };
     // W^t = w and a single client that did not move: D stays 0, so V = w.
-    const r = algo.server.aggregate(algo.server.initServer(w), 0, [
+    const r = await algo.server.aggregate(algo.server.initServer(w), 0, [
       { client: 0, upload: upload(w) },
     ]);
     const expected = u1.flatMap((a) => v1.map((b) => 1.9 * a * b));
@@ -106,7 +106,7 @@ describe('FedSLR server', () => {
     expect(list(decoded['out.kernel'])).toEqual(close(expected));
   });
 
-  it('counts the bytes of factors: a rank-1 40x30 matrix costs (40 + 30) floats, not 1200', () => {
+  it('counts the bytes of factors: a rank-1 40x30 matrix costs (40 + 30) floats, not 1200', async () => {
     const rng = new Rng(3);
     const unit = (n: number) => {
       const v = Array.from({ length: n }, () => rng.normal());
@@ -122,7 +122,7 @@ describe('FedSLR server', () => {
       'out.bias': arr([30], new Array(30).fill(0)),
     };
     const algo = fedslr(ctx([40, 1, 1], 30, 1), { ...FEDSLR_DEFAULTS, alpha: 0.1, mu: 0.01 });
-    const r = algo.server.aggregate(algo.server.initServer(w), 0, [
+    const r = await algo.server.aggregate(algo.server.initServer(w), 0, [
       { client: 0, upload: upload(w) },
     ]);
     const down = algo.server.download(r.server, 1, 0);
@@ -143,7 +143,7 @@ describe('FedSLR server', () => {
     expect(denseBytes).toBeGreaterThanOrEqual(4 * 1230);
   });
 
-  it('thresholds conv kernels in their matrix view and maps them back unchanged when nothing is cut', () => {
+  it('thresholds conv kernels in their matrix view and maps them back unchanged when nothing is cut', async () => {
     const model = createModel('cnn', { inputShape: [4, 4, 1], classes: 3 });
     const c: AlgorithmContext = {
       model,
@@ -159,7 +159,7 @@ describe('FedSLR server', () => {
     );
     // A threshold far below every singular value: W^{t+1} = V = w up to rounding.
     const algo = fedslr(c, { ...FEDSLR_DEFAULTS, alpha: 0.1, mu: 1e-9 });
-    const r = algo.server.aggregate(algo.server.initServer(w), 0, [
+    const r = await algo.server.aggregate(algo.server.initServer(w), 0, [
       { client: 0, upload: upload(w) },
     ]);
     for (const [name, a] of Object.entries(w)) {
@@ -170,7 +170,7 @@ describe('FedSLR server', () => {
     tf.dispose(Object.values(t));
   });
 
-  it("keeps each matrix's SVT warm start (right singular vectors) in the server state", () => {
+  it("keeps each matrix's SVT warm start (right singular vectors) in the server state", async () => {
     // A 150 x 120 dense kernel of rank 10, thresholded at tau = mu / alpha = 0.1 by the
     // subspace path, which the next round starts from the kept basis.
     const algo = fedslr(ctx([150, 1, 1], 120, 4), { ...FEDSLR_DEFAULTS, alpha: 0.1, mu: 0.01 });
@@ -179,20 +179,20 @@ describe('FedSLR server', () => {
       'out.kernel': arr([150, 120], Array.from(plantedMatrix(150, 120, s, 3))),
       'out.bias': arr([120], new Array(120).fill(0)),
     };
-    const r1 = algo.server.aggregate(algo.server.initServer(W), 0, [
+    const r1 = await algo.server.aggregate(algo.server.initServer(W), 0, [
       { client: 0, upload: upload(W) },
     ]);
     expect(r1.stats.ranks!['out.kernel']).toEqual({ rank: 10, full: 120 });
     expect(r1.server.hints['out.kernel']!.basis?.length).toBe(120 * 10);
     expect(r1.server.hints['out.kernel']!.rank).toBe(10);
     const next = [{ client: 0, upload: upload(r1.server.global) }];
-    const r2 = algo.server.aggregate(r1.server, 1, next);
+    const r2 = await algo.server.aggregate(r1.server, 1, next);
     expect(r2.stats.ranks!['out.kernel']).toEqual({ rank: 10, full: 120 });
     // Through the codec and MessagePack (a checkpoint) the next round is bit for bit the same.
     const { codec } = algo.server;
     const bytes = encodeServerState(codec.toRecord(r1.server));
     const restored = codec.fromRecord(decodeServerState(bytes, 'test'), 'test');
-    const r2b = algo.server.aggregate(restored, 1, next);
+    const r2b = await algo.server.aggregate(restored, 1, next);
     expect(r2b.server.global['out.kernel']!.data).toEqual(r2.server.global['out.kernel']!.data);
     expect(r2b.server.factors['out.kernel']!.left.data).toEqual(
       r2.server.factors['out.kernel']!.left.data,
@@ -200,10 +200,10 @@ describe('FedSLR server', () => {
     expect(r2b.server.hints['out.kernel']).toEqual(r2.server.hints['out.kernel']);
   });
 
-  it('sends full-rank matrices dense', () => {
+  it('sends full-rank matrices dense', async () => {
     const algo = fedslr(ctx([3, 1, 1], 2, 1), FEDSLR_DEFAULTS);
     const w = { 'out.kernel': arr([3, 2], [1, 0, 0, 1, 1, 1]), 'out.bias': arr([2], [0, 0]) };
-    const r = algo.server.aggregate(algo.server.initServer(w), 0, [
+    const r = await algo.server.aggregate(algo.server.initServer(w), 0, [
       { client: 0, upload: upload(w) },
     ]);
     expect(r.stats.ranks!['out.kernel']).toEqual({ rank: 2, full: 2 });

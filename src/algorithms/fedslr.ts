@@ -310,7 +310,7 @@ export function dynamicFamily(
       },
       download: (server, round) => download(server, round),
       evalDownload: download,
-      aggregate(server, round, uploads) {
+      async aggregate(server, round, uploads) {
         const W = server.global;
         const ws = uploads.map((u) => decodeParams(u.upload.params, spec));
         const S = ws.length;
@@ -347,7 +347,7 @@ export function dynamicFamily(
             global[p.name] = v;
             continue;
           }
-          const r = svt(toMatrixArray(v.data, p.shape, p.role), ms[0], ms[1], tau, {
+          const r = await svt(toMatrixArray(v.data, p.shape, p.role), ms[0], ms[1], tau, {
             factors: 'whenLowRank',
             hint: server.hints[p.name] ?? { fullRank: true },
           });

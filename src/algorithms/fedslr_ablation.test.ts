@@ -34,7 +34,9 @@ async function roundOf(ablation: FedSLRAblation) {
   const algo = fedslr(ctx, { ...FEDSLR_DEFAULTS, alpha: 0.1, mu: 0.01, lambda: 0.01, ablation });
   // A client that did not move: D stays 0 and the server's V is w itself.
   const up = { round: 0, params: denseParams(w), numSamples: 1, trainLoss: 0, trainAcc: 0 };
-  const agg = algo.server.aggregate(algo.server.initServer(w), 0, [{ client: 0, upload: up }]);
+  const agg = await algo.server.aggregate(algo.server.initServer(w), 0, [
+    { client: 0, upload: up },
+  ]);
   const data = toTensors(Float32Array.from([1, -1, 0.5]), Int32Array.from([1]), [3, 1, 1]);
   const run = { client: 0, round: 0, lr: 0.5, data, rng: new Rng(1) };
   const before = tf.memory().numTensors;

@@ -21,8 +21,8 @@ vi.mock('../linalg/svt.js', async (importOriginal) => {
   const real = await importOriginal<typeof import('../linalg/svt.js')>();
   return {
     ...real,
-    svt: (...args: Parameters<typeof real.svt>) => {
-      const r = real.svt(...args);
+    svt: async (...args: Parameters<typeof real.svt>) => {
+      const r = await real.svt(...args);
       svtCalls.push({ given: args[4]?.hint, returned: r.hint });
       return r;
     },
@@ -80,7 +80,7 @@ const maxGap = (a: ArrayLike<number>, b: ArrayLike<number>) =>
   Array.from(a).reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
 
 describe('FedSLR factors of rank 2', () => {
-  it('thresholds to U (S - tau) V^T and sends it as rank-2 factors that decode to it, also after MessagePack', () => {
+  it('thresholds to U (S - tau) V^T and sends it as rank-2 factors that decode to it, also after MessagePack', async () => {
     const rng = new Rng(31);
     const [rows, cols] = [6, 5];
     const u = orthonormal(rows, 5, rng);
@@ -92,7 +92,7 @@ describe('FedSLR factors of rank 2', () => {
       'out.kernel': { shape: [rows, cols], data: Float32Array.from(compose(u, s, v)) },
       'out.bias': { shape: [cols], data: Float32Array.from([0.1, -0.2, 0.3, 0, 0.5]) },
     };
-    const r = algo.server.aggregate(algo.server.initServer(w), 0, [
+    const r = await algo.server.aggregate(algo.server.initServer(w), 0, [
       { client: 0, upload: upload(w) },
     ]);
     const want = compose(u, [2.9, 1.9], v);
@@ -137,20 +137,20 @@ describe('FedSLR SVT warm start', () => {
     // Every value kept: the polar path keeps its bound and top vector.
     ['polar', Array.from({ length: 120 }, (_, i) => 2 - 0.01 * i)],
   ] as const) {
-    it(`hands the ${path} path's hint from one round's SVT to the next unchanged`, () => {
+    it(`hands the ${path} path's hint from one round's SVT to the next unchanged`, async () => {
       svtCalls.length = 0;
       const algo = fedslr(ctx(150, 120), { ...FEDSLR_DEFAULTS, alpha: 0.1, mu: 0.01 });
       const W: ParamArrays = {
         'out.kernel': { shape: [150, 120], data: plantedMatrix(150, 120, [...values], 3) },
         'out.bias': { shape: [120], data: new Float32Array(120) },
       };
-      const r1 = algo.server.aggregate(algo.server.initServer(W), 0, [
+      const r1 = await algo.server.aggregate(algo.server.initServer(W), 0, [
         { client: 0, upload: upload(W) },
       ]);
-      const r2 = algo.server.aggregate(r1.server, 1, [
+      const r2 = await algo.server.aggregate(r1.server, 1, [
         { client: 0, upload: upload(r1.server.global) },
       ]);
-      algo.server.aggregate(r2.server, 2, [{ client: 0, upload: upload(r2.server.global) }]);
+      await algo.server.aggregate(r2.server, 2, [{ client: 0, upload: upload(r2.server.global) }]);
       expect(svtCalls).toHaveLength(3);
       expect(svtCalls[0]!.given).toEqual({ fullRank: true });
       const fields = Object.keys(svtCalls[0]!.returned).sort();

@@ -20,7 +20,7 @@ export function local(ctx: AlgorithmContext): Algorithm<NoState, PersonalState> 
       initServer: () => ({}),
       download: (_server, round) => ({ round, params: {} }),
       evalDownload: (_server, round) => ({ round, params: {} }),
-      aggregate: (server) => ({ server, stats: {} }),
+      aggregate: async (server) => ({ server, stats: {} }),
       global: () => undefined,
     },
     client: {

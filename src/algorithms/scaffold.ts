@@ -64,7 +64,7 @@ export function scaffold(
         extra: { control: server.control },
       }),
       evalDownload: (server, round) => ({ round, params: denseParams(server.global) }),
-      aggregate(server, _round, uploads) {
+      async aggregate(server, _round, uploads) {
         const x = server.global;
         const ys = uploads.map((u) => decodeParams(u.upload.params));
         const dcs = uploads.map((u) => {

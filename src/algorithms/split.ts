@@ -93,7 +93,7 @@ export function splitAlgorithm(
       initServer: (init) => ({ global: sharedOf(init).shared }),
       download: (server, round) => ({ round, params: denseParams(server.global) }),
       evalDownload: (server, round) => ({ round, params: denseParams(server.global) }),
-      aggregate(_server, _round, uploads) {
+      async aggregate(_server, _round, uploads) {
         const sets = uploads.map((u) => decodeParams(u.upload.params));
         const weights = uploads.map((u) => (s.weighted ? u.upload.numSamples : 1));
         return { server: { global: weightedMean(sets, weights) }, stats: {} };

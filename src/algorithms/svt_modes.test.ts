@@ -48,9 +48,9 @@ function stepOf(svt: BudgetMode) {
   return { agg: { stats: { ranks: step.ranks } }, down: factoredDownload(model.spec, server, 1) };
 }
 /** FedAvg's first round: init V, one client that uploads V unchanged. */
-function roundOf<S, C>(algo: Algorithm<S, C>) {
+async function roundOf<S, C>(algo: Algorithm<S, C>) {
   const { server } = algo;
-  const agg = server.aggregate(server.initServer(V), 0, [
+  const agg = await server.aggregate(server.initServer(V), 0, [
     { client: 0, upload: { round: 0, ...upload(V) } },
   ]);
   return { agg, down: server.download(agg.server, 1, 0) };
@@ -121,9 +121,9 @@ describe('FedSLR svt modes on planted spectra', () => {
     );
   });
 
-  it('FedSLR runs the step on its aggregate: a rank cap holds after a round', () => {
+  it('FedSLR runs the step on its aggregate: a rank cap holds after a round', async () => {
     const algo = fedslrWith({ mode: 'rank', rank: 4 });
-    const { agg, down } = roundOf(algo);
+    const { agg, down } = await roundOf(algo);
     expect(ranksOf(agg)).toEqual([4, 4]);
     expect(Object.values(down.params).filter((t) => t.kind === 'lowrank')).toHaveLength(2);
   });
@@ -136,7 +136,7 @@ describe('FedSLR svt modes on planted spectra', () => {
     );
   });
 
-  it('budgets the download of the next round, whose number is part of its bytes', () => {
+  it('budgets the download of the next round, whose number is part of its bytes', async () => {
     // Round 127's aggregate is sent in round 128, whose number packs in one byte more than 126's:
     // at 2225 bytes that byte decides a rank (the step for round 126 would keep one more value).
     const budget = { mode: 'bytes', bytes: 2225 } as const;
@@ -146,7 +146,7 @@ describe('FedSLR svt modes on planted spectra', () => {
     expect(ranksFor(126)).toEqual([5, 2]);
     const algo = fedslrWith(budget);
     // One client uploading W unchanged: D stays zero and the aggregate is V itself.
-    const agg = algo.server.aggregate({ global: V, factors: {}, hints: {} }, 127, [
+    const agg = await algo.server.aggregate({ global: V, factors: {}, hints: {} }, 127, [
       { client: 0, upload: { round: 127, ...upload(V) } },
     ]);
     expect(ranksOf(agg)).toEqual([5, 1]);
@@ -157,7 +157,7 @@ describe('FedSLR svt modes on planted spectra', () => {
 describe('FedAvg with a downlink budget', () => {
   it('sends the truncated mean within the budget, and the client trains from it', async () => {
     const algo = fedavg(ctx, { weighted: true, downlink: 0.3 });
-    const { agg, down } = roundOf(algo);
+    const { agg, down } = await roundOf(algo);
     expect(pack(down).byteLength).toBeLessThanOrEqual(Math.floor(0.3 * denseBytes));
     checkHonest(down.params);
     expect(Object.values(down.params).some((t) => t.kind === 'lowrank')).toBe(true);
@@ -180,9 +180,9 @@ describe('FedAvg with a downlink budget', () => {
     expect(ranksOf(agg).every((r, j) => r <= [30, 10][j]!)).toBe(true);
   });
 
-  it('at the whole dense budget it is FedAvg bit for bit', () => {
-    const plain = roundOf(fedavg(ctx, { weighted: true })).agg.server.global;
-    const full = roundOf(fedavg(ctx, { weighted: true, downlink: 1 })).agg.server.global;
+  it('at the whole dense budget it is FedAvg bit for bit', async () => {
+    const plain = (await roundOf(fedavg(ctx, { weighted: true }))).agg.server.global;
+    const full = (await roundOf(fedavg(ctx, { weighted: true, downlink: 1 }))).agg.server.global;
     for (const p of model.spec) expect(full[p.name]!.data).toEqual(plain[p.name]!.data);
   });
 });

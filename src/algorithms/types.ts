@@ -105,11 +105,12 @@ export interface ServerPart<S> {
    * is nothing shared.
    */
   evalDownload(server: S, round: number): Download;
+  /** Asynchronous: the server step reads tensors back asynchronously (WebGPU has no sync read). */
   aggregate(
     server: S,
     round: number,
     uploads: readonly AggregateInput[],
-  ): { server: S; stats: ServerStats };
+  ): Promise<{ server: S; stats: ServerStats }>;
   /** The server's shared parameters as it holds them (for exports); undefined when none. */
   global(server: S): ParamArrays | undefined;
 }

@@ -108,7 +108,7 @@ export async function benchServer(
   for (let t = 0; t < rounds; t++) {
     const ups = uploads(start, clients, t);
     const t0 = performance.now();
-    const out = algorithm.server.aggregate(server, t, ups);
+    const out = await algorithm.server.aggregate(server, t, ups);
     round_s.push((performance.now() - t0) / 1000);
     server = out.server;
     const ranks = Object.values(out.stats.ranks ?? {});

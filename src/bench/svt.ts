@@ -208,7 +208,7 @@ export async function run(argv: string[]): Promise<number> {
         let warmup = 3;
         for (let i = 0; i < warmup + caseReps; i++) {
           const t0 = performance.now();
-          res = svt(p.a, r, c, tau, { factors: 'whenLowRank', hint });
+          res = await svt(p.a, r, c, tau, { factors: 'whenLowRank', hint });
           const dt = performance.now() - t0;
           if (i >= warmup) times.push(dt);
           else if (i === 0) cold = dt;

@@ -83,7 +83,11 @@ function shiftedLowerSym<T extends Float32Array | Float64Array>(
  * trailing update A22 - L21 L21^T in float32 (backward error about n * 2^-24 * ||h||, which the
  * callers' margins cover).
  */
-export function isPositiveDefinite(h: Float32Array, n: number, shift: number): boolean {
+export async function isPositiveDefinite(
+  h: Float32Array,
+  n: number,
+  shift: number,
+): Promise<boolean> {
   if (h.length !== n * n) throw new Error(`isPositiveDefinite: ${h.length} values for ${n} x ${n}`);
   if (n < BLOCKED_FROM) {
     return choleskyInPlace(shiftedLowerSym(h, n, shift, new Float64Array(n * n)), n, n);
@@ -95,8 +99,9 @@ export function isPositiveDefinite(h: Float32Array, n: number, shift: number): b
       const t = n - j;
       const nb = Math.min(BLOCK, t);
       const diagT = tf.slice(rest, [0, 0], [nb, nb]);
-      const l11 = Float64Array.from(diagT.dataSync());
+      const diag = await diagT.data();
       diagT.dispose();
+      const l11 = Float64Array.from(diag);
       if (!choleskyInPlace(l11, nb, nb)) return false;
       if (t === nb) return true;
       for (let i = 0; i < nb; i++) l11.fill(0, i * nb + i + 1, (i + 1) * nb);

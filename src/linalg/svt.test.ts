@@ -137,15 +137,15 @@ describe('exact SVDs', () => {
 
 describe('svt', () => {
   for (const method of ['jacobi', 'gram', 'auto'] as const) {
-    it.each(CASES)(`$name (${method})`, ({ rows, cols, s, tau }) => {
+    it.each(CASES)(`$name (${method})`, async ({ rows, cols, s, tau }) => {
       const a = plantedMatrix(rows, cols, s, 5);
-      checkResult(svt(a, rows, cols, tau, { method }), a, s, tau);
+      checkResult(await svt(a, rows, cols, tau, { method }), a, s, tau);
     });
   }
 
-  it.each(CASES)('$name (gram, factors only when they pay)', ({ rows, cols, s, tau }) => {
+  it.each(CASES)('$name (gram, factors only when they pay)', async ({ rows, cols, s, tau }) => {
     const a = plantedMatrix(rows, cols, s, 5);
-    const r = svt(a, rows, cols, tau, { method: 'gram', factors: 'whenLowRank' });
+    const r = await svt(a, rows, cols, tau, { method: 'gram', factors: 'whenLowRank' });
     expect(r.method).toBe('gram');
     expect(r.values === null).toBe(!lowRankPays(rows, cols, r.rank));
     checkResult(r, a, s, tau);
@@ -154,36 +154,39 @@ describe('svt', () => {
   it.each([
     { rows: 130, cols: 70 },
     { rows: 70, cols: 130 },
-  ])('gram path with its last product in tfjs ($rows x $cols, full rank)', ({ rows, cols }) => {
-    const s = geometric(70, 1, 0.02);
-    const a = plantedMatrix(rows, cols, s, 8);
-    const before = tf.memory().numTensors;
-    const r = svt(a, rows, cols, 0.01, { method: 'gram', factors: 'whenLowRank' });
-    expect(tf.memory().numTensors).toBe(before);
-    expect(r.method).toBe('gram');
-    expect(r.values).toBeNull();
-    checkResult(r, a, s, 0.01);
-  });
+  ])(
+    'gram path with its last product in tfjs ($rows x $cols, full rank)',
+    async ({ rows, cols }) => {
+      const s = geometric(70, 1, 0.02);
+      const a = plantedMatrix(rows, cols, s, 8);
+      const before = tf.memory().numTensors;
+      const r = await svt(a, rows, cols, 0.01, { method: 'gram', factors: 'whenLowRank' });
+      expect(tf.memory().numTensors).toBe(before);
+      expect(r.method).toBe('gram');
+      expect(r.values).toBeNull();
+      checkResult(r, a, s, 0.01);
+    },
+  );
 
-  it('the zero matrix thresholds to zero with rank 0', () => {
+  it('the zero matrix thresholds to zero with rank 0', async () => {
     for (const method of ['jacobi', 'gram', 'auto'] as const) {
-      const r = svt(new Float32Array(12), 3, 4, 0.1, { method });
+      const r = await svt(new Float32Array(12), 3, 4, 0.1, { method });
       expect(r.rank).toBe(0);
       expect(r.matrix.every((x) => x === 0)).toBe(true);
       expect(r.values!.length).toBe(0);
     }
   });
 
-  it('tau = 0 returns the matrix itself', () => {
+  it('tau = 0 returns the matrix itself', async () => {
     const a = plantedMatrix(20, 12, geometric(12, 1, 0.1), 2);
-    const r = svt(a, 20, 12, 0, { method: 'gram' });
+    const r = await svt(a, 20, 12, 0, { method: 'gram' });
     expect(r.rank).toBe(12);
     expect(relErr(r.matrix, a)).toBeLessThan(1e-6);
   });
 
-  it('balanced factors multiply back to the thresholded matrix', () => {
+  it('balanced factors multiply back to the thresholded matrix', async () => {
     const a = plantedMatrix(24, 18, geometric(10, 1, 0.05), 3);
-    const r = svtMatrix(a, 24, 18, 0.2);
+    const r = await svtMatrix(a, 24, 18, 0.2);
     const back = new Float64Array(24 * 18);
     for (let i = 0; i < 24; i++)
       for (let c = 0; c < 18; c++)
@@ -193,12 +196,12 @@ describe('svt', () => {
     expect(r.rank).toBe(geometric(10, 1, 0.05).filter((x) => x > 0.2).length);
   });
 
-  it('rejects bad arguments by name', () => {
+  it('rejects bad arguments by name', async () => {
     const a = new Float32Array(6);
-    expect(() => svt(a, 2, 4, 0.1)).toThrow(/6 values for a 2 x 4/);
-    expect(() => svt(a, 2, 3, -1)).toThrow(/tau/);
-    expect(() => svt(a, 0, 3, 1)).toThrow(/rows and cols/);
-    expect(() => svt(a, 2, 3, 1, { method: 'polar' })).toThrow(/whenLowRank/);
+    await expect(svt(a, 2, 4, 0.1)).rejects.toThrow(/6 values for a 2 x 4/);
+    await expect(svt(a, 2, 3, -1)).rejects.toThrow(/tau/);
+    await expect(svt(a, 0, 3, 1)).rejects.toThrow(/rows and cols/);
+    await expect(svt(a, 2, 3, 1, { method: 'polar' })).rejects.toThrow(/whenLowRank/);
   });
 });
 
@@ -219,10 +222,10 @@ describe('polar path', () => {
     { rows: 100, cols: 130, s: geometric(100, 3, 0.5), tau: 0.2 },
   ])(
     'thresholds a full-rank $rows x $cols matrix exactly, without leaking tensors',
-    ({ rows, cols, s, tau }) => {
+    async ({ rows, cols, s, tau }) => {
       const a = plantedMatrix(rows, cols, s, 8);
       const before = tf.memory().numTensors;
-      const r = svt(a, rows, cols, tau, { method: 'polar', factors: 'whenLowRank' });
+      const r = await svt(a, rows, cols, tau, { method: 'polar', factors: 'whenLowRank' });
       expect(tf.memory().numTensors).toBe(before);
       expect(r.method).toBe('polar');
       expect(r.polarOrthError!).toBeLessThan(1e-4);
@@ -230,15 +233,15 @@ describe('polar path', () => {
     },
   );
 
-  it('auto takes it from 64 columns; below 96 a value under tau goes on to an exact method', () => {
+  it('auto takes it from 64 columns; below 96 a value under tau goes on to an exact method', async () => {
     const s = geometric(64, 1, 0.02);
     const a = plantedMatrix(128, 64, s, 23);
-    const r = svt(a, 128, 64, 0.01, { factors: 'whenLowRank' });
+    const r = await svt(a, 128, 64, 0.01, { factors: 'whenLowRank' });
     expect(r.method).toBe('polar');
     checkResult(r, a, s, 0.01);
     const below = [...geometric(63, 1, 0.05), 0.01 * 0.999];
     const b = plantedMatrix(64, 80, below, 24);
-    const rb = svt(b, 64, 80, 0.01, { factors: 'whenLowRank' });
+    const rb = await svt(b, 64, 80, 0.01, { factors: 'whenLowRank' });
     expect(rb.method).toBe('gram');
     expect(rb.rank).toBe(63);
     checkResult(rb, b, below, 0.01);
@@ -247,11 +250,11 @@ describe('polar path', () => {
   it.each([
     { rows: 400, cols: 100 },
     { rows: 100, cols: 400 },
-  ])('iterates on the Gram matrix of a $rows x $cols matrix', ({ rows, cols }) => {
+  ])('iterates on the Gram matrix of a $rows x $cols matrix', async ({ rows, cols }) => {
     const s = geometric(100, 1, 0.02);
     const tau = 0.01;
     const a = plantedMatrix(rows, cols, s, 21);
-    const r = svt(a, rows, cols, tau, { method: 'polar', factors: 'whenLowRank' });
+    const r = await svt(a, rows, cols, tau, { method: 'polar', factors: 'whenLowRank' });
     expect(r.method).toBe('polar');
     checkResult(r, a, s, tau);
     // The Gram-domain iterate, before polishing, is already near orthonormal, so one or two plain
@@ -261,42 +264,45 @@ describe('polar path', () => {
       return rows >= cols ? t : tf.transpose(t);
     }) as tf.Tensor2D;
     const before = tf.memory().numTensors;
-    tf.tidy(() => {
-      const g0 = tf.matMul(tall, tall, true, false) as tf.Tensor2D;
-      const eye = tf.eye(100);
-      const step = (g: tf.Tensor2D, al: number) =>
-        tf.sub(tf.mul(eye, 1.5 * al), tf.mul(g, 0.5 * al ** 3)) as tf.Tensor2D;
-      const out = gramDomainPolar(tall, g0, 1.05, newtonSchulzSchedule(0.01), step);
-      expect(out).not.toBeNull();
-      expect(out!.polish.length).toBeGreaterThanOrEqual(1);
-      expect(out!.polish.length).toBeLessThanOrEqual(2);
-      const dev = tf.max(tf.abs(tf.sub(out!.g, eye))).dataSync()[0]!;
-      expect(dev).toBeLessThan(1e-2);
-    });
+    const g0 = tf.matMul(tall, tall, true, false) as tf.Tensor2D;
+    const eye = tf.eye(100);
+    const step = (g: tf.Tensor2D, al: number) =>
+      tf.sub(tf.mul(eye, 1.5 * al), tf.mul(g, 0.5 * al ** 3)) as tf.Tensor2D;
+    const out = await gramDomainPolar(tall, g0, 1.05, newtonSchulzSchedule(0.01), step);
+    expect(out).not.toBeNull();
+    expect(out!.polish.length).toBeGreaterThanOrEqual(1);
+    expect(out!.polish.length).toBeLessThanOrEqual(2);
+    const devT = tf.tidy(() => tf.max(tf.abs(tf.sub(out!.g, eye))));
+    expect((await devT.data())[0]!).toBeLessThan(1e-2);
+    tf.dispose([g0, eye, devT, out!.x, out!.g]);
     expect(tf.memory().numTensors).toBe(before);
     tall.dispose();
   });
 
-  it('designs its schedule for a certified s_min when the matrix is well conditioned', () => {
+  it('designs its schedule for a certified s_min when the matrix is well conditioned', async () => {
     const s = geometric(100, 2, 0.8);
     const a = plantedMatrix(300, 100, s, 13);
-    const r = svt(a, 300, 100, 1e-3, { method: 'polar', factors: 'whenLowRank' });
+    const r = await svt(a, 300, 100, 1e-3, { method: 'polar', factors: 'whenLowRank' });
     expect(r.method).toBe('polar');
     expect(r.hint.polarL).toBe(0.25);
     checkResult(r, a, s, 1e-3);
-    const again = svt(a, 300, 100, 1e-3, { method: 'polar', factors: 'whenLowRank', hint: r.hint });
+    const again = await svt(a, 300, 100, 1e-3, {
+      method: 'polar',
+      factors: 'whenLowRank',
+      hint: r.hint,
+    });
     expect(again.hint.polarL).toBe(0.25);
     checkResult(again, a, s, 1e-3);
   });
 
-  it('starts its power iteration from the hint, and a misleading start vector costs time, not exactness', () => {
+  it('starts its power iteration from the hint, and a misleading start vector costs time, not exactness', async () => {
     const s = [1, ...geometric(99, 0.9, 0.05)];
     const a = plantedMatrix(200, 100, s, 17);
-    const r = svt(a, 200, 100, 0.01, { factors: 'whenLowRank' });
+    const r = await svt(a, 200, 100, 0.01, { factors: 'whenLowRank' });
     expect(r.method).toBe('polar');
     expect(r.hint.topVector?.length).toBe(100);
     checkResult(r, a, s, 0.01);
-    const again = svt(a, 200, 100, 0.01, { factors: 'whenLowRank', hint: r.hint });
+    const again = await svt(a, 200, 100, 0.01, { factors: 'whenLowRank', hint: r.hint });
     expect(again.method).toBe('polar');
     checkResult(again, a, s, 0.01);
     // A start orthogonal to the top right singular vector: six steps leave the estimate near
@@ -306,13 +312,13 @@ describe('polar path', () => {
     const start = new Float32Array(100);
     start[0] = 1;
     for (let i = 0; i < 100; i++) start[i] = start[i]! - v1[0]! * v1[i * 100]!;
-    const misled = svt(a, 200, 100, 0.01, {
+    const misled = await svt(a, 200, 100, 0.01, {
       factors: 'whenLowRank',
       hint: { ...r.hint, topVector: start },
     });
     expect(misled.method).not.toBe('polar');
     checkResult(misled, a, s, 0.01);
-    const zero = svt(a, 200, 100, 0.01, {
+    const zero = await svt(a, 200, 100, 0.01, {
       factors: 'whenLowRank',
       hint: { ...r.hint, topVector: new Float32Array(100) },
     });
@@ -328,21 +334,21 @@ describe('polar path', () => {
       s: [...geometric(10, 1, 0.3), ...geometric(90, 0.09, 0.001)],
       tau: 0.1,
     },
-  ])('stays exact when not every value exceeds tau ($name)', ({ s, tau }) => {
+  ])('stays exact when not every value exceeds tau ($name)', async ({ s, tau }) => {
     const a = plantedMatrix(110, 100, s, 9);
     const before = tf.memory().numTensors;
-    const r = svt(a, 110, 100, tau, { method: 'polar', factors: 'whenLowRank' });
+    const r = await svt(a, 110, 100, tau, { method: 'polar', factors: 'whenLowRank' });
     expect(tf.memory().numTensors).toBe(before);
     checkResult(r, a, s, tau);
     if (lowRankPays(110, 100, r.rank)) expect(balancedFactors(r).left.length).toBe(110 * r.rank);
     else expect(r.values).toBeNull();
     // With last round's polar hint the polar path skips its early test on the Gram matrix and
     // iterates; its final certificate must still send the matrix on.
-    const prior = svt(plantedMatrix(110, 100, geometric(100, 1, 2 * tau), 9), 110, 100, tau, {
+    const prior = await svt(plantedMatrix(110, 100, geometric(100, 1, 2 * tau), 9), 110, 100, tau, {
       factors: 'whenLowRank',
     });
     expect(prior.hint.polarL).toBeDefined();
-    const hinted = svt(a, 110, 100, tau, { factors: 'whenLowRank', hint: prior.hint });
+    const hinted = await svt(a, 110, 100, tau, { factors: 'whenLowRank', hint: prior.hint });
     expect(hinted.rank).toBe(r.rank);
     checkResult(hinted, a, s, tau);
   });
@@ -365,12 +371,12 @@ describe('deflated polar path', () => {
       s: [...geometric(92, 2, 0.05), ...geometric(8, 0.02, 1e-6)],
       tau: 0.03,
     },
-  ])('thresholds a nearly full-rank matrix exactly ($name)', ({ s, tau }) => {
+  ])('thresholds a nearly full-rank matrix exactly ($name)', async ({ s, tau }) => {
     const tall = s[99] === 0;
     const [rows, cols] = tall ? [130, 100] : [100, 140];
     const a = plantedMatrix(rows, cols, s, 17);
     const before = tf.memory().numTensors;
-    const r = svt(a, rows, cols, tau, { factors: 'whenLowRank' });
+    const r = await svt(a, rows, cols, tau, { factors: 'whenLowRank' });
     expect(tf.memory().numTensors).toBe(before);
     expect(r.method).toBe('polar');
     expect(r.rank).toBeLessThan(100);
@@ -389,15 +395,18 @@ describe('deflated polar path, float64 bottom pairs', () => {
     { name: 'a value at 0.6 of the band', rows: 100, cols: 140, near: 0.012 },
     { name: 'a kept value 1.0005 tau', rows: 130, cols: 100, near: 0.010005 },
     { name: 'a kept value 1.0005 tau', rows: 100, cols: 140, near: 0.010005 },
-  ])('thresholds $rows x $cols exactly without the Gram path ($name)', ({ rows, cols, near }) => {
-    const s = [...head, near, 0.009, 0.005, 0];
-    const a = plantedMatrix(rows, cols, s, 17);
-    const before = tf.memory().numTensors;
-    const r = svt(a, rows, cols, 0.01, { factors: 'whenLowRank' });
-    expect(tf.memory().numTensors).toBe(before);
-    expect(r.method).toBe('polar');
-    checkResult(r, a, s, 0.01);
-  });
+  ])(
+    'thresholds $rows x $cols exactly without the Gram path ($name)',
+    async ({ rows, cols, near }) => {
+      const s = [...head, near, 0.009, 0.005, 0];
+      const a = plantedMatrix(rows, cols, s, 17);
+      const before = tf.memory().numTensors;
+      const r = await svt(a, rows, cols, 0.01, { factors: 'whenLowRank' });
+      expect(tf.memory().numTensors).toBe(before);
+      expect(r.method).toBe('polar');
+      checkResult(r, a, s, 0.01);
+    },
+  );
 });
 
 describe('subspace path', () => {
@@ -407,43 +416,43 @@ describe('subspace path', () => {
     { rows: 120, cols: 170 },
   ])(
     'finds every value above tau in a low-rank $rows x $cols matrix, cold and warm',
-    ({ rows, cols }) => {
+    async ({ rows, cols }) => {
       const a = plantedMatrix(rows, cols, s, 21);
       const before = tf.memory().numTensors;
-      const cold = svt(a, rows, cols, 0.1, { method: 'subspace' });
+      const cold = await svt(a, rows, cols, 0.1, { method: 'subspace' });
       expect(cold.method).toBe('subspace');
       checkResult(cold, a, s, 0.1);
-      const warm = svt(a, rows, cols, 0.1, { method: 'subspace', hint: cold.hint });
+      const warm = await svt(a, rows, cols, 0.1, { method: 'subspace', hint: cold.hint });
       expect(warm.method).toBe('subspace');
       checkResult(warm, a, s, 0.1);
       expect(tf.memory().numTensors).toBe(before);
     },
   );
 
-  it('answers small low-rank matrices too, once a round was low-rank', () => {
+  it('answers small low-rank matrices too, once a round was low-rank', async () => {
     const small = [...geometric(7, 1, 0.3), ...geometric(57, 0.09, 0.001)];
     const a = plantedMatrix(128, 64, small, 22);
-    const first = svt(a, 128, 64, 0.1, { factors: 'whenLowRank' });
+    const first = await svt(a, 128, 64, 0.1, { factors: 'whenLowRank' });
     checkResult(first, a, small, 0.1);
-    const next = svt(a, 128, 64, 0.1, { factors: 'whenLowRank', hint: first.hint });
+    const next = await svt(a, 128, 64, 0.1, { factors: 'whenLowRank', hint: first.hint });
     expect(next.method).toBe('subspace');
     checkResult(next, a, small, 0.1);
   });
 
-  it('falls back when the kept rank exceeds its block (full rank)', () => {
+  it('falls back when the kept rank exceeds its block (full rank)', async () => {
     const full = geometric(100, 1, 0.2);
     const a = plantedMatrix(110, 100, full, 4);
-    const r = svt(a, 110, 100, 0.1, { method: 'subspace' });
+    const r = await svt(a, 110, 100, 0.1, { method: 'subspace' });
     expect(r.method).not.toBe('subspace');
     checkResult(r, a, full, 0.1);
   });
 
-  it('a stale warm start still gives the exact answer', () => {
+  it('a stale warm start still gives the exact answer', async () => {
     const a = plantedMatrix(130, 100, s.slice(0, 100), 30);
-    const other = svt(plantedMatrix(130, 100, s.slice(0, 100), 31), 130, 100, 0.1, {
+    const other = await svt(plantedMatrix(130, 100, s.slice(0, 100), 31), 130, 100, 0.1, {
       method: 'subspace',
     });
-    const r = svt(a, 130, 100, 0.1, { method: 'subspace', hint: other.hint });
+    const r = await svt(a, 130, 100, 0.1, { method: 'subspace', hint: other.hint });
     checkResult(r, a, s.slice(0, 100), 0.1);
   });
 });
@@ -461,18 +470,18 @@ function gramOf(a: Float32Array, n: number): Float32Array {
 }
 
 describe('certificates', () => {
-  it('the Cholesky test separates definite from indefinite, small and blocked', () => {
+  it('the Cholesky test separates definite from indefinite, small and blocked', async () => {
     for (const n of [40, 300]) {
       const a = plantedMatrix(n, n, geometric(n, 2, 0.5), 7);
       // h = A^T A has eigenvalues s^2 in [0.25, 4].
       const h = gramOf(a, n);
-      expect(isPositiveDefinite(h, n, 0.24)).toBe(true);
-      expect(isPositiveDefinite(h, n, 0.26)).toBe(false);
-      expect(isPositiveDefinite(h, n, 4.1)).toBe(false);
+      expect(await isPositiveDefinite(h, n, 0.24)).toBe(true);
+      expect(await isPositiveDefinite(h, n, 0.26)).toBe(false);
+      expect(await isPositiveDefinite(h, n, 4.1)).toBe(false);
     }
   });
 
-  it('the blocked Cholesky test resolves the smallest eigenvalue of an ill-conditioned matrix to 2%', () => {
+  it('the blocked Cholesky test resolves the smallest eigenvalue of an ill-conditioned matrix to 2%', async () => {
     const n = 300;
     const s = geometric(n, 1, 0.03);
     const a = plantedMatrix(n, n, s, 11);
@@ -482,14 +491,14 @@ describe('certificates', () => {
       for (let j = 0; j < n; j++) h[i * n + j] = h[i * n + j]! + (i < j ? 1e-7 : -1e-7);
     }
     const lmin = s[n - 1]! ** 2;
-    expect(isPositiveDefinite(h, n, lmin * 0.98)).toBe(true);
-    expect(isPositiveDefinite(h, n, lmin * 1.02)).toBe(false);
+    expect(await isPositiveDefinite(h, n, lmin * 0.98)).toBe(true);
+    expect(await isPositiveDefinite(h, n, lmin * 1.02)).toBe(false);
   });
 
-  it('the subspace path certifies a matrix with nothing above tau', () => {
+  it('the subspace path certifies a matrix with nothing above tau', async () => {
     const s = geometric(100, 0.05, 0.001);
     const a = plantedMatrix(120, 100, s, 12);
-    const r = svt(a, 120, 100, 0.1, { method: 'subspace' });
+    const r = await svt(a, 120, 100, 0.1, { method: 'subspace' });
     expect(r.method).toBe('subspace');
     expect(r.rank).toBe(0);
     expect(r.matrix.every((x) => x === 0)).toBe(true);

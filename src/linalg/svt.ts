@@ -55,13 +55,13 @@ function checkArgs(a: Float32Array, rows: number, cols: number, tau: number): vo
 }
 
 /** Singular-value thresholding of the row-major `rows x cols` matrix `a` at `tau`. */
-export function svt(
+export async function svt(
   a: Float32Array,
   rows: number,
   cols: number,
   tau: number,
   opts: SvtOptions = {},
-): SvtResult {
+): Promise<SvtResult> {
   checkArgs(a, rows, cols, tau);
   const method = opts.method ?? 'auto';
   const policy = opts.factors ?? 'always';
@@ -84,7 +84,7 @@ export function svt(
       tau > 0 &&
       lastFull);
   if (tryPolar) {
-    const r = polarSvt(a, rows, cols, tau, opts.hint);
+    const r = await polarSvt(a, rows, cols, tau, opts.hint);
     if (r) return r;
   }
   // Nearly full rank (a few values at or below tau): the deflated polar path, whose factors never
@@ -98,17 +98,17 @@ export function svt(
       tau > 0 &&
       lastRank > 0.75 * side)
   ) {
-    const r = deflatedPolarSvt(a, rows, cols, tau);
+    const r = await deflatedPolarSvt(a, rows, cols, tau);
     if (r && !lowRankPays(rows, cols, r.rank)) return r;
   }
   const trySubspace =
     method === 'subspace' ||
     (method === 'auto' && side >= SUBSPACE_MIN_SIDE && (tryPolar || !lastFull));
   if (trySubspace) {
-    const r = subspaceSvt(a, rows, cols, tau, policy, opts.hint);
+    const r = await subspaceSvt(a, rows, cols, tau, policy, opts.hint);
     if (r) return r;
   }
-  return gramSvt(a, rows, cols, tau, policy) ?? jacobiSvt(a, rows, cols, tau, policy);
+  return (await gramSvt(a, rows, cols, tau, policy)) ?? jacobiSvt(a, rows, cols, tau, policy);
 }
 
 /** The factors FEDSLR.md's downlink sends: U sqrt(S) (rows x rank) and sqrt(S) V^T (rank x cols). */
@@ -134,19 +134,19 @@ export function balancedFactors(r: SvtResult): { left: Float32Array; right: Floa
  * Always computes factors, so it never takes the fast polar path; `svtParams` (or `svt` with
  * factors: 'whenLowRank') does.
  */
-export function svtMatrix(
+export async function svtMatrix(
   a: Float32Array,
   rows: number,
   cols: number,
   tau: number,
   opts: Omit<SvtOptions, 'factors'> = {},
-): {
+): Promise<{
   matrix: Float32Array;
   rank: number;
   fullRank: number;
   left: Float32Array;
   right: Float32Array;
-} {
-  const r = svt(a, rows, cols, tau, { ...opts, factors: 'always' });
+}> {
+  const r = await svt(a, rows, cols, tau, { ...opts, factors: 'always' });
   return { matrix: r.matrix, rank: r.rank, fullRank: r.fullRank, ...balancedFactors(r) };
 }

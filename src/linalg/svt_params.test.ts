@@ -33,11 +33,11 @@ function randomParams(seed: number): Params {
 }
 
 describe('svtParams', () => {
-  it('thresholds every matrix view exactly and leaves 1-D tensors alone', () => {
+  it('thresholds every matrix view exactly and leaves 1-D tensors alone', async () => {
     const params = randomParams(1);
     const before = tf.memory().numTensors;
     const tau = 0.9;
-    const res = svtParams(params, SPEC, tau);
+    const res = await svtParams(params, SPEC, tau);
     for (const p of SPEC) {
       const got = res.params[p.name]!;
       expect(got.shape).toEqual([...p.shape]);
@@ -48,7 +48,7 @@ describe('svtParams', () => {
         continue;
       }
       const [r, c] = p.role === 'conv' ? [8 * 3, 4 * 3] : [20, 10];
-      const want = svt(toMatrixArray(src, p.shape, p.role), r, c, tau, { method: 'jacobi' });
+      const want = await svt(toMatrixArray(src, p.shape, p.role), r, c, tau, { method: 'jacobi' });
       const gotM = toMatrixArray(got.dataSync() as Float32Array, p.shape, p.role);
       let err = 0;
       let nrm = 0;
@@ -74,26 +74,26 @@ describe('svtParams', () => {
     expect(tf.memory().numTensors).toBe(before);
     // The state carries each matrix's rank into the next call.
     expect(res.state.hints['fc.kernel']!.rank).toBe(res.ranks.perTensor['fc.kernel']!.rank);
-    const again = svtParams(params, SPEC, tau, { state: res.state });
+    const again = await svtParams(params, SPEC, tau, { state: res.state });
     expect(again.ranks.rank).toBe(res.ranks.rank);
     disposeParams(again.params, params);
   });
 
-  it('omits factors where they do not pay, unless asked', () => {
+  it('omits factors where they do not pay, unless asked', async () => {
     const params = randomParams(2);
-    const res = svtParams(params, SPEC, 1e-4);
+    const res = await svtParams(params, SPEC, 1e-4);
     expect(res.ranks.ratio).toBe(1);
     expect(Object.keys(res.factors)).toEqual([]);
-    const all = svtParams(params, SPEC, 1e-4, { factors: 'always' });
+    const all = await svtParams(params, SPEC, 1e-4, { factors: 'always' });
     expect(Object.keys(all.factors).sort()).toEqual(['conv.kernel', 'fc.kernel']);
     disposeParams(res.params, all.params, params);
   });
 
-  it('names a missing parameter and leaks nothing when it fails', () => {
+  it('names a missing parameter and leaks nothing when it fails', async () => {
     const params = randomParams(3);
     const before = tf.memory().numTensors;
     const partial: Params = { 'conv.kernel': params['conv.kernel']! };
-    expect(() => svtParams(partial, SPEC, 0.1)).toThrow(/gn\.scale/);
+    await expect(svtParams(partial, SPEC, 0.1)).rejects.toThrow(/gn\.scale/);
     expect(tf.memory().numTensors).toBe(before);
     disposeParams(params);
   });

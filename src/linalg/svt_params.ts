@@ -41,12 +41,12 @@ export interface SvtParamsResult {
   state: SvtState;
 }
 
-export function svtParams(
+export async function svtParams(
   params: Params,
   spec: ParamSpec,
   tau: number,
   opts: SvtParamsOptions = {},
-): SvtParamsResult {
+): Promise<SvtParamsResult> {
   const out: Params = {};
   const ranks: Record<string, RankInfo> = {};
   const factors: Record<string, LowRankFactors> = {};
@@ -61,8 +61,8 @@ export function svtParams(
         out[p.name] = t.clone();
         continue;
       }
-      const m = toMatrixArray(t.dataSync() as Float32Array, t.shape, p.role);
-      const r = svt(m, ms[0], ms[1], tau, {
+      const m = toMatrixArray((await t.data()) as Float32Array, t.shape, p.role);
+      const r = await svt(m, ms[0], ms[1], tau, {
         method: opts.method,
         factors: opts.factors ?? 'whenLowRank',
         hint: opts.state?.hints[p.name],

@@ -92,8 +92,8 @@ function recording(algorithm: Algorithm) {
         log.sent.push({ download: d, global: server.global(state)! });
         return d;
       },
-      aggregate(state, round, uploads) {
-        const r = server.aggregate(state, round, uploads);
+      async aggregate(state, round, uploads) {
+        const r = await server.aggregate(state, round, uploads);
         log.stats.push(r.stats);
         return r;
       },

@@ -13,7 +13,6 @@ import type { ClientData } from '../data/clients.js';
 import { uploadProblem } from '../protocol/checks.js';
 import type { ClientFleet } from '../runtime/fleet.js';
 import type { TaskParts } from '../runtime/task.js';
-import { withSyncReadBackend } from '../tensor/backend.js';
 import type { ParamArrays } from '../tensor/params.js';
 import { paramCount } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
@@ -252,9 +251,7 @@ export async function* simulate(
       return { client, upload };
     });
     const serverStart = performance.now();
-    const agg = await withSyncReadBackend(() => algorithm.server.aggregate(st.server, t, inputs), {
-      threads: config.runtime.threads,
-    });
+    const agg = await algorithm.server.aggregate(st.server, t, inputs);
     const serverEnd = performance.now();
     await fleet.commit(t, accepted);
     st.server = agg.server;

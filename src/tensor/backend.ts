@@ -105,22 +105,6 @@ async function loadTfNode(): Promise<boolean> {
   return tfnodeLoaded;
 }
 
-/**
- * Runs `fn`, code that reads tensors synchronously (the server step's SVT iterations), on a
- * backend that can: the one in use, or wasm while WebGPU (no synchronous read-back in Node) is.
- * Tensors `fn` creates must not outlive it; the backend in use is restored afterwards.
- */
-export async function withSyncReadBackend<T>(fn: () => T, opts: BackendOptions = {}): Promise<T> {
-  const current = tf.getBackend();
-  if (current !== 'webgpu') return fn();
-  await initBackend('wasm', opts);
-  try {
-    return fn();
-  } finally {
-    await tf.setBackend(current);
-  }
-}
-
 /** Selects and initialises a backend; returns the name of the backend now in use. */
 export async function initBackend(
   name: BackendName = 'auto',

@@ -33,12 +33,12 @@ const DEFLATE_BAND = 2;
  * The deflated polar path (maths and certificates above and in deflation.ts). Null when a
  * certificate fails, a Ritz value is within rounding of tau or the block would be large.
  */
-export function deflatedPolarSvt(
+export async function deflatedPolarSvt(
   a: Float32Array,
   rows: number,
   cols: number,
   tau: number,
-): SvtResult | null {
+): Promise<SvtResult | null> {
   const tall = rows >= cols;
   const n = Math.min(rows, cols);
   const [x0, g0] = tf.tidy(() => {
@@ -48,7 +48,7 @@ export function deflatedPolarSvt(
   });
   const owned: tf.Tensor[] = [x0, g0];
   try {
-    const gdata = g0.dataSync() as Float32Array;
+    const gdata = (await g0.data()) as Float32Array;
     let fro2 = 0;
     for (let i = 0; i < n; i++) fro2 += gdata[i * n + i]!;
     const scale = Math.min(Math.sqrt(topEigen(gdata, n).value) * 1.05, Math.sqrt(fro2));
@@ -66,7 +66,7 @@ export function deflatedPolarSvt(
       return [x, tf.sub(eye, g)] as [tf.Tensor2D, tf.Tensor2D];
     });
     owned.push(xK, eK);
-    const ed = eK.dataSync() as Float32Array;
+    const ed = (await eK.data()) as Float32Array;
     let trace = 0;
     for (let i = 0; i < n; i++) trace += ed[i * n + i]!;
     const b = Math.ceil(1.5 * Math.max(trace, 0)) + 8;
@@ -77,19 +77,19 @@ export function deflatedPolarSvt(
     orthonormalize(q, n, b);
     for (let it = 0; it < 4; it++) {
       const y = tf.tidy(() => tf.matMul(eK, tf.tensor2d(toRowMajor(q, n, b), [n, b])));
-      const yd = y.dataSync();
+      const yd = await y.data();
       y.dispose();
       for (let j = 0; j < b; j++) for (let i = 0; i < n; i++) q[j * n + i] = yd[i * b + j]!;
       orthonormalize(q, n, b);
     }
     const problem: Deflation = { a, rows, cols, tau, scale, band, x0, xK };
-    const filtered = deflateAndCertify(problem, q, b);
+    const filtered = await deflateAndCertify(problem, q, b);
     if (filtered) return filtered;
     // Values a little below the band (about 0.65-0.85 of it) leave E eigenvalues too near float32
     // rounding to be resolved by the filter, and too large for the certificates: find the bottom
     // of the spectrum in float64 instead.
     const bottom = bottomBasis(a, rows, cols, b, scale, rng);
-    return bottom && deflateAndCertify(problem, bottom, b);
+    return bottom && (await deflateAndCertify(problem, bottom, b));
   } finally {
     tf.dispose(owned);
   }

@@ -87,7 +87,11 @@ export interface Deflation {
  * `q`), deflation of the converged pairs below the band, the thresholded matrix and its two
  * certificates. Null when a certificate fails or a Ritz value is within rounding of tau.
  */
-export function deflateAndCertify(d: Deflation, q: Float64Array, b: number): SvtResult | null {
+export async function deflateAndCertify(
+  d: Deflation,
+  q: Float64Array,
+  b: number,
+): Promise<SvtResult | null> {
   const { a, rows, cols, tau, scale, band, x0, xK } = d;
   const tall = rows >= cols;
   const n = Math.min(rows, cols);
@@ -178,7 +182,7 @@ export function deflateAndCertify(d: Deflation, q: Float64Array, b: number): Svt
       return [orth, h, tall ? out : tf.transpose(out)];
     });
     owned.push(orthT, hT, outT);
-    const orth = orthT.dataSync()[0]!;
+    const orth = (await orthT.data())[0]!;
     if (!(orth <= 64 * Math.sqrt(m) * EPS32)) return null;
     // v^T Q^T X v <= ||Q v|| ||X v||, so sym(Q^T X) + 2 s_max P_lifted > (tau + margin) I
     // proves ||X v|| > tau ||v|| on the complement C of the lifted pairs (the margin covers the
@@ -190,7 +194,8 @@ export function deflateAndCertify(d: Deflation, q: Float64Array, b: number): Svt
     // dropped Ritz value bounds a singular value from above) proves #low at or below it.
     const margin = tau * orth + 8 * Math.sqrt(m) * EPS32 * scale;
     const extra = nearCols.length ? margin : 0;
-    if (!isPositiveDefinite(hT.dataSync() as Float32Array, n, tau + margin + extra)) return null;
+    const h = (await hT.data()) as Float32Array;
+    if (!(await isPositiveDefinite(h, n, tau + margin + extra))) return null;
     if (nearCols.length) {
       const r = Math.hypot(...nearCols.map((c) => residual[c]!));
       const gapC = (tau + margin) ** 2 - tau * tau;
@@ -198,6 +203,7 @@ export function deflateAndCertify(d: Deflation, q: Float64Array, b: number): Svt
       if (!(gapN > 0 && r * r < gapC * gapN)) return null;
     }
     const rank = n - lowCols.length;
+    const matrix = (await outT.data()) as Float32Array;
     return {
       rows,
       cols,
@@ -206,7 +212,7 @@ export function deflateAndCertify(d: Deflation, q: Float64Array, b: number): Svt
       values: null,
       u: null,
       v: null,
-      matrix: outT.dataSync() as Float32Array,
+      matrix,
       method: 'polar',
       polarOrthError: orth,
       hint: { fullRank: rank === n, rank },

@@ -24,13 +24,13 @@ import type { FactorPolicy, SvtResult } from './types.js';
 const GRAM_MATMUL_MIN = 2 ** 14;
 
 /** The Gram path (above); null when its error bound does not settle every value. */
-export function gramSvt(
+export async function gramSvt(
   a: Float32Array,
   rows: number,
   cols: number,
   tau: number,
   policy: FactorPolicy,
-): SvtResult | null {
+): Promise<SvtResult | null> {
   const tall = rows >= cols;
   const n = tall ? cols : rows;
   const m = tall ? rows : cols;
@@ -109,7 +109,7 @@ export function gramSvt(
         const m2 = tf.tensor2d(Float32Array.from(mm), [n, n]);
         return tall ? tf.matMul(a2, m2) : tf.matMul(m2, a2);
       });
-      matrix.set(product.dataSync() as Float32Array);
+      matrix.set((await product.data()) as Float32Array);
       product.dispose();
     } else {
       for (let i = 0; i < m; i++)

@@ -85,26 +85,33 @@ const GRAM_DOMAIN_RATIO = 3;
  * to s_max^2, large for the smallest values) leaves X_0 M_K only near orthonormal; plain
  * Newton-Schulz steps (a = 1, cubic convergence) then polish it. Their number comes from
  * ||X^T X - I||_F, which bounds every |s^2 - 1|. Null when that bound is too loose to polish from.
- * Call it inside tf.tidy: its intermediates are left to the enclosing scope.
+ * Returns x and g, which the caller disposes; its other tensors are disposed here.
  */
-export function gramDomainPolar(
+export async function gramDomainPolar(
   x0: tf.Tensor2D,
   g0: tf.Tensor2D,
   scale: number,
   alphas: readonly number[],
   step: (g: tf.Tensor2D, al: number) => tf.Tensor2D,
-): { x: tf.Tensor2D; g: tf.Tensor2D; polish: number[] } | null {
-  let g: tf.Tensor2D = tf.div(g0, scale * scale);
-  let acc: tf.Tensor2D | null = null;
-  for (const al of alphas) {
-    const p = step(g, al);
-    acc = acc ? tf.matMul<tf.Tensor2D>(acc, p) : p;
-    g = tf.matMul(p, tf.matMul(g, p));
+): Promise<{ x: tf.Tensor2D; g: tf.Tensor2D; polish: number[] } | null> {
+  const [x, g, devT] = tf.tidy(() => {
+    let gk: tf.Tensor2D = tf.div(g0, scale * scale);
+    let acc: tf.Tensor2D | null = null;
+    for (const al of alphas) {
+      const p = step(gk, al);
+      acc = acc ? tf.matMul<tf.Tensor2D>(acc, p) : p;
+      gk = tf.matMul(p, tf.matMul(gk, p));
+    }
+    const xk: tf.Tensor2D = acc ? tf.matMul(x0, tf.div(acc, scale)) : tf.div(x0, scale);
+    const gx: tf.Tensor2D = tf.matMul(tf.transpose(xk), xk);
+    return [xk, gx, tf.sum(tf.square(tf.sub(gx, tf.eye(gx.shape[0]))))] as const;
+  });
+  const dev = Math.sqrt((await devT.data())[0]!);
+  devT.dispose();
+  if (!(dev < 0.5)) {
+    tf.dispose([x, g]);
+    return null;
   }
-  const x: tf.Tensor2D = acc ? tf.matMul(x0, tf.div(acc, scale)) : tf.div(x0, scale);
-  g = tf.matMul(tf.transpose(x), x);
-  const dev = Math.sqrt(tf.sum(tf.square(tf.sub(g, tf.eye(g.shape[0])))).dataSync()[0]!);
-  if (!(dev < 0.5)) return null;
   let e = Math.max(1 - Math.sqrt(1 - dev), Math.sqrt(1 + dev) - 1);
   const polish: number[] = [];
   while (e > 4 * EPS32 && polish.length < 6) {
@@ -115,13 +122,13 @@ export function gramDomainPolar(
 }
 
 /** The polar path; null when its certificate fails. */
-export function polarSvt(
+export async function polarSvt(
   a: Float32Array,
   rows: number,
   cols: number,
   tau: number,
   hint: SvtHint | undefined,
-): SvtResult | null {
+): Promise<SvtResult | null> {
   const tall = rows >= cols;
   const n = Math.min(rows, cols);
   const m = Math.max(rows, cols);
@@ -131,7 +138,7 @@ export function polarSvt(
     return [x, tf.matMul(tf.transpose(x), x)] as [tf.Tensor2D, tf.Tensor2D];
   });
   try {
-    const gdata = g0.dataSync() as Float32Array;
+    const gdata = (await g0.data()) as Float32Array;
     let fro2 = 0;
     for (let i = 0; i < n; i++) fro2 += gdata[i * n + i]!;
     // Power iteration approaches s_max from below: 5% headroom, never above the Frobenius norm.
@@ -148,7 +155,7 @@ export function polarSvt(
     if (
       lastL === undefined &&
       tau * tau > 64 * marginG &&
-      !isPositiveDefinite(gdata, n, tau * tau - marginG)
+      !(await isPositiveDefinite(gdata, n, tau * tau - marginG))
     ) {
       return null;
     }
@@ -156,39 +163,49 @@ export function polarSvt(
     const ladder = lastL !== undefined ? [lastL] : [0.25, 0.05];
     let lDesign = lTau;
     for (const l of ladder) {
-      if (l > lTau && isPositiveDefinite(gdata, n, (l * scale) ** 2 + marginG)) {
+      if (l > lTau && (await isPositiveDefinite(gdata, n, (l * scale) ** 2 + marginG))) {
         lDesign = l;
         break;
       }
     }
     const alphas = newtonSchulzSchedule(lDesign * 0.98);
-    const [orthT, hT, resT] = tf.tidy(() => {
-      const eye = tf.eye(n);
+    const eye = tf.eye(n);
+    let fromGram: Awaited<ReturnType<typeof gramDomainPolar>> = null;
+    let outputs: tf.Tensor[];
+    try {
       const step = (g: tf.Tensor2D, al: number) =>
         tf.sub(tf.mul(eye, 1.5 * al), tf.mul(g, 0.5 * al * al * al)) as tf.Tensor2D;
-      const fromGram =
-        m >= GRAM_DOMAIN_RATIO * n ? gramDomainPolar(x0, g0, scale, alphas, step) : null;
-      let x: tf.Tensor2D = fromGram?.x ?? tf.div(x0, scale);
-      let g: tf.Tensor2D = fromGram?.g ?? tf.div(g0, scale * scale);
-      for (const al of fromGram?.polish ?? alphas) {
-        x = tf.matMul(x, step(g, al));
-        g = tf.matMul(tf.transpose(x), x);
-      }
-      const res = tf.sub(x0, tf.mul(x, tau));
-      return [
-        tf.max(tf.abs(tf.sub(g, eye))),
-        tf.matMul(tf.transpose(x), x0),
-        tall ? res : tf.transpose(res),
-      ];
-    });
-    const orth = orthT.dataSync()[0]!;
-    const h = hT.dataSync() as Float32Array;
-    const matrix = resT.dataSync() as Float32Array;
+      fromGram =
+        m >= GRAM_DOMAIN_RATIO * n ? await gramDomainPolar(x0, g0, scale, alphas, step) : null;
+      outputs = tf.tidy(() => {
+        let x: tf.Tensor2D = fromGram?.x ?? tf.div(x0, scale);
+        let g: tf.Tensor2D = fromGram?.g ?? tf.div(g0, scale * scale);
+        for (const al of fromGram?.polish ?? alphas) {
+          x = tf.matMul(x, step(g, al));
+          g = tf.matMul(tf.transpose(x), x);
+        }
+        const res = tf.sub(x0, tf.mul(x, tau));
+        return [
+          tf.max(tf.abs(tf.sub(g, eye))),
+          tf.matMul(tf.transpose(x), x0),
+          tall ? res : tf.transpose(res),
+        ];
+      });
+    } finally {
+      tf.dispose([eye, ...(fromGram ? [fromGram.x, fromGram.g] : [])]);
+    }
+    const [orthT, hT, resT] = outputs as [tf.Tensor, tf.Tensor, tf.Tensor];
+    const [orthData, h, matrix] = (await Promise.all([orthT.data(), hT.data(), resT.data()])) as [
+      Float32Array,
+      Float32Array,
+      Float32Array,
+    ];
+    const orth = orthData[0]!;
     tf.dispose([orthT, hT, resT]);
     if (!(orth <= 64 * Math.sqrt(m) * EPS32)) return null;
     // Eigenvalues of sym(Q^T A) are the singular values up to a relative orth and rounding.
     const margin = tau * orth + 8 * Math.sqrt(m) * EPS32 * scale;
-    if (!isPositiveDefinite(h, n, tau + margin)) return null;
+    if (!(await isPositiveDefinite(h, n, tau + margin))) return null;
     return {
       rows,
       cols,

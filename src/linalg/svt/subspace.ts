@@ -17,14 +17,14 @@ import { EPS32, gramOfColumns, orthonormalize, toRowMajor } from './blocks.js';
 import type { FactorPolicy, SvtHint, SvtResult } from './types.js';
 
 /** The subspace path (above); null when a certificate fails. */
-export function subspaceSvt(
+export async function subspaceSvt(
   a: Float32Array,
   rows: number,
   cols: number,
   tau: number,
   policy: FactorPolicy,
   hint: SvtHint | undefined,
-): SvtResult | null {
+): Promise<SvtResult | null> {
   const tall = rows >= cols;
   const n = Math.min(rows, cols);
   const m = Math.max(rows, cols);
@@ -48,7 +48,7 @@ export function subspaceSvt(
     orthonormalize(q, n, k);
     for (let it = 0; it < iters; it++) {
       const y = tf.tidy(() => tf.matMul(g, tf.tensor2d(toRowMajor(q, n, k), [n, k])));
-      const yd = y.dataSync();
+      const yd = await y.data();
       y.dispose();
       for (let j = 0; j < k; j++) for (let i = 0; i < n; i++) q[j * n + i] = yd[i * k + j]!;
       orthonormalize(q, n, k);
@@ -56,7 +56,7 @@ export function subspaceSvt(
     // Rayleigh-Ritz on X: the SVD of Y = X Q (m x k) in float64 via its Gram matrix.
     const qt = tf.tensor2d(toRowMajor(q, n, k), [n, k]);
     const yT = tf.matMul(x, qt);
-    const yd = yT.dataSync();
+    const yd = await yT.data();
     yT.dispose();
     const gy = gramOfColumns(yd, m, k);
     const { values, vt } = symmetricEigen(gy, k);
@@ -95,17 +95,15 @@ export function subspaceSvt(
       ];
     });
     qt.dispose();
-    const vd = vT.dataSync() as Float32Array;
-    const ud = uT.dataSync() as Float32Array;
-    const res = resT.dataSync();
-    const dd = dT.dataSync() as Float32Array;
-    const matrix = xT.dataSync() as Float32Array;
+    const [vd, ud, res, dd, matrix] = (await Promise.all(
+      [vT, uT, resT, dT, xT].map((t) => t.data()),
+    )) as Float32Array[] as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
     tf.dispose([vT, uT, resT, dT, xT]);
     for (let j = 0; j < r; j++)
       if (!(res[j]! <= 1e-6 * s[j]! + 4 * Math.sqrt(m) * EPS32 * s[0]!)) return null;
     const margin = 8 * Math.sqrt(m) * EPS32 * s[0]! * s[0]!;
     for (let i = 0; i < n * n; i++) dd[i] = -dd[i]!;
-    if (!isPositiveDefinite(dd, n, margin - tau * tau)) return null;
+    if (!(await isPositiveDefinite(dd, n, margin - tau * tau))) return null;
     const values32 = new Float64Array(r);
     for (let j = 0; j < r; j++) values32[j] = s[j]! - tau;
     const uRows = tall ? ud : vd;
