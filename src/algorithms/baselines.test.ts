@@ -14,6 +14,7 @@ import { Rng } from '../tensor/rng.js';
 import { type DataTensors, disposeData, toTensors } from '../train/loop.js';
 import { apfl } from './apfl.js';
 import { ditto } from './ditto.js';
+import { fedavg } from './fedavg.js';
 import { fedavgft } from './fedavgft.js';
 import { feddyn } from './feddyn.js';
 import { fedper } from './fedper.js';
@@ -291,6 +292,31 @@ describe('Ditto', () => {
     const step = (v: Vals) => axpy(v, -0.5, axpy(grad(linear, v, data), 0.01, v));
     expect(vals(r.state.personal)).toEqual(close(step(step(V))));
     expect(vals(decodeParams(r.upload.params))).toEqual(close(step(step(W))));
+    disposeData(data);
+  });
+});
+
+describe('what each baseline keeps and evaluates', () => {
+  it('names itself, has a global model and no personal one, and keeps no client state (FedAvg, FedProx, SCAFFOLD)', () => {
+    const data = twoPoints();
+    const init = toSet(W, linear);
+    for (const algo of [
+      fedavg(ctx(linear)),
+      fedprox(ctx(linear), { mu: 0.1, weighted: true }),
+      scaffold(ctx(linear)),
+    ]) {
+      expect([algo.hasGlobal, algo.hasPersonal], algo.name).toEqual([true, false]);
+      expect(algo.client.initClient(0, init)).toEqual({});
+      expect(algo.client.personalModel({}, init, run(data))).toBeNull();
+    }
+    expect(
+      [fedavg, scaffold].map((f) => f(ctx(linear)).name).concat(fedprox(ctx(linear)).name),
+    ).toEqual(['fedavg', 'scaffold', 'fedprox']);
+    // SCAFFOLD's client state is its c_i, stored when there is one.
+    const codec = scaffold(ctx(linear)).client.codec;
+    const control = toSet(W, linear);
+    expect(codec.fromRecord(codec.toRecord({ control }), 'c')).toEqual({ control });
+    expect(codec.toRecord({})).toEqual({ tensors: {} });
     disposeData(data);
   });
 });

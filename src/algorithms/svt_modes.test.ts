@@ -9,7 +9,7 @@ import { initBackend } from '../tensor/backend.js';
 import type { ParamArrays } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
 import { disposeData, toTensors } from '../train/loop.js';
-import { fedavg } from './fedavg.js';
+import { fedavg, fedavgAlgorithm } from './fedavg.js';
 import { FEDSLR_DEFAULTS, factoredDownload, fedslr } from './fedslr.js';
 import { type BudgetMode, budgetStep, matrixWireBytes } from './svt_modes.js';
 import type { Algorithm, AlgorithmContext } from './types.js';
@@ -178,6 +178,19 @@ describe('FedAvg with a downlink budget', () => {
     expect(Number.isFinite(r.upload.trainLoss)).toBe(true);
     disposeData(data);
     expect(ranksOf(agg).every((r, j) => r <= [30, 10][j]!)).toBe(true);
+  });
+
+  it('takes the budget in bytes as well, and only one of the two forms', () => {
+    const bytes = Math.floor(0.3 * denseBytes);
+    const { down } = roundOf(fedavg(ctx, { weighted: true, downlinkBytes: bytes }));
+    expect(pack(down).byteLength).toBeLessThanOrEqual(bytes);
+    expect(Object.values(down.params).some((t) => t.kind === 'lowrank')).toBe(true);
+    const parse = (o: object) => fedavgAlgorithm.schema.parse({ name: 'fedavg', ...o });
+    expect(parse({ downlink: 0.3 }).downlink).toBe(0.3);
+    expect(parse({ downlinkBytes: 900 }).downlinkBytes).toBe(900);
+    expect(() => parse({ downlink: 0.3, downlinkBytes: 900 })).toThrow(
+      /give downlink \(a fraction\) or downlinkBytes, not both/,
+    );
   });
 
   it('at the whole dense budget it is FedAvg bit for bit', () => {
