@@ -180,6 +180,21 @@ describe('FedAvg with a downlink budget', () => {
     expect(ranksOf(agg).every((r, j) => r <= [30, 10][j]!)).toBe(true);
   });
 
+  it('meets the budget from round 0, sends evaluations as it sends training, sizes for the next round', () => {
+    const algo = fedavg(ctx, { weighted: true, downlinkBytes: 2225 });
+    const s0 = algo.server.initServer(V);
+    expect(pack(algo.server.download(s0, 0, 0)).byteLength).toBeLessThanOrEqual(2225);
+    expect(algo.server.evalDownload(s0, 0)).toEqual(algo.server.download(s0, 0, 0));
+    expect(algo.server.global(s0)).toBe(s0.global);
+    // As FedSLR's step above: round 127's mean goes out in round 128 (ranks 5 and 1 at 2225
+    // bytes; the sizes of round 126 would keep 5 and 2).
+    const agg = algo.server.aggregate(s0, 127, [
+      { client: 0, upload: { round: 127, ...upload(V) } },
+    ]);
+    expect(ranksOf(agg)).toEqual([5, 1]);
+    expect(pack(algo.server.download(agg.server, 128, 0)).byteLength).toBeLessThanOrEqual(2225);
+  });
+
   it('takes the budget in bytes as well, and only one of the two forms', () => {
     const bytes = Math.floor(0.3 * denseBytes);
     const { down } = roundOf(fedavg(ctx, { weighted: true, downlinkBytes: bytes }));
