@@ -3,11 +3,12 @@ import { defineConfig } from 'vitest/config';
 /**
  * The fast unit tests that cover the mutated core files (stryker.config.mjs): Stryker runs only
  * the tests that cover each mutant, so slow end-to-end files (test/, src/train/mnist.test.ts)
- * stay out to keep a run affordable.
+ * stay out to keep a run affordable. MUTATION_TESTS=a.test.ts,b.test.ts narrows the set further
+ * (a file that nearly every test reaches, as train/loop.ts, costs a full pass per mutant).
  */
 export default defineConfig({
   test: {
-    include: [
+    include: process.env.MUTATION_TESTS?.split(',') ?? [
       'src/algorithms/**/*.test.ts',
       'src/codec/**/*.test.ts',
       'src/data/partition.test.ts',

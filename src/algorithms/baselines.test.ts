@@ -13,6 +13,8 @@ import type { ParamArrays } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
 import { type DataTensors, disposeData, toTensors } from '../train/loop.js';
 import { apfl } from './apfl.js';
+import { ditto } from './ditto.js';
+import { fedavg } from './fedavg.js';
 import { fedavgft } from './fedavgft.js';
 import { feddyn } from './feddyn.js';
 import { fedper } from './fedper.js';
@@ -70,6 +72,18 @@ function grad(model: Model, p: Vals, data: DataTensors): Vals {
       return tf.neg(tf.mean(tf.sum(tf.mul(tf.oneHot(data.y, 2), tf.logSoftmax(logits)), 1)));
     })(ts);
     return Object.fromEntries(names.map((k, i) => [k, Array.from(gs[i]!.dataSync())]));
+  });
+}
+
+/** Mean cross-entropy of `model` at `p` on all of `data`. */
+function lossAt(model: Model, p: Vals, data: DataTensors): number {
+  return tf.tidy(() => {
+    const params = Object.fromEntries(
+      model.spec.map((s) => [s.name, tf.tensor(p[s.name]!, [...s.shape])]),
+    );
+    const logits = model.forward(params, data.x);
+    const ce = tf.neg(tf.mean(tf.sum(tf.mul(tf.oneHot(data.y, 2), tf.logSoftmax(logits)), 1)));
+    return ce.dataSync()[0]!;
   });
 }
 
@@ -238,6 +252,71 @@ describe('Local', () => {
     expect([r.upload.round, r.upload.params, r.upload.numSamples]).toEqual([2, {}, 2]);
     expect(Number.isFinite(r.upload.trainLoss)).toBe(true);
     expect((await algo.server.aggregate(s0, 2, [{ client: 1, upload: r.upload }])).server).toBe(s0);
+    disposeData(data);
+  });
+});
+
+describe('Ditto', () => {
+  const V: Vals = { 'out.kernel': [-0.1, 0.5, 0.2, -0.3], 'out.bias': [0.2, 0.1] };
+
+  it('uploads the global copy trained E epochs and keeps v trained its own epochs, pulled to W^t', async () => {
+    const algo = ditto(ctx(linear), { lambda: 0.7, personalEpochs: 2, weighted: true });
+    expect([algo.name, algo.hasGlobal, algo.hasPersonal]).toEqual(['ditto', true, true]);
+    const data = twoPoints();
+    const down = algo.server.download(algo.server.initServer(toSet(W, linear)), 1, 2);
+    const r = await train(algo, down, { personal: toSet(V, linear) }, run(data));
+    const w1 = axpy(W, -0.5, axpy(grad(linear, W, data), 0.01, W));
+    expect(vals(decodeParams(r.upload.params))).toEqual(close(w1));
+    expect([r.upload.round, r.upload.numSamples]).toEqual([1, 2]);
+    // The upload reports the global copy's loss (its only epoch starts at W), not v's.
+    expect(r.upload.trainLoss).toBeCloseTo(lossAt(linear, W, data), 5);
+    expect(r.upload.trainLoss).not.toBeCloseTo(lossAt(linear, V, data), 3);
+    // v <- v - lr (grad + lambda (v - W^t) + wd v), twice.
+    const vStep = (v: Vals) =>
+      axpy(v, -0.5, axpy(axpy(grad(linear, v, data), 0.7, axpy(v, -1, W)), 0.01, v));
+    const v2 = vStep(vStep(V));
+    expect(vals(r.state.personal)).toEqual(close(v2));
+    expect(vals((await algo.client.personalModel(r.state, toSet(W, linear), run(data)))!)).toEqual(
+      close(v2),
+    );
+    disposeData(data);
+  });
+
+  it('trains v for the global epochs when personalEpochs is not set, and starts v at the init', async () => {
+    const algo = ditto(ctx(linear, { epochs: 2 }), { lambda: 0, weighted: true });
+    const data = twoPoints();
+    const state = algo.client.initClient(0, toSet(V, linear));
+    expect(vals(state.personal)).toEqual(close(V));
+    const down = algo.server.download(algo.server.initServer(toSet(W, linear)), 0, 0);
+    const r = await train(algo, down, state, run(data));
+    const step = (v: Vals) => axpy(v, -0.5, axpy(grad(linear, v, data), 0.01, v));
+    expect(vals(r.state.personal)).toEqual(close(step(step(V))));
+    expect(vals(decodeParams(r.upload.params))).toEqual(close(step(step(W))));
+    disposeData(data);
+  });
+});
+
+describe('what each baseline keeps and evaluates', () => {
+  it('names itself, has a global model and no personal one, and keeps no client state (FedAvg, FedProx, SCAFFOLD)', () => {
+    const data = twoPoints();
+    const init = toSet(W, linear);
+    for (const algo of [
+      fedavg(ctx(linear)),
+      fedprox(ctx(linear), { mu: 0.1, weighted: true }),
+      scaffold(ctx(linear)),
+    ]) {
+      expect([algo.hasGlobal, algo.hasPersonal], algo.name).toEqual([true, false]);
+      expect(algo.client.initClient(0, init)).toEqual({});
+      expect(algo.client.personalModel({}, init, run(data))).toBeNull();
+    }
+    expect(
+      [fedavg, scaffold].map((f) => f(ctx(linear)).name).concat(fedprox(ctx(linear)).name),
+    ).toEqual(['fedavg', 'scaffold', 'fedprox']);
+    // SCAFFOLD's client state is its c_i, stored when there is one.
+    const codec = scaffold(ctx(linear)).client.codec;
+    const control = toSet(W, linear);
+    expect(codec.fromRecord(codec.toRecord({ control }), 'c')).toEqual({ control });
+    expect(codec.toRecord({})).toEqual({ tensors: {} });
     disposeData(data);
   });
 });

@@ -110,6 +110,7 @@ describe('state codecs', () => {
     const partial = codec.toRecord({ dual: x, alpha: 1 });
     expect(Object.keys(partial.tensors)).toEqual(['dual']);
     expect(codec.fromRecord(partial, 'f')).toEqual({ dual: x, alpha: 1 });
+    expect(codec.fromRecord(partial, 'f')).not.toHaveProperty('hint');
   });
 
   it('names the source and the missing set or number', () => {
@@ -123,6 +124,13 @@ describe('state codecs', () => {
     expect(() =>
       codec.fromRecord({ tensors: { dual: x }, scalars: { beta: 1 } }, 'store/3'),
     ).toThrow("store/3: the state lacks its number 'alpha'");
+  });
+
+  it('needs nothing that was not named', () => {
+    const codec = setsCodec({ optional: ['hint'] });
+    expect(codec.toRecord({})).toEqual({ tensors: {} });
+    expect(codec.fromRecord({ tensors: {} }, 'f')).toEqual({});
+    expect(codec.fromRecord({ tensors: { hint: y } }, 'f')).toEqual({ hint: y });
   });
 
   it('stores an empty state as no tensors and no numbers', () => {

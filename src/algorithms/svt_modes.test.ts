@@ -9,7 +9,7 @@ import { initBackend } from '../tensor/backend.js';
 import type { ParamArrays } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
 import { disposeData, toTensors } from '../train/loop.js';
-import { fedavg } from './fedavg.js';
+import { fedavg, fedavgAlgorithm } from './fedavg.js';
 import { FEDSLR_DEFAULTS, factoredDownload, fedslr } from './fedslr.js';
 import { type BudgetMode, budgetStep, matrixWireBytes } from './svt_modes.js';
 import type { Algorithm, AlgorithmContext } from './types.js';
@@ -178,6 +178,34 @@ describe('FedAvg with a downlink budget', () => {
     expect(Number.isFinite(r.upload.trainLoss)).toBe(true);
     disposeData(data);
     expect(ranksOf(agg).every((r, j) => r <= [30, 10][j]!)).toBe(true);
+  });
+
+  it('meets the budget from round 0, sends evaluations as it sends training, sizes for the next round', async () => {
+    const algo = fedavg(ctx, { weighted: true, downlinkBytes: 2225 });
+    const s0 = algo.server.initServer(V);
+    expect(pack(algo.server.download(s0, 0, 0)).byteLength).toBeLessThanOrEqual(2225);
+    expect(algo.server.evalDownload(s0, 0)).toEqual(algo.server.download(s0, 0, 0));
+    expect(algo.server.global(s0)).toBe(s0.global);
+    // As FedSLR's step above: round 127's mean goes out in round 128 (ranks 5 and 1 at 2225
+    // bytes; the sizes of round 126 would keep 5 and 2).
+    const agg = await algo.server.aggregate(s0, 127, [
+      { client: 0, upload: { round: 127, ...upload(V) } },
+    ]);
+    expect(ranksOf(agg)).toEqual([5, 1]);
+    expect(pack(algo.server.download(agg.server, 128, 0)).byteLength).toBeLessThanOrEqual(2225);
+  });
+
+  it('takes the budget in bytes as well, and only one of the two forms', async () => {
+    const bytes = Math.floor(0.3 * denseBytes);
+    const { down } = await roundOf(fedavg(ctx, { weighted: true, downlinkBytes: bytes }));
+    expect(pack(down).byteLength).toBeLessThanOrEqual(bytes);
+    expect(Object.values(down.params).some((t) => t.kind === 'lowrank')).toBe(true);
+    const parse = (o: object) => fedavgAlgorithm.schema.parse({ name: 'fedavg', ...o });
+    expect(parse({ downlink: 0.3 }).downlink).toBe(0.3);
+    expect(parse({ downlinkBytes: 900 }).downlinkBytes).toBe(900);
+    expect(() => parse({ downlink: 0.3, downlinkBytes: 900 })).toThrow(
+      /give downlink \(a fraction\) or downlinkBytes, not both/,
+    );
   });
 
   it('at the whole dense budget it is FedAvg bit for bit', async () => {

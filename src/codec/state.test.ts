@@ -37,6 +37,12 @@ describe('client state', () => {
     expect(raw['tensors']!['dual']!['w']!.kind).toBe('dense');
   });
 
+  it('reads nil numbers as none', () => {
+    const back = decodeClientState(pack({ tensors: {}, scalars: null }), 'c');
+    expect(back).toEqual({ tensors: {} });
+    expect(back).not.toHaveProperty('scalars');
+  });
+
   it('reads a state without numbers back without a scalars field', () => {
     const back = decodeClientState(encodeClientState({ tensors: { sparse: sparsePart } }), 'c');
     expect(back).toEqual({ tensors: { sparse: sparsePart } });
@@ -47,6 +53,10 @@ describe('client state', () => {
   it('names the file and the part that is malformed', () => {
     const bad = (message: unknown) => () => decodeClientState(pack(message), 'clients/3.msgpack');
     expect(bad({ scalars: {} })).toThrow(
+      'clients/3.msgpack: tensors: expected a mapping of tensor sets',
+    );
+    expect(bad(null)).toThrow('clients/3.msgpack: tensors: expected a mapping of tensor sets');
+    expect(bad({ tensors: null })).toThrow(
       'clients/3.msgpack: tensors: expected a mapping of tensor sets',
     );
     expect(bad({ tensors: 5 })).toThrow(
@@ -94,6 +104,12 @@ describe('server state', () => {
     expect(stored(bytes)['global']!['w']!.kind).toBe('dense');
   });
 
+  it('reads a nil global model as none', () => {
+    const back = decodeServerState(pack({ tensors: {}, global: null }), 's');
+    expect(back).toEqual({ tensors: {} });
+    expect(back).not.toHaveProperty('global');
+  });
+
   it('leaves out a missing global model and numbers', () => {
     const back = decodeServerState(encodeServerState({ tensors: { dual: densePart } }), 's');
     expect(back).toEqual({ tensors: { dual: densePart } });
@@ -108,6 +124,7 @@ describe('server state', () => {
     expect(
       bad({ tensors: {}, global: { w: { kind: 'dense', shape: [3], data: f32([1]) } } }),
     ).toThrow('server.msgpack: global.g.w: sizes do not match shape [3]');
+    expect(bad(null)).toThrow('server.msgpack: tensors: expected a mapping of tensor sets');
     expect(bad({ global: densePart })).toThrow(
       'server.msgpack: tensors: expected a mapping of tensor sets',
     );

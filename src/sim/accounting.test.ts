@@ -11,7 +11,7 @@
  *   sparse parts.
  *
  * And, on baselines: SCAFFOLD's extra tensors are counted both ways; an algorithm without a
- * global (local) or personal model (FedAvg) reports none, nor ranks or densities; a client
+ * global (local; FedRep, whose shared body is no model) or personal model (FedAvg) reports none, nor ranks or densities; a client
  * without a test set is left out of the summaries.
  */
 import { describe, expect, it } from 'vitest';
@@ -430,6 +430,13 @@ describe('metrics accounting of the baselines', () => {
     }
     // Nothing shared: no dense model that the downlink could be compared with.
     expect(local.ends.map((e) => e.dense_down_params)).toEqual([0, 0]);
+    // FedRep shares its body, which personal models build on but is no model on its own.
+    const fedrep = await baselineRun('fedrep');
+    expect(Object.keys(fedrep.log.evals[0]!.params).length).toBeGreaterThan(0);
+    for (const rec of fedrep.records) {
+      expect(rec.global).toBeUndefined();
+      expect(Number.isFinite(rec.personal!.acc)).toBe(true);
+    }
 
     const fedavg = await baselineRun('fedavg');
     expect(fedavg.records.map((r) => r.round)).toEqual([1, 2]);

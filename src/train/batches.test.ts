@@ -76,6 +76,21 @@ describe('the batches of an epoch', () => {
     expect(() => batchIndices(10, 0, 1, new Rng(1))).toThrow(/batchSize: expected an integer >= 1/);
     expect(() => batchIndices(10, 2.5, 1, new Rng(1))).toThrow(/batchSize/);
   });
+
+  it('takes batches of one sample, and refuses an epoch count that is not an integer >= 0', () => {
+    const ones = batchIndices(3, 1, 1, new Rng(1))[0]!;
+    expect(ones.map((b) => b.length)).toEqual([1, 1, 1]);
+    expect(ones.map((b) => b[0]).sort()).toEqual([0, 1, 2]);
+    expect(batchIndices(10, 2, 0, new Rng(1))).toEqual([]);
+    for (const epochs of [-1, 1.5])
+      expect(() => batchIndices(10, 2, epochs, new Rng(1))).toThrow(
+        `epochs: expected an integer >= 0, got ${epochs}`,
+      );
+  });
+
+  it('plans no epoch at all for a client without samples', () => {
+    expect(batchIndices(0, 5, 3, new Rng(1))).toEqual([]);
+  });
 });
 
 describe('trainLocal with train.lastBatch', () => {

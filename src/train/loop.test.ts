@@ -187,6 +187,7 @@ describe('evaluate', () => {
     const data: DataTensors = toTensors(d.x, d.y, [DIM, 1, 1]);
     const params = fromArrays(W);
     const want = score(W, d, range(11));
+    const live = tf.memory().numTensors;
     expect(want.correct).toBeGreaterThan(0);
     expect(want.correct).toBeLessThan(11);
     for (const batch of [3, 11, 500]) {
@@ -196,6 +197,7 @@ describe('evaluate', () => {
       expect(r.acc).toBeCloseTo(want.correct / 11, 12);
       expect(r.loss).toBeCloseTo(want.lossSum / 11, 5);
     }
+    expect(tf.memory().numTensors).toBe(live);
     disposeParams(params);
     disposeData(data);
   });

@@ -92,6 +92,20 @@ describe('sgdStep', () => {
     );
   });
 
+  it('fuses a zero threshold too (lambda 0 is a valid L1 weight)', async () => {
+    const r = await profileStep(undefined, l1ProxMap(0), w, g, 0.5);
+    expect(r.kernels).toEqual([FUSED, FUSED]);
+    expect(r.out).toEqual(close({ a: [0, -2, 0.02], b: [0.5, 2] }));
+  });
+
+  it('adds terms only to the tensors being trained, whatever else the anchor holds', () => {
+    const some = { a: g['a']! };
+    const out = tf.tidy(() => proximalPull(0.5, { ...anchor, c: w['b']! }).update(some, w));
+    expect(Object.keys(out)).toEqual(['a']);
+    expect(vals(out)).toEqual(close({ a: [0.75, 1, -0.49] }));
+    disposeParams(out);
+  });
+
   it('runs plain SGD as the fused kernel too', async () => {
     const r = await profileStep(undefined, undefined, w, g, 0.5);
     expect(r.kernels).toEqual([FUSED, FUSED]);
