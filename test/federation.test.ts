@@ -321,7 +321,7 @@ describe('fedslr serve and fedslr join', () => {
     clients[killed]!.process.kill('SIGKILL');
     // The killed client restarts from its state directory (the next round waits for every
     // client to be connected); round 1 ends at the deadline, and the stopped client resumes in
-    // time for the evaluation (which waits for every client).
+    // time for the evaluation (which waits up to the deadline).
     const restarted = joinAs(u, killed, ['--state-dir', join(dir, `faults-${killed}`)]);
     await waitForText(server.stderr, /round 1\/2/, 40_000);
     clients[stopped]!.process.kill('SIGCONT');
