@@ -393,4 +393,19 @@ describe('the federation server', () => {
     c2!.send({ v, type: 'metrics', round: 1, attempt: 0, client: 2, row });
     expect(await c2!.error()).toBe('no evaluation of round 1 attempt 0 is open');
   });
+  it('ends the connection of an aggregated client that does not confirm the commit, so it reconnects and gets it again', async () => {
+    const events: FederationEvent[] = [];
+    const fleet = await start(events);
+    const [c0, c1] = await connectAll(fleet.url, [0, 1]);
+    await fleet.waitForClients(2);
+    // Neither confirms within the deadline (1 s); only client 0 was aggregated.
+    await fleet.commit(0, [0]);
+    expect(await c0!.closed).toBe(CLOSE.unconfirmed);
+    expect(fleet.roster()).toEqual([1]);
+    expect(c1!.ws.readyState).toBe(WebSocket.OPEN);
+    expect(events).toContainEqual({ type: 'commit-unconfirmed', round: 0, clients: [0, 1] });
+    const back = new RawClient(fleet.url, 0, -1);
+    expect((await back.next()).type).toBe('welcome');
+    expect(await back.next()).toEqual({ v, type: 'commit', round: 0, attempt: 0, accepted: [0] });
+  });
 });

@@ -563,6 +563,15 @@ export class FederationServer implements ClientFleet {
       if (!waiting.size) return settled();
       timer = setTimeout(() => {
         this.opts.log({ type: 'commit-unconfirmed', round, clients: [...waiting] });
+        // A client aggregated that may have missed the commit would train the next round from
+        // its older state: it reconnects first, and gets the commit again if it missed it.
+        for (const client of accepted) {
+          const conn = waiting.has(client) ? this.conns.get(client) : undefined;
+          if (!conn) continue;
+          const reason = `no confirmation of the commit of round ${round}`;
+          this.dropped(conn, CLOSE.unconfirmed, reason);
+          conn.ws.close(CLOSE.unconfirmed, reason);
+        }
         settled();
       }, this.deadlineMs);
     });

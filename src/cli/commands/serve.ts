@@ -65,8 +65,9 @@ Options:
 Refused connections are closed with code 4001 (no valid hello with a token in time), 4002
 (another protocol version) or 4003 (id and token do not match); frames over 16 bytes per model
 parameter (four dense copies) + 1 MiB close the connection with 1009. At the end clients are closed
-with 4000 (done) or 4010 (the run failed). The same port answers GET /healthz (JSON) and
-GET /metrics (Prometheus text format).
+with 4000 (done) or 4010 (the run failed). An aggregated client that does not confirm a commit
+within the deadline is closed with 4011 and reconnects to get it again. The same port answers
+GET /healthz (JSON) and GET /metrics (Prometheus text format).
 
 Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
   async run(argv) {
