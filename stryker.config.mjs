@@ -14,10 +14,10 @@ export default {
     'src/sim/stats.ts',
     // simulate.ts: only the evaluation summary and the message/byte accounting (line ranges;
     // update them when the file moves).
-    'src/sim/simulate.ts:103-156',
-    'src/sim/simulate.ts:186-200',
-    'src/sim/simulate.ts:244-260',
-    'src/sim/simulate.ts:284-294',
+    'src/sim/simulate.ts:107-162',
+    'src/sim/simulate.ts:192-206',
+    'src/sim/simulate.ts:250-266',
+    'src/sim/simulate.ts:290-300',
     'src/codec/**/*.ts',
     '!src/**/*.test.ts',
     '!src/**/index.ts',

@@ -19,6 +19,7 @@ import { drawClients } from '../src/sim/sampling.js';
 import { SAMPLING_STREAM } from '../src/sim/simulate.js';
 import { Rng } from '../src/tensor/rng.js';
 import { cliScript } from './cli_process.js';
+import { FaultyProxy } from './faulty_proxy.js';
 
 const config = {
   seed: 3,
@@ -31,6 +32,8 @@ const config = {
   runtime: { workers: 1 },
 };
 const CLIENTS = [0, 1, 2, 3];
+/** The faulty proxy's seed: with it each kind of fault happens in a 3-round run. */
+const PROXY_SEED = 7;
 const tokenOf = (c: number) => `test-token-of-client-${c}`;
 
 let cli: string;
@@ -329,7 +332,7 @@ describe('fedslr serve and fedslr join', () => {
     clients[killed]!.process.kill('SIGKILL');
     // The killed client restarts from its state directory (the next round waits for every
     // client to be connected); round 1 ends at the deadline, and the stopped client resumes in
-    // time for the evaluation (which waits for every client).
+    // time for the evaluation (which waits up to the deadline).
     const restarted = joinAs(u, killed, stateDir(killed));
     await waitForText(server.stderr, /round 1\/2/, 40_000);
     clients[stopped]!.process.kill('SIGCONT');
@@ -388,6 +391,60 @@ describe('fedslr serve and fedslr join', () => {
     await runExperiment(loadConfig(configFile), { outDir: simulated });
     expect(metricsOf(out)).toEqual(metricsOf(simulated));
   }, 150_000);
+  it('through a seeded faulty proxy that delays, drops and truncates frames and cuts connections, the run finishes with what got through', async () => {
+    const out = join(dir, 'proxied');
+    const { server, url } = serve(out, ['--deadline', '4', '--set', 'rounds=3']);
+    const proxy = await FaultyProxy.start(
+      await url,
+      { drop: 0.06, truncate: 0.06, cut: 0.04, delay: 0.3, maxDelayMs: 300 },
+      PROXY_SEED,
+    );
+    try {
+      const clients = CLIENTS.map((c) =>
+        joinAs(proxy.url, c, ['--state-dir', join(dir, `proxied-${c}`)]),
+      );
+      const codes = await within(Promise.all(clients.map((c) => c.exit)), 70_000, 'clients exit');
+      expect(await within(server.exit, 10_000, 'server exit'), server.stderr()).toBe(0);
+      expect(codes).toEqual([0, 0, 0, 0]);
+    } finally {
+      await proxy.close();
+    }
+    for (const fate of ['delayed', 'dropped', 'truncated', 'cut'] as const)
+      expect(proxy.count(fate), fate).toBeGreaterThan(0);
+    // Every client a commit names had its upload of that round and attempt forwarded whole:
+    // nothing was aggregated from a dropped, truncated or cut-off upload.
+    const whole = new Set(
+      proxy.frames
+        .filter((f) => f.type === 'update' && (f.fate === 'passed' || f.fate === 'delayed'))
+        .map((f) => `${f.client} ${f.round} ${f.attempt}`),
+    );
+    const commits = proxy.frames.filter((f) => f.direction === 'down' && f.type === 'commit');
+    expect(new Set(commits.map((c) => c.round))).toEqual(new Set([0, 1, 2]));
+    for (const c of commits)
+      for (const client of c.accepted!)
+        expect(whole).toContain(`${client} ${c.round} ${c.attempt}`);
+    // A client aggregated whose commit did not reach it whole got it again on a later
+    // connection (the server ends one that does not confirm it), before training on.
+    const arrived = (f: (typeof commits)[number]) => f.fate === 'passed' || f.fate === 'delayed';
+    for (const c of commits.filter((f) => !arrived(f) && f.accepted!.includes(f.client)))
+      expect(
+        commits.filter((d) => d.client === c.client && d.round === c.round && arrived(d)),
+      ).not.toEqual([]);
+    const log = federationLog(out);
+    expect(log.filter((e) => e.type === 'round-end').map((e) => e.round)).toEqual([0, 1, 2]);
+    // The truncated frames that reached the server were refused with a reason.
+    if (proxy.frames.some((f) => f.direction === 'up' && f.fate === 'truncated'))
+      expect(log.some((e) => e.type === 'rejected')).toBe(true);
+    const metrics = metricsOf(out) as { round: number; clients_evaluated?: number }[];
+    expect(metrics.map((m) => m.round)).toEqual([1, 2, 3]);
+    // Evaluations went on without the clients whose frames were lost, and say how many answered.
+    const missing = log.filter((e) => e.type === 'eval-missing');
+    expect(missing).not.toEqual([]);
+    for (const e of missing)
+      expect(metrics.find((m) => m.round === e.round)!.clients_evaluated).toBe(
+        CLIENTS.length - (e.clients as number[]).length,
+      );
+  }, 90_000);
 });
 
 describe('fedslr serve and join arguments', () => {

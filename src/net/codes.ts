@@ -16,6 +16,11 @@ export const CLOSE = {
   replaced: 4009,
   /** The run stopped on the server before its last round: the client exits with a failure. */
   failed: 4010,
+  /**
+   * The client did not confirm a commit that aggregated its upload: it reconnects, and its hello
+   * gets it the commit again if it missed it.
+   */
+  unconfirmed: 4011,
 } as const;
 
 /** Close codes after which a client does not reconnect. */

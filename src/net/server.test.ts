@@ -370,4 +370,42 @@ describe('the federation server', () => {
     await commit;
     expect(fleet.roster()).toEqual([0, 1]);
   });
+  it('leaves out of an evaluation the clients that refuse or stay silent past the deadline', async () => {
+    const events: FederationEvent[] = [];
+    const fleet = await start(events);
+    const [c0, c1, c2] = await connectAll(fleet.url, [0, 1, 2]);
+    await fleet.waitForClients(3);
+    const row = { n: 10, personal: { acc: 0.75, loss: 0.5 } };
+    const evaluation = fleet.evaluate(1, { round: 1, params: {} }, false, [0, 1, 2]);
+    for (const c of [c0!, c1!, c2!])
+      expect(await c.next()).toMatchObject({ type: 'evaluate', round: 1, attempt: 0 });
+    c0!.send({ v, type: 'metrics', round: 1, attempt: 0, client: 0, row });
+    c1!.send({ v, type: 'error', round: 1, attempt: 0, message: 'out of memory' });
+    // Client 2 never answers: the deadline (1 s) ends the evaluation without it.
+    expect(await evaluation).toEqual([row, undefined, undefined]);
+    expect(events).toContainEqual({ type: 'eval-missing', round: 1, clients: [2] });
+    expect(events).toContainEqual({
+      type: 'rejected',
+      client: 1,
+      reason: 'its error to evaluation after round 1: out of memory',
+    });
+    // Metrics after the deadline are refused, not taken into the next evaluation.
+    c2!.send({ v, type: 'metrics', round: 1, attempt: 0, client: 2, row });
+    expect(await c2!.error()).toBe('no evaluation of round 1 attempt 0 is open');
+  });
+  it('ends the connection of an aggregated client that does not confirm the commit, so it reconnects and gets it again', async () => {
+    const events: FederationEvent[] = [];
+    const fleet = await start(events);
+    const [c0, c1] = await connectAll(fleet.url, [0, 1]);
+    await fleet.waitForClients(2);
+    // Neither confirms within the deadline (1 s); only client 0 was aggregated.
+    await fleet.commit(0, [0]);
+    expect(await c0!.closed).toBe(CLOSE.unconfirmed);
+    expect(fleet.roster()).toEqual([1]);
+    expect(c1!.ws.readyState).toBe(WebSocket.OPEN);
+    expect(events).toContainEqual({ type: 'commit-unconfirmed', round: 0, clients: [0, 1] });
+    const back = new RawClient(fleet.url, 0, -1);
+    expect((await back.next()).type).toBe('welcome');
+    expect(await back.next()).toEqual({ v, type: 'commit', round: 0, attempt: 0, accepted: [0] });
+  });
 });

@@ -54,7 +54,9 @@ export type FederationEvent =
   /** A frame refused with an `error` frame; the connection stays open. */
   | { type: 'rejected'; client: number; reason: string }
   /** Clients that did not confirm a commit before the deadline. */
-  | { type: 'commit-unconfirmed'; round: number; clients: number[] };
+  | { type: 'commit-unconfirmed'; round: number; clients: number[] }
+  /** Clients left out of the evaluation after `round` rounds: no metrics before the deadline. */
+  | { type: 'eval-missing'; round: number; clients: number[] };
 
 export interface FederationOptions {
   host: string;
@@ -130,7 +132,6 @@ interface Evaluating {
   rows: Map<number, ClientEvalRow>;
   send: (c: Connection) => void;
   settled: () => void;
-  fail: (e: Error) => void;
 }
 
 interface Committing {
@@ -457,8 +458,14 @@ export class FederationServer implements ClientFleet {
       }
       case 'error': {
         const e = this.evaluating;
-        if (e && e.round === m.round && e.attempt === m.attempt && e.waiting.has(conn.client)) {
-          e.fail(new Error(`evaluation: client ${conn.client} refused: ${m.message}`));
+        if (e && e.round === m.round && e.attempt === m.attempt && e.waiting.delete(conn.client)) {
+          // Left out of this evaluation like a client that does not answer.
+          this.opts.log({
+            type: 'rejected',
+            client: conn.client,
+            reason: `its error to evaluation after round ${m.round}: ${m.message}`,
+          });
+          if (!e.waiting.size) e.settled();
           return undefined;
         }
         if (m.round !== undefined)
@@ -556,6 +563,15 @@ export class FederationServer implements ClientFleet {
       if (!waiting.size) return settled();
       timer = setTimeout(() => {
         this.opts.log({ type: 'commit-unconfirmed', round, clients: [...waiting] });
+        // A client aggregated that may have missed the commit would train the next round from
+        // its older state: it reconnects first, and gets the commit again if it missed it.
+        for (const client of accepted) {
+          const conn = waiting.has(client) ? this.conns.get(client) : undefined;
+          if (!conn) continue;
+          const reason = `no confirmation of the commit of round ${round}`;
+          this.dropped(conn, CLOSE.unconfirmed, reason);
+          conn.ws.close(CLOSE.unconfirmed, reason);
+        }
         settled();
       }, this.deadlineMs);
     });
@@ -567,19 +583,20 @@ export class FederationServer implements ClientFleet {
 
   /**
    * Evaluates `clients`, each on its own connection; a client not connected is sent the
-   * evaluation when it (re)connects. Fails when a client refuses or the deadline passes first.
+   * evaluation when it (re)connects. Clients that refuse, or have not answered at the deadline,
+   * are left out (`undefined` rows, logged): one client never stops the run.
    */
   async evaluate(
     round: number,
     download: Download,
     evalGlobal: boolean,
     clients: readonly number[],
-  ): Promise<ClientEvalRow[]> {
+  ): Promise<(ClientEvalRow | undefined)[]> {
     const attempt = this.evaluations++;
     const rows = new Map<number, ClientEvalRow>();
     let timer: NodeJS.Timeout | undefined;
     try {
-      await new Promise<void>((settled, fail) => {
+      await new Promise<void>((settled) => {
         const e: Evaluating = {
           round,
           attempt,
@@ -598,7 +615,6 @@ export class FederationServer implements ClientFleet {
             this.put(c.ws, encodeMessage(m));
           },
           settled,
-          fail,
         };
         this.evaluating = e;
         if (!e.waiting.size) return settled();
@@ -606,21 +622,16 @@ export class FederationServer implements ClientFleet {
           const conn = this.conns.get(c);
           if (conn) e.send(conn);
         }
-        timer = setTimeout(
-          () =>
-            fail(
-              new Error(
-                `evaluation after round ${round}: no metrics before the deadline from client(s) ${[...e.waiting].join(', ')}`,
-              ),
-            ),
-          this.deadlineMs,
-        );
+        timer = setTimeout(() => {
+          this.opts.log({ type: 'eval-missing', round, clients: [...e.waiting] });
+          settled();
+        }, this.deadlineMs);
       });
     } finally {
       clearTimeout(timer);
       this.evaluating = undefined;
     }
-    return clients.map((c) => rows.get(c)!);
+    return clients.map((c) => rows.get(c));
   }
 
   /**

@@ -47,16 +47,22 @@ const evalSchema = z.looseObject({
   rank_ratio: num.optional(),
   ranks: z.record(z.string(), z.looseObject({ rank: num, full: num })).optional(),
   personal_density: num.optional(),
+  clients_evaluated: num.optional(),
   down_params: num,
   down_bytes: num,
   up_params: num,
   up_bytes: num,
   dense_down_params: num,
 });
-const perClient = z.looseObject({ acc: z.array(num), loss: z.array(loss) });
+/**
+ * null in `n` and `acc` (and `loss`, read as NaN): the client did not answer that evaluation (a
+ * federation leaves such clients out).
+ */
+const missing = num.nullable();
+const perClient = z.looseObject({ acc: z.array(missing), loss: z.array(loss) });
 const clientSchema = z.looseObject({
   round: z.number().int().nonnegative(),
-  n: z.array(num),
+  n: z.array(missing),
   global: perClient.optional(),
   personal: perClient.optional(),
 });

@@ -334,6 +334,38 @@ describe('report series and CSV', () => {
     expect(last[col('loss')]).toBe('NaN');
   });
 
+  it('reads a federation evaluation that left clients out (null) and leaves them out of the series', () => {
+    const dir = join(tmp, 'missing-clients');
+    writeRun(dir, { algorithm: 'fedslr', seed: 11, clients: 4, rounds: 4, evalEvery: 2 });
+    const path = join(dir, 'clients.jsonl');
+    const lines = readFileSync(path, 'utf8').trim().split('\n');
+    const last = JSON.parse(lines.at(-1)!);
+    last.n[1] = null;
+    last.global.acc[1] = null;
+    last.global.loss[1] = null;
+    last.personal.acc[1] = null;
+    last.personal.loss[1] = null;
+    lines[lines.length - 1] = JSON.stringify(last);
+    writeFileSync(path, `${lines.join('\n')}\n`);
+
+    const [run] = loadRuns([dir]);
+    expect(run!.clients.at(-1)!.n[1]).toBeNull();
+    expect(run!.clients.at(-1)!.personal!.acc[1]).toBeNull();
+    const s = buildSeries([run!]);
+    const lastRound = run!.clients.at(-1)!.round;
+    const rows = s.clients.filter((r) => r.round === lastRound);
+    expect(rows.map((r) => `${r.model} ${r.client}`)).toEqual([
+      'global 0',
+      'global 2',
+      'global 3',
+      'personal 0',
+      'personal 2',
+      'personal 3',
+    ]);
+    // Earlier evaluations keep every client.
+    expect(s.clients.filter((r) => r.round === 0)).toHaveLength(8);
+  });
+
   it('writes CSV files from the CLI next to the report', async () => {
     const dir = join(tmp, 'cli-run');
     writeRun(dir, { algorithm: 'fedslr', seed: 6 });

@@ -153,14 +153,17 @@ export function buildSeries(runs: readonly RunData[]): Series {
         const m = c[model];
         if (!m) continue;
         m.acc.forEach((acc, client) => {
+          const n = c.n[client];
+          // null: the client did not answer this evaluation (a federation's).
+          if (acc === null || n === null || n === undefined) return;
           s.clients.push({
             run: run.name,
             round: c.round,
             model,
             client,
-            n: c.n[client]!,
+            n,
             acc,
-            loss: m.loss[client]!,
+            loss: m.loss[client] ?? Number.NaN,
           });
         });
       }

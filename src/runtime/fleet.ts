@@ -37,13 +37,14 @@ export interface ClientFleet {
   commit(round: number, accepted: readonly number[]): Promise<void>;
   /**
    * Evaluates `clients` after `round` rounds with what every client is sent for the evaluation;
-   * rows in the order of `clients`.
+   * rows in the order of `clients`, `undefined` for a client that did not answer (the simulator's
+   * fleets always answer; a network fleet leaves out clients gone or late at its deadline).
    */
   evaluate(
     round: number,
     download: Download,
     evalGlobal: boolean,
     clients: readonly number[],
-  ): Promise<ClientEvalRow[]>;
+  ): Promise<(ClientEvalRow | undefined)[]>;
   close(): Promise<void>;
 }

@@ -13,6 +13,11 @@ export interface EvalRecord {
   ranks?: Record<string, { rank: number; full: number }>;
   /** Mean over clients of non-zeros / size of the personal component (FedSLR's P_i). */
   personal_density?: number;
+  /**
+   * Clients whose metrics the summaries are over, present only when fewer than all answered
+   * (a federation's evaluation leaves out clients gone or late at its deadline).
+   */
+  clients_evaluated?: number;
   /** Totals since the start of the run: numbers sent, and their encoded size. */
   down_params: number;
   down_bytes: number;
@@ -22,13 +27,16 @@ export interface EvalRecord {
   dense_down_params: number;
 }
 
-/** Per-client accuracies of one evaluation (for reports and later analysis). */
+/**
+ * Per-client accuracies of one evaluation (for reports and later analysis), in client order;
+ * null in every array for a client that did not answer the evaluation.
+ */
 export interface ClientEval {
   round: number;
-  /** Test-set sizes, in client order. */
-  n: number[];
-  global?: { acc: number[]; loss: number[] };
-  personal?: { acc: number[]; loss: number[] };
+  /** Test-set sizes. */
+  n: (number | null)[];
+  global?: { acc: (number | null)[]; loss: (number | null)[] };
+  personal?: { acc: (number | null)[]; loss: (number | null)[] };
 }
 
 export type RunEvent =

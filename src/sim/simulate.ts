@@ -99,7 +99,11 @@ export interface LoopOptions {
   minParticipants?: number;
 }
 
-/** Evaluates the global model and every client's personal model on each client's test set. */
+/**
+ * Evaluates the global model and every client's personal model on each client's test set. The
+ * summaries are over the clients that answered and have a test set; a client that did not answer
+ * is null in the per-client arrays, and `clients_evaluated` says how many answered when not all.
+ */
 export async function evaluateAll(
   sim: Simulation,
   st: SimState,
@@ -118,31 +122,32 @@ export async function evaluateAll(
     algorithm.hasGlobal && Object.keys(download.params).length > 0,
     sim.clients.map((c) => c.id),
   );
-  const ce: ClientEval = { round, n: rows.map((r) => r.n) };
+  const answered = rows.flatMap((r) => (r ? [r] : []));
+  const ce: ClientEval = { round, n: rows.map((r) => r?.n ?? null) };
   const pick = (k: 'global' | 'personal') =>
-    rows.every((r) => r[k])
-      ? { acc: rows.map((r) => r[k]!.acc), loss: rows.map((r) => r[k]!.loss) }
+    answered.length > 0 && answered.every((r) => r[k])
+      ? {
+          acc: rows.map((r) => r?.[k]?.acc ?? null),
+          loss: rows.map((r) => r?.[k]?.loss ?? null),
+        }
       : undefined;
   const g = pick('global');
   const p = pick('personal');
-  const densities = rows.flatMap((r) => (r.density === undefined ? [] : [r.density]));
-  const withTest = ce.n
-    .map((n, i) => ({ n, i }))
-    .filter((x) => x.n > 0)
-    .map((x) => x.i);
-  const summary = (m: { acc: number[]; loss: number[] }) =>
+  const densities = answered.flatMap((r) => (r.density === undefined ? [] : [r.density]));
+  const withTest = rows.flatMap((r) => (r && r.n > 0 ? [r] : []));
+  const summary = (k: 'global' | 'personal') =>
     summarize(
-      withTest.map((i) => m.acc[i]!),
-      withTest.map((i) => m.loss[i]!),
-      withTest.map((i) => ce.n[i]!),
+      withTest.map((r) => r[k]!.acc),
+      withTest.map((r) => r[k]!.loss),
+      withTest.map((r) => r.n),
     );
   const record: EvalRecord = { round, time_s: time_s(), ...st.totals };
   if (g) {
-    record.global = summary(g);
+    record.global = summary('global');
     ce.global = g;
   }
   if (p) {
-    record.personal = summary(p);
+    record.personal = summary('personal');
     ce.personal = p;
   }
   if (ranks && Object.keys(ranks).length) {
@@ -152,6 +157,7 @@ export async function evaluateAll(
   }
   if (densities.length)
     record.personal_density = densities.reduce((a, b) => a + b, 0) / densities.length;
+  if (answered.length < rows.length) record.clients_evaluated = answered.length;
   return { record, clients: ce };
 }
 

@@ -22,12 +22,14 @@ each round, and runs the same round loop as \`fedslr run\` and writes the same r
 clients.jsonl, summary.json, report.html, checkpoints/ with the server's state) plus
 federation.jsonl, one line per connection, disconnection (with the bytes it carried), refusal
 (with its reason), client left out of a round (with why), round (clients aggregated, training
-and server seconds) and missed commit.
+and server seconds), missed commit and clients left out of an evaluation.
 
 Each round draws among the connected clients (the config's sampling, by index into them, so a
 fault-free run with every client connected draws what the simulator draws). A drawn client that
-does not answer before the deadline, or disconnects, is left out of the round. Evaluations wait
-(up to the deadline) for every client of the run; a client still missing fails the run.
+does not answer before the deadline, or disconnects, is left out of the round. Evaluations ask
+every client of the run (reconnecting ones included) and wait up to the deadline; clients
+without metrics then are left out: metrics.jsonl summarizes the clients that answered and says
+how many (clients_evaluated, only when fewer than all), clients.jsonl has null for the others.
 
 Every round is checkpointed (runtime.checkpointEvery 1 unless set), since clients commit every
 round: a server killed mid-run continues with --resume from its last round, and its clients,
@@ -63,8 +65,9 @@ Options:
 Refused connections are closed with code 4001 (no valid hello with a token in time), 4002
 (another protocol version) or 4003 (id and token do not match); frames over 16 bytes per model
 parameter (four dense copies) + 1 MiB close the connection with 1009. At the end clients are closed
-with 4000 (done) or 4010 (the run failed). The same port answers GET /healthz (JSON) and
-GET /metrics (Prometheus text format).
+with 4000 (done) or 4010 (the run failed). An aggregated client that does not confirm a commit
+within the deadline is closed with 4011 and reconnects to get it again. The same port answers
+GET /healthz (JSON) and GET /metrics (Prometheus text format).
 
 Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
   async run(argv) {
@@ -223,6 +226,8 @@ function describe(e: import('../../net/server.js').FederationEvent): string {
       return `client ${e.client}: refused a message: ${e.reason}`;
     case 'commit-unconfirmed':
       return `round ${e.round + 1}: no commit confirmation from client(s) ${e.clients.join(', ')}`;
+    case 'eval-missing':
+      return `evaluation after round ${e.round}: no metrics before the deadline from client(s) ${e.clients.join(', ')}, left out`;
   }
 }
 
