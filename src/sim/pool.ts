@@ -7,8 +7,6 @@
  * on the same port. Results never depend on the pool's size: every client's random numbers come
  * from (seed, round, client), and the round loop puts uploads back in drawn order.
  */
-import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,7 +22,7 @@ import {
 } from '../protocol/messages.js';
 import type { ClientEvalRow, TrainJob, TrainReply } from '../runtime/fleet.js';
 import type { BackendName } from '../tensor/backend.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { bundleFromSource } from '../util/source_bundle.js';
 import {
   commitMessage,
   evaluateMessage,
@@ -62,56 +60,13 @@ let devBundle: string | undefined;
 
 /**
  * The worker's script. From the built package it is dist/sim/worker.js; when running from source
- * (tests, vite-node) it is bundled once with esbuild (a dev dependency) under node_modules/.cache.
+ * (tests, vite-node) it is bundled once (util/source_bundle.ts).
  */
 async function workerScript(): Promise<string> {
   const here = fileURLToPath(import.meta.url);
   if (!here.endsWith('.ts')) return join(here, '..', 'worker.js');
-  if (devBundle) return devBundle;
-  const { build } = await import('esbuild');
-  const result = await build({
-    entryPoints: [join(here, '..', 'worker.ts')],
-    write: false,
-    bundle: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node20',
-    logLevel: 'error',
-    banner: {
-      js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
-    },
-    plugins: [
-      {
-        name: 'packages-external',
-        setup(b) {
-          // Packages stay external (loaded from node_modules), except tfjs-core's gradient files,
-          // which Node cannot import (see src/tensor/gradients.ts).
-          b.onResolve({ filter: /^[^./]/ }, (args) =>
-            args.path.startsWith('@tensorflow/tfjs-core/dist/')
-              ? undefined
-              : { path: args.path, external: true },
-          );
-        },
-      },
-    ],
-  });
-  const code = result.outputFiles[0]!.contents;
-  // Inside the project, so the bundle's package imports resolve to its node_modules; named by
-  // content, so concurrent test processes share one file and nothing piles up.
-  const hash = createHash('sha256').update(code).digest('hex').slice(0, 16);
-  const out = join(
-    here,
-    '..',
-    '..',
-    '..',
-    'node_modules',
-    '.cache',
-    'fedslr',
-    `worker-${hash}.mjs`,
-  );
-  if (!existsSync(out)) writeFileAtomic(out, code);
-  devBundle = out;
-  return out;
+  devBundle ??= await bundleFromSource('src/sim/worker.ts', 'fedslr-worker');
+  return devBundle;
 }
 
 /** Answers a worker owes: one per client for training and evaluation, one commit at a time. */
