@@ -1,4 +1,5 @@
 /** The shape of a `fedslr` subcommand. Each lives in its own file and is imported only when chosen. */
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { suggest } from '../util/suggest.js';
 
 export interface Command {
@@ -29,4 +30,19 @@ export function optionError(err: unknown, options: readonly string[]): UsageErro
   return new UsageError(
     `unknown option '${unknown}'${suggest(unknown, known)}; options: ${known.join(', ')}`,
   );
+}
+
+/**
+ * A command's options and positionals from its arguments; a parse failure is a UsageError that
+ * names the closest known option (optionError).
+ */
+export function parseOptions<const O extends NonNullable<ParseArgsConfig['options']>>(
+  argv: string[],
+  options: O,
+): ReturnType<typeof parseArgs<{ args: string[]; allowPositionals: true; options: O }>> {
+  try {
+    return parseArgs({ args: argv, allowPositionals: true, options });
+  } catch (err) {
+    throw optionError(err, Object.keys(options));
+  }
 }

@@ -1,10 +1,9 @@
 import { basename, extname, join } from 'node:path';
-import { parseArgs } from 'node:util';
 import type { CompareStart } from '../../sim/compare.js';
 import type { ExperimentEvent } from '../../sim/experiment.js';
 import { algorithmsHelp } from '../algorithms_help.js';
 import type { Command } from '../command.js';
-import { optionError, UsageError } from '../command.js';
+import { parseOptions, UsageError } from '../command.js';
 
 export const command: Command = {
   name: 'compare',
@@ -56,13 +55,7 @@ ${algorithmsHelp()}
 Exit codes: 0 done, 1 failed while running, 2 bad config or arguments, a directory in use by
 another comparison (DIR/fedslr.lock), or one that cannot be created (the message says why).`,
   async run(argv) {
-    let parsed: ReturnType<typeof parse>;
-    try {
-      parsed = parse(argv);
-    } catch (err) {
-      throw optionError(err, Object.keys(OPTIONS));
-    }
-    const { values, positionals } = parsed;
+    const { values, positionals } = parseOptions(argv, OPTIONS);
     const sets = values.set ?? [];
     const { expandGrid, parseAlgorithmList, resumeCompare, runCompare } = await import(
       '../../sim/compare.js'
@@ -165,7 +158,3 @@ const OPTIONS = {
   resume: { type: 'string' },
   quiet: { type: 'boolean' },
 } as const;
-
-function parse(argv: string[]) {
-  return parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
-}

@@ -1,6 +1,5 @@
-import { parseArgs } from 'node:util';
 import type { Command } from '../command.js';
-import { optionError, UsageError } from '../command.js';
+import { parseOptions, UsageError } from '../command.js';
 import { intOption, secondsOption } from '../options.js';
 
 export const command: Command = {
@@ -39,13 +38,7 @@ Exit codes: 0 the run is done, 1 refused by the server (the message says why: 40
 4002 another protocol version, 4003 id and token do not match), the run failed on the server,
 or the server could not be reached; 2 bad arguments or data.`,
   async run(argv) {
-    let parsed: ReturnType<typeof parse>;
-    try {
-      parsed = parse(argv);
-    } catch (err) {
-      throw optionError(err, Object.keys(OPTIONS));
-    }
-    const { values, positionals } = parsed;
+    const { values, positionals } = parseOptions(argv, OPTIONS);
     if (positionals.length !== 1)
       throw new UsageError(
         `expected the server's ws:// URL, got ${positionals.length} argument(s)`,
@@ -128,7 +121,3 @@ const OPTIONS = {
   'retry-max': { type: 'string' },
   quiet: { type: 'boolean' },
 } as const;
-
-function parse(argv: string[]) {
-  return parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
-}

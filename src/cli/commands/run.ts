@@ -1,8 +1,7 @@
 import { basename, extname, join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { algorithmsHelp } from '../algorithms_help.js';
 import type { Command } from '../command.js';
-import { optionError, UsageError } from '../command.js';
+import { parseOptions, UsageError } from '../command.js';
 
 export const command: Command = {
   name: 'run',
@@ -41,13 +40,7 @@ Progress goes to stderr (a bar on a terminal, a line per round otherwise); the f
 stdout. Exit codes: 0 done, 1 failed while running, 2 bad config or arguments, a directory in
 use by another run, or one that cannot be created (the message says why).`,
   async run(argv) {
-    let parsed: ReturnType<typeof parse>;
-    try {
-      parsed = parse(argv);
-    } catch (err) {
-      throw optionError(err, Object.keys(OPTIONS));
-    }
-    const { values, positionals } = parsed;
+    const { values, positionals } = parseOptions(argv, OPTIONS);
     const { Progress, reportData } = await import('../progress.js');
     const sets = values.set ?? [];
     if (values.resume !== undefined) {
@@ -129,7 +122,3 @@ const OPTIONS = {
   quiet: { type: 'boolean' },
   resume: { type: 'string' },
 } as const;
-
-function parse(argv: string[]) {
-  return parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
-}

@@ -1,10 +1,9 @@
 import { appendFileSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
-import { parseArgs } from 'node:util';
 import type { RunConfig } from '../../sim/config.js';
 import type { ExperimentEvent, FleetOptions } from '../../sim/experiment.js';
 import type { Command } from '../command.js';
-import { optionError, UsageError } from '../command.js';
+import { parseOptions, UsageError } from '../command.js';
 import { intOption, secondsOption } from '../options.js';
 
 export const command: Command = {
@@ -71,13 +70,7 @@ GET /healthz (JSON) and GET /metrics (Prometheus text format).
 
 Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
   async run(argv) {
-    let parsed: ReturnType<typeof parse>;
-    try {
-      parsed = parse(argv);
-    } catch (err) {
-      throw optionError(err, Object.keys(OPTIONS));
-    }
-    const { values, positionals } = parsed;
+    const { values, positionals } = parseOptions(argv, OPTIONS);
     const sets = values.set ?? [];
     if (values.resume !== undefined) {
       if (positionals.length > 0)
@@ -247,7 +240,3 @@ const OPTIONS = {
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
 } as const;
-
-function parse(argv: string[]) {
-  return parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
-}
