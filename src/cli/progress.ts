@@ -1,6 +1,7 @@
 /** Progress of a run: a bar with ETA on a terminal, plain lines otherwise. */
 import type { RunEvent } from '../sim/events.js';
 import type { ExperimentEvent } from '../sim/experiment.js';
+import { nonfiniteModels } from '../sim/stats.js';
 
 /** Seconds as 42s, 3m07s or 2h05m (rounded to the unit shown last). */
 export function fmtDuration(s: number): string {
@@ -19,6 +20,7 @@ export class Progress {
   private clientsDone = 0;
   private clientsInRound = 0;
   private lastEval = '';
+  private lastNonfinite: string | undefined;
   private readonly startRound: number;
   private readonly t0 = Date.now();
 
@@ -76,6 +78,11 @@ export class Progress {
         this.lastEval = `  global ${pct(r.global?.acc)}%  personal ${pct(r.personal?.acc)}%`;
         if (!this.tty)
           this.out.write(`eval @ round ${r.round}:${this.lastEval}  (${e.eval_s.toFixed(1)}s)\n`);
+        // Said when it first shows and when it changes: a diverged client's values stay so.
+        const broken = nonfiniteModels(r);
+        if (broken && broken !== this.lastNonfinite)
+          this.out.write(`${this.tty ? '\n' : ''}warning @ round ${r.round}: ${broken}\n`);
+        this.lastNonfinite = broken;
         break;
       }
     }

@@ -38,6 +38,7 @@ const summarySchema = z.looseObject({
   acc_p50: num,
   acc_p90: num,
   loss,
+  nonfinite: num.optional(),
 });
 const evalSchema = z.looseObject({
   round: z.number().int().nonnegative(),

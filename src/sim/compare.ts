@@ -31,6 +31,7 @@ import { applySet } from './load_config.js';
 import { withDirLock } from './lock.js';
 import { checkFreshDir, type RunSummary, readRecords, summarizeRun } from './rundir.js';
 import { TrainingDiverged } from './simulate.js';
+import { nonfiniteModels } from './stats.js';
 
 /** One algorithm of a comparison: its label (also its run directory's name) and its config. */
 export interface CompareEntry {
@@ -164,6 +165,8 @@ export interface CompareRow {
   /** Set when the run's training diverged: the round, and the numbers are its last evaluation's. */
   diverged_round?: number;
   diverged_reason?: string;
+  /** At the end, what the last evaluation says of models whose loss is not finite (stats.ts). */
+  nonfinite_models?: string;
 }
 
 /**
@@ -212,6 +215,7 @@ function rowOf(
     down_vs_dense: f?.dense_down_params ? f.down_params / f.dense_down_params : undefined,
     time_s: summary.time_s,
     run_dir: dir,
+    ...(f && nonfiniteModels(f) ? { nonfinite_models: nonfiniteModels(f) } : {}),
   };
 }
 
@@ -234,6 +238,7 @@ const COLUMNS: (keyof CompareRow)[] = [
   'run_dir',
   'diverged_round',
   'diverged_reason',
+  'nonfinite_models',
 ];
 
 const csvField = (v: unknown): string => {
@@ -278,6 +283,9 @@ export function compareMarkdown(rows: readonly CompareRow[], config: RunConfig):
         `${r.label}: ${r.diverged_reason} Its row shows its last evaluation, at round ${r.rounds}.`,
         '',
       ]),
+    ...rows
+      .filter((r) => r.nonfinite_models)
+      .flatMap((r) => [`${r.label}: at the end, ${r.nonfinite_models}.`, '']),
   ].join('\n');
 }
 

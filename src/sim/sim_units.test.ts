@@ -88,6 +88,14 @@ describe('client summaries', () => {
     expect(s.acc_std).toBeCloseTo(Math.sqrt((0.0625 + 0.0625) / 3));
     expect(s.acc_p50).toBe(0.75);
     expect(s.loss).toBeCloseTo(0.5);
+    expect(s).not.toHaveProperty('nonfinite');
+  });
+
+  it('count the clients whose model gives a non-finite loss, keeping their accuracy in the means', () => {
+    const s = summarize([0.5, 0, 0.1], [1, Number.NaN, Number.POSITIVE_INFINITY], [10, 10, 10]);
+    expect(s.nonfinite).toBe(2);
+    expect(s.acc).toBeCloseTo(0.2);
+    expect(s.loss).toBeNaN();
   });
 });
 
