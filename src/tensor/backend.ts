@@ -105,11 +105,25 @@ async function loadTfNode(): Promise<boolean> {
   return tfnodeLoaded;
 }
 
-/** Selects and initialises a backend; returns the name of the backend now in use. */
-export async function initBackend(
+/** The last initialisation asked for; the next waits for it (see initBackend). */
+let initialising: Promise<unknown> = Promise.resolve();
+
+/**
+ * Selects and initialises a backend; returns the name of the backend now in use. Calls run one
+ * after another, in the order made: tfjs's registration and its `setBackend` are not safe to
+ * interleave (two concurrent 'wasm' initialisations in one process fail), and a process hosting
+ * several clients starts them concurrently.
+ */
+export function initBackend(
   name: BackendName = 'auto',
   opts: BackendOptions = {},
 ): Promise<string> {
+  const run = initialising.then(() => initBackendNow(name, opts));
+  initialising = run.catch(() => undefined);
+  return run;
+}
+
+async function initBackendNow(name: BackendName, opts: BackendOptions): Promise<string> {
   if (!BACKEND_NAMES.includes(name)) {
     throw new Error(`backend: expected one of ${BACKEND_NAMES.join(', ')}, got '${name}'`);
   }
