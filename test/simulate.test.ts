@@ -137,7 +137,7 @@ describe('simulation', () => {
         {
           outDir: dirs[i]!,
           onEvent: (e: ExperimentEvent) => {
-            if (e.type === 'executor') used.push(e.workers);
+            if (e.type === 'fleet') used.push(e.workers);
           },
         },
       );

@@ -32,7 +32,7 @@ export type ExperimentEvent =
    */
   | { type: 'data'; dataset: string; source: string; requested?: string }
   /** Who trains and evaluates the clients: 1 = the main thread, more = that many worker threads. */
-  | { type: 'executor'; workers: number };
+  | { type: 'fleet'; workers: number };
 
 export interface ExperimentOptions {
   outDir: string;
@@ -130,7 +130,7 @@ async function drive(
     states.dirty.clear();
     onEvent?.({ type: 'checkpoint', round: st.round, dir: prev.dir });
   };
-  if (simFleet) onEvent?.({ type: 'executor', workers: simFleet.workers });
+  if (simFleet) onEvent?.({ type: 'fleet', workers: simFleet.workers });
   const loop = { minParticipants: options.minParticipants };
   try {
     for await (const e of simulate(sim, st, now, fleet, loop)) {

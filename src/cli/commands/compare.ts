@@ -99,7 +99,7 @@ another comparison (DIR/fedslr.lock), or one that cannot be created (the message
           e.type !== 'store' &&
           e.type !== 'checkpoint' &&
           e.type !== 'resumed' &&
-          e.type !== 'executor'
+          e.type !== 'fleet'
         )
           progress?.on(e);
       },

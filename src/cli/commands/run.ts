@@ -59,7 +59,7 @@ use by another run, or one that cannot be created (the message says why).`,
             `fedslr run: resuming ${values.resume} at round ${e.round} (${e.from})\n`,
           );
           progress = new Progress(e.rounds, e.round);
-        } else if (e.type === 'store' || e.type === 'checkpoint' || e.type === 'executor') return;
+        } else if (e.type === 'store' || e.type === 'checkpoint' || e.type === 'fleet') return;
         else progress?.on(e);
       });
       progress?.done();
@@ -88,7 +88,7 @@ use by another run, or one that cannot be created (the message says why).`,
             process.stderr.write(
               `client state (~${(e.estimatedBytes / 1e9).toFixed(1)} GB) kept on disk\n`,
             );
-        } else if (e.type === 'executor') {
+        } else if (e.type === 'fleet') {
           if (e.workers > 1 && !values.quiet)
             process.stderr.write(`clients trained and evaluated on ${e.workers} worker threads\n`);
         } else if (e.type === 'data') reportData(e, values.quiet);

@@ -158,7 +158,7 @@ Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
           process.stderr.write(`fedslr serve: resuming ${outDir} at round ${e.round}\n`);
           progress = new Progress(e.rounds, e.round);
         }
-      } else if (e.type !== 'checkpoint' && e.type !== 'store' && e.type !== 'executor')
+      } else if (e.type !== 'checkpoint' && e.type !== 'store' && e.type !== 'fleet')
         progress?.on(e);
     };
     const fleet: FleetOptions = {
