@@ -65,6 +65,14 @@ describe('fedslr command', () => {
     );
     for (const f of ['compare.md', 'compare.csv', 'compare.json', 'report.html'])
       expect(existsSync(join(dir, 'cmp', f)), f).toBe(true);
+    // report --svg writes each chart on its own, the frontier among them for several runs.
+    const svg = join(dir, 'svg');
+    expect(
+      await main(['report', join(dir, 'cmp'), '--out', join(dir, 'r.html'), '--svg', svg]),
+    ).toBe(0);
+    for (const id of ['accuracy', 'communication', 'frontier'])
+      expect(readFileSync(join(svg, `${id}.svg`), 'utf8')).toMatch(/^<svg[\s\S]*<\/svg>$/);
+    expect(readFileSync(join(dir, 'r.html'), 'utf8')).toContain('data-chart="frontier"');
     // Nothing left to do: --resume keeps both runs and rewrites the table and report.
     expect(await main(['compare', '--resume', join(dir, 'cmp'), '--quiet'])).toBe(0);
     expect(out.join('\n')).toMatch(/\| fedavg \|[\s\S]*\| local \|/);

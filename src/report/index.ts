@@ -7,7 +7,7 @@ import { writeFileAtomic } from '../util/fs.js';
 import { buildCharts, renderSvg } from './charts.js';
 import { findCompareTable } from './compare.js';
 import { writeCsv } from './csv.js';
-import { renderPage } from './html.js';
+import { type RenderedChart, renderPage } from './html.js';
 import { commonParent, loadRunSet, loadRuns, type RunData } from './load.js';
 import { buildSeries } from './series.js';
 
@@ -35,16 +35,23 @@ function missingNotes(
   return notes;
 }
 
-/** The report page for already loaded runs, as an HTML string. */
+/** The charts the runs fill, rendered to SVG. */
+export async function renderCharts(runs: readonly RunData[]): Promise<RenderedChart[]> {
+  const rendered: RenderedChart[] = [];
+  for (const c of buildCharts(buildSeries(runs)))
+    rendered.push({ ...c, svg: await renderSvg(c.spec) });
+  return rendered;
+}
+
+/** The report page for already loaded runs (and their charts, when rendered), as an HTML string. */
 export async function renderReport(
   runs: readonly RunData[],
   outFile?: string,
   unevaluated: readonly string[] = [],
+  charts?: readonly RenderedChart[],
 ): Promise<string> {
   const series = buildSeries(runs);
-  const charts = buildCharts(series);
-  const rendered = [];
-  for (const c of charts) rendered.push({ ...c, svg: await renderSvg(c.spec) });
+  const rendered = charts ?? (await renderCharts(runs));
   const outDir = outFile ? dirname(resolve(outFile)) : null;
   const lookIn = outDir ? [outDir] : [];
   if (runs.length > 1) lookIn.push(commonParent(runs.map((r) => r.dir)));
@@ -57,7 +64,7 @@ export async function renderReport(
     charts: rendered,
     compare,
     notes: missingNotes(
-      charts.map((c) => c.id),
+      rendered.map((c) => c.id),
       runs,
       unevaluated,
     ),

@@ -1,12 +1,11 @@
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import type { Command } from '../command.js';
-import { UsageError } from '../command.js';
+import { parseOptions, UsageError } from '../command.js';
 
 export const command: Command = {
   name: 'report',
   summary: 'HTML report with charts (and CSV series) of one or more run directories',
-  help: `Usage: fedslr report <run-dir> [<run-dir> ...] [--out report.html] [--csv DIR]
+  help: `Usage: fedslr report <run-dir> [<run-dir> ...] [--out report.html] [--csv DIR] [--svg DIR]
 
 Writes one self-contained HTML file (charts as inline SVG, no scripts, viewable offline):
   - mean accuracy over rounds, global and personal model, with the clients' p10-p90 band
@@ -25,26 +24,38 @@ Options:
   --csv DIR    also write the series as CSV files into DIR: accuracy.csv,
                client_accuracy.csv (every evaluation), ranks.csv, density.csv,
                communication.csv, summary.csv
+  --svg DIR    also write each chart as its own SVG file into DIR, named by the chart:
+               accuracy.svg, client-distribution.svg, ranks.svg, density.svg,
+               communication.svg, frontier.svg (with several runs), those the runs fill
 
 Exit codes: 0 written, 2 a path that is not a run directory or a run without evaluations.`,
   async run(argv) {
-    let parsed: ReturnType<typeof parse>;
-    try {
-      parsed = parse(argv);
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
-    const { values, positionals } = parsed;
+    const { values, positionals } = parseOptions(argv, {
+      out: { type: 'string' },
+      csv: { type: 'string' },
+      svg: { type: 'string' },
+    });
     if (positionals.length === 0) throw new UsageError('expected at least one run directory');
     const out =
       values.out ??
       (positionals.length === 1 ? join(positionals[0]!, 'report.html') : 'report.html');
     const { loadRunSet } = await import('../../report/load.js');
     const { runs, unevaluated } = loadRunSet(positionals);
-    const { renderReport } = await import('../../report/index.js');
+    const { renderCharts, renderReport } = await import('../../report/index.js');
     const { writeFileAtomic } = await import('../../util/fs.js');
-    writeFileAtomic(out, await renderReport(runs, out, unevaluated));
+    const charts = await renderCharts(runs);
+    writeFileAtomic(out, await renderReport(runs, out, unevaluated, charts));
     console.log(`report: ${out} (${runs.length} run${runs.length > 1 ? 's' : ''})`);
+    if (values.svg) {
+      const { mkdirSync } = await import('node:fs');
+      mkdirSync(values.svg, { recursive: true });
+      const files = charts.map((c) => {
+        const file = join(values.svg!, `${c.id}.svg`);
+        writeFileAtomic(file, c.svg);
+        return file;
+      });
+      console.log(`svg: ${files.join(', ')}`);
+    }
     if (values.csv) {
       const { buildSeries } = await import('../../report/series.js');
       const { writeCsv } = await import('../../report/csv.js');
@@ -54,14 +65,3 @@ Exit codes: 0 written, 2 a path that is not a run directory or a run without eva
     return 0;
   },
 };
-
-function parse(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      out: { type: 'string' },
-      csv: { type: 'string' },
-    },
-  });
-}
