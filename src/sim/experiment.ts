@@ -44,10 +44,12 @@ export interface ExperimentOptions {
   fleet?: (sim: Simulation) => Promise<ClientFleet>;
   /** The fewest usable uploads a round may aggregate (default 1). */
   minParticipants?: number;
+  /** How often a round with too few usable uploads is drawn again (default DEFAULT_REDRAWS). */
+  redraws?: number;
 }
 
-/** How `drive` gets its clients and how many uploads a round needs. */
-export type FleetOptions = Pick<ExperimentOptions, 'fleet' | 'minParticipants'>;
+/** How `drive` gets its clients, how many uploads a round needs and how often it redraws. */
+export type FleetOptions = Pick<ExperimentOptions, 'fleet' | 'minParticipants' | 'redraws'>;
 
 export const STORE_DIR = 'client-store';
 
@@ -131,7 +133,7 @@ async function drive(
     onEvent?.({ type: 'checkpoint', round: st.round, dir: prev.dir });
   };
   if (simFleet) onEvent?.({ type: 'executor', workers: simFleet.workers });
-  const loop = { minParticipants: options.minParticipants };
+  const loop = { minParticipants: options.minParticipants, redraws: options.redraws };
   try {
     for await (const e of simulate(sim, st, now, fleet, loop)) {
       if (e.type === 'eval') dir.addEval(e.record, e.clients);

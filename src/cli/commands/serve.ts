@@ -11,7 +11,7 @@ export const command: Command = {
   summary: 'Serve a federation over WebSocket: clients join with `fedslr join`',
   help: `Usage: fedslr serve <config.yaml|json> --tokens FILE [--port N] [--host H] [--out DIR]
                     [--tls-cert FILE --tls-key FILE]
-                    [--deadline S] [--min-clients N] [--min-participants N]
+                    [--deadline S] [--min-clients N] [--min-participants N] [--redraws N]
                     [--set key=value ...] [--quiet]
        fedslr serve --resume <run-dir> --tokens FILE [--port N] ... [--set rounds=N]
 
@@ -53,8 +53,13 @@ Options:
                      or a commit (default 300)
   --min-clients N    connected clients to wait for before each round (default: clients.count)
   --min-participants N
-                     usable uploads a round needs (default 1); fewer stops the run with a
-                     message naming the missing clients and why
+                     usable uploads a round needs (default 1); with fewer the round is drawn
+                     again (see --redraws)
+  --redraws N        how often a round with too few usable uploads is drawn again, each time
+                     among the connected clients that did not fail it, from a stream of the
+                     seed, round and attempt (default 3); then the run stops with a message
+                     saying how many uploads arrived, how many were needed and why the others
+                     are missing
   --hello-timeout S  seconds a new connection has to authenticate (default 5)
   --heartbeat S      seconds between pings; a client that misses one while it owes nothing is
                      disconnected (default 30; 0: no pings)
@@ -145,8 +150,10 @@ Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
         `${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`,
       );
     const minParticipants = intOption('min-participants', values['min-participants'], 1, 1);
+    const { DEFAULT_REDRAWS } = await import('../../sim/simulate.js');
+    const redraws = intOption('redraws', values.redraws, DEFAULT_REDRAWS, 0);
     const onEvent = (e: ExperimentEvent) => {
-      if (e.type === 'client-failed') record(e);
+      if (e.type === 'client-failed' || e.type === 'round-redraw') record(e);
       else if (e.type === 'round-end') {
         const { type, round, clients, train_s, server_s } = e;
         record({ type, round, clients, train_s, server_s });
@@ -163,6 +170,7 @@ Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
     };
     const fleet: FleetOptions = {
       minParticipants,
+      redraws,
       fleet: async (sim) => {
         const first = sim.clients[0]!;
         const server = await FederationServer.listen({
@@ -234,6 +242,7 @@ const OPTIONS = {
   'hello-timeout': { type: 'string' },
   heartbeat: { type: 'string' },
   'min-participants': { type: 'string' },
+  redraws: { type: 'string' },
   set: { type: 'string', multiple: true },
   quiet: { type: 'boolean' },
   resume: { type: 'string' },
