@@ -64,8 +64,12 @@ interface Child {
   exit: Promise<number | null>;
 }
 
-function startCli(args: string[]): Child {
-  const child = spawn(process.execPath, [cli, ...args], { cwd: dir, stdio: 'pipe' });
+function startCli(args: string[], env: Record<string, string> = {}): Child {
+  const child = spawn(process.execPath, [cli, ...args], {
+    cwd: dir,
+    stdio: 'pipe',
+    env: { ...process.env, ...env },
+  });
   children.push(child);
   let err = '';
   child.stderr!.on('data', (d) => (err += String(d)));
@@ -94,18 +98,15 @@ async function waitForText(read: () => string, pattern: RegExp, ms: number): Pro
   throw new Error(`no ${pattern} within ${ms} ms in:\n${read()}`);
 }
 
-function serve(out: string, extra: string[] = []): { server: Child; url: Promise<string> } {
-  const server = startCli([
-    'serve',
-    configFile,
-    '--tokens',
-    tokensFile,
-    '--port',
-    '0',
-    '--out',
-    out,
-    ...extra,
-  ]);
+function serve(
+  out: string,
+  extra: string[] = [],
+  env: Record<string, string> = {},
+): { server: Child; url: Promise<string> } {
+  const server = startCli(
+    ['serve', configFile, '--tokens', tokensFile, '--port', '0', '--out', out, ...extra],
+    env,
+  );
   const url = waitForText(server.stderr, /listening on (ws:\/\/\S+)/, 60_000);
   return { server, url };
 }
@@ -304,9 +305,10 @@ describe('fedslr serve and fedslr join', () => {
     expect(readFileSync(join(out, 'federation.jsonl'), 'utf8')).not.toContain('test-token');
   }, 90_000);
 
-  it('goes on without a client killed mid-round and one that stops answering, and takes both back', async () => {
+  it('draws a round again without a client killed mid-round and one that stops answering, and takes both back', async () => {
     const out = join(dir, 'faults');
-    const { server, url } = serve(out, ['--deadline', '8']);
+    // Two uploads needed: round 1's first draw brings one, so it is drawn again.
+    const { server, url } = serve(out, ['--deadline', '8', '--min-participants', '2']);
     const u = await url;
     // Round 1's draw, as the simulator makes it (every client connected: the roster is 0..3).
     const drawn = drawClients(
@@ -350,6 +352,15 @@ describe('fedslr serve and fedslr join', () => {
         expect.objectContaining({ client: killed, reason: 'disconnected' }),
       ]),
     );
+    // Drawn again as attempt 1 among the clients that did not fail it (the answering one and
+    // the one the first draw left out): both aggregated.
+    expect(log.filter((e) => e.type === 'round-redraw')).toEqual([
+      expect.objectContaining({ round: 0, attempt: 1, uploads: 1, needed: 2 }),
+    ]);
+    expect(log.filter((e) => e.type === 'round-end').map((e) => [e.round, e.clients])).toEqual([
+      [0, 2],
+      [1, expect.any(Number)],
+    ]);
     // The stopped client's late upload was refused, never aggregated.
     expect(log).toContainEqual(
       expect.objectContaining({
@@ -388,6 +399,43 @@ describe('fedslr serve and fedslr join', () => {
     for (const c of clients) expect(c.stderr()).toMatch(/reconnecting in/);
 
     const simulated = join(dir, 'simulated-for-resume');
+    await runExperiment(loadConfig(configFile), { outDir: simulated });
+    expect(metricsOf(out)).toEqual(metricsOf(simulated));
+  }, 150_000);
+  it("a server killed after a round's checkpoint and before its commit resumes, sends the commit again, and the metrics are the simulator's", async () => {
+    const out = join(dir, 'killed-before-commit');
+    // The server kills itself once round 1's checkpoint is written, before it sends the commit.
+    const first = serve(out, [], { FEDSLR_TEST_KILL_BEFORE_COMMIT: '0' });
+    const u = await first.url;
+    const port = /:(\d+)$/.exec(u)![1]!;
+    const clients = CLIENTS.map((c) =>
+      joinAs(u, c, ['--state-dir', join(dir, `uncommitted-${c}`)]),
+    );
+    await within(first.server.exit, 60_000, 'the first server dies');
+    expect(first.server.process.signalCode).toBe('SIGKILL');
+    const drawn = drawClients(
+      { kind: 'count', k: 3 },
+      CLIENTS.length,
+      Rng.derive(config.seed, SAMPLING_STREAM, 0),
+    );
+    // Round 1 is on disk with the commit each drawn client is owed; no client got it.
+    const meta = JSON.parse(
+      readFileSync(join(out, 'checkpoints', 'round-000001', 'meta.json'), 'utf8'),
+    );
+    expect(meta.fleet).toEqual({ lastCommitted: 0, owed: drawn.map((c) => [c, 0, 0]) });
+    for (const c of clients) expect(c.stderr()).not.toMatch(/commit \(round 0\)/);
+
+    const second = startCli(['serve', '--resume', out, '--tokens', tokensFile, '--port', port]);
+    const codes = await within(Promise.all(clients.map((c) => c.exit)), 100_000, 'clients exit');
+    expect(await within(second.exit, 20_000, 'server exit'), second.stderr()).toBe(0);
+    expect(codes).toEqual([0, 0, 0, 0]);
+    expect(second.stderr()).toMatch(/resuming .* at round 1/);
+    // The resumed server sent round 1's commit to the clients it aggregated, and only to them.
+    for (const c of CLIENTS)
+      expect(/commit \(round 0\)/.test(clients[c]!.stderr()), `client ${c}`).toBe(
+        drawn.includes(c),
+      );
+    const simulated = join(dir, 'simulated-for-commit');
     await runExperiment(loadConfig(configFile), { outDir: simulated });
     expect(metricsOf(out)).toEqual(metricsOf(simulated));
   }, 150_000);

@@ -67,6 +67,8 @@ export interface SimState {
   /** The algorithm's server state (its type is the algorithm's business). */
   server: unknown;
   totals: Totals;
+  /** Kept ranks after the last aggregation that reported them (evaluations record them). */
+  ranks?: EvalRecord['ranks'];
 }
 
 export function initialState(sim: Simulation): SimState {
@@ -112,6 +114,11 @@ export interface LoopOptions {
    * DEFAULT_REDRAWS). The simulator's fleets always answer; a network fleet's clients may not.
    */
   redraws?: number;
+  /**
+   * Evaluate after `st.round` rounds before the first round: a resumed run whose checkpoint was
+   * written after that round's commit and before its evaluation.
+   */
+  evaluateFirst?: boolean;
 }
 
 /**
@@ -230,7 +237,13 @@ export async function* simulate(
   const redraws = options.redraws ?? DEFAULT_REDRAWS;
   if (!(Number.isInteger(redraws) && redraws >= 0))
     throw new Error(`redraws: expected an integer of at least 0, got ${redraws}`);
-  let lastRanks: EvalRecord['ranks'];
+  const evaluate = async function* (): AsyncGenerator<RunEvent> {
+    const evalStart = performance.now();
+    const ev = await evaluateAll(sim, st, fleet, st.round, now, st.ranks);
+    const eval_s = (performance.now() - evalStart) / 1000;
+    yield { type: 'eval', record: ev.record, clients: ev.clients, eval_s };
+  };
+  if (options.evaluateFirst) yield* evaluate();
   while (st.round < config.rounds) {
     const t = st.round;
     const lr = lrAt(config.train, t);
@@ -287,11 +300,13 @@ export async function* simulate(
     const serverStart = performance.now();
     const agg = await algorithm.server.aggregate(st.server, t, inputs);
     const serverEnd = performance.now();
-    await fleet.commit(t, accepted);
+    // The state after the round before the commit: a network fleet checkpoints it before it
+    // sends the commit (see FleetDurability in experiment.ts).
     st.server = agg.server;
-    if (agg.stats.ranks) lastRanks = agg.stats.ranks;
+    if (agg.stats.ranks) st.ranks = agg.stats.ranks;
     for (const k of Object.keys(round) as (keyof typeof round)[]) st.totals[k] += round[k];
     st.round = t + 1;
+    await fleet.commit(t, accepted);
     yield {
       type: 'round-end',
       round: t,
@@ -302,13 +317,13 @@ export async function* simulate(
       train_s: (serverStart - trainStart) / 1000,
       server_s: (serverEnd - serverStart) / 1000,
     };
-    if (st.round % config.evalEvery === 0 || st.round === config.rounds) {
-      const evalStart = performance.now();
-      const ev = await evaluateAll(sim, st, fleet, st.round, now, lastRanks);
-      const eval_s = (performance.now() - evalStart) / 1000;
-      yield { type: 'eval', record: ev.record, clients: ev.clients, eval_s };
-    }
+    if (isEvalRound(config, st.round)) yield* evaluate();
   }
+}
+
+/** Whether the loop evaluates after `round` rounds. */
+export function isEvalRound(config: RunConfig, round: number): boolean {
+  return round % config.evalEvery === 0 || round === config.rounds;
 }
 
 /**

@@ -30,10 +30,13 @@ every client of the run (reconnecting ones included) and wait up to the deadline
 without metrics then are left out: metrics.jsonl summarizes the clients that answered and says
 how many (clients_evaluated, only when fewer than all), clients.jsonl has null for the others.
 
-Every round is checkpointed (runtime.checkpointEvery 1 unless set), since clients commit every
-round: a server killed mid-run continues with --resume from its last round, and its clients,
-which keep reconnecting, carry on. A server killed between a commit and that round's checkpoint
-(milliseconds for small models) redoes the round on clients that already committed it.
+Every round is checkpointed before its commit is sent (with, for each client, the last commit
+that aggregated its upload), since clients commit every round: a server killed mid-run
+continues with --resume from its last checkpoint, and its clients, which keep reconnecting,
+carry on. Killed before a round's checkpoint, it runs the round again (no client committed it);
+killed after, it sends the round's commit again to each aggregated client whose hello says it
+did not apply it, and makes the round's evaluation if it was not made. So a client's state and
+the server's never disagree on which rounds aggregated it.
 
 The server loads the config's dataset to learn the model's input shape and classes and the
 clients' ids; the clients' data and personal state stay with the clients.
@@ -100,13 +103,9 @@ Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
       let raw = readRunConfig(values.resume);
       for (const s of sets) raw = applySet(raw, s);
       config = parseConfig(raw, `config of '${values.resume}'`);
-    } else {
-      const loaded = loadConfig(positionals[0]!, sets);
-      // Every round is checkpointed: clients commit each round, so a resumed server must not
-      // start from an older one.
-      const checkpointEvery = loaded.runtime.checkpointEvery || 1;
-      config = { ...loaded, runtime: { ...loaded.runtime, checkpointEvery } };
-    }
+    } else config = loadConfig(positionals[0]!, sets);
+    // Every round is checkpointed before its commit whatever runtime.checkpointEvery says: the
+    // server (net/server.ts) does it through FleetDurability.
     const minClients = intOption('min-clients', values['min-clients'], config.clients.count, 1);
     if (minClients > config.clients.count)
       throw new UsageError(
@@ -171,7 +170,7 @@ Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
     const fleet: FleetOptions = {
       minParticipants,
       redraws,
-      fleet: async (sim) => {
+      fleet: async (sim, durable) => {
         const first = sim.clients[0]!;
         const server = await FederationServer.listen({
           host: values.host ?? '127.0.0.1',
@@ -190,6 +189,14 @@ Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
           maxPayload: maxMessageBytes(sim.model.spec),
           rounds: sim.config.rounds,
           minClients,
+          saved: durable.saved,
+          persist: (record) => {
+            durable.persist(record);
+            // A test hook (test/federation.test.ts): die between a round's checkpoint and its
+            // commit, the moment a resumed server must send the commit again.
+            if (process.env.FEDSLR_TEST_KILL_BEFORE_COMMIT === String(record.lastCommitted))
+              process.kill(process.pid, 'SIGKILL');
+          },
           log: (e) => {
             record(e);
             if (e.type === 'listening')
