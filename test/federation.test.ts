@@ -111,7 +111,13 @@ function serve(
   return { server, url };
 }
 
-function joinAs(url: string, client: number, extra: string[] = []): Child {
+/** `fedslr join` as `client`, holding its shard of mnist unless `data` gives its own files. */
+function joinAs(
+  url: string,
+  client: number,
+  extra: string[] = [],
+  data = ['--dataset', 'mnist'],
+): Child {
   return startCli([
     'join',
     url,
@@ -119,8 +125,7 @@ function joinAs(url: string, client: number, extra: string[] = []): Child {
     String(client),
     '--token',
     tokenOf(client),
-    '--dataset',
-    'mnist',
+    ...data,
     '--backend',
     'wasm',
     '--state-dir',
@@ -439,6 +444,75 @@ describe('fedslr serve and fedslr join', () => {
     await runExperiment(loadConfig(configFile), { outDir: simulated });
     expect(metricsOf(out)).toEqual(metricsOf(simulated));
   }, 150_000);
+  it('takes a client with its own data files, and refuses one whose files do not fit the model', async () => {
+    // Client 0's own files: its simulator shard's pixels (back in [0, 1]) and labels, as .npy.
+    const { federate } = await import('../src/data/clients.js');
+    const { loadDataset } = await import('../src/data/load.js');
+    const { MNIST_NORMALIZATION } = await import('../src/data/mnist.js');
+    const { encodeNpy } = await import('../src/data/arrays.js');
+    const splits = await loadDataset({ name: 'mnist' });
+    const fed = await federate(splits, {
+      clients: 4,
+      seed: config.seed,
+      partition: { kind: 'iid' },
+      testPerClient: 20,
+    });
+    const own = fed.clients[0]!.train;
+    const { mean, std } = MNIST_NORMALIZATION;
+    const pixels = Float32Array.from(own.x, (v) => v * std[0]! + mean[0]!);
+    writeFileSync(join(dir, 'own-images.npy'), encodeNpy('<f4', [own.size, 28, 28, 1], pixels));
+    writeFileSync(join(dir, 'own-labels.npy'), encodeNpy('<i4', [own.size], own.y));
+    // Held out: floor(0.25 * n_c) of each class c.
+    const held = Array.from({ length: 10 }, (_, c) =>
+      Math.floor(0.25 * own.y.filter((y) => y === c).length),
+    ).reduce((a, b) => a + b, 0);
+
+    const out = join(dir, 'own-data');
+    const { server, url } = serve(out);
+    const u = await url;
+    // Images of 14 x 14: refused once the task says the model takes 28 x 28 (exit 2, the file named).
+    writeFileSync(
+      join(dir, 'small-images.npy'),
+      encodeNpy('|u1', [3, 14, 14], new Uint8Array(588)),
+    );
+    writeFileSync(join(dir, 'small-labels.npy'), encodeNpy('|u1', [3], new Uint8Array(3)));
+    const misfit = joinAs(
+      u,
+      1,
+      ['--state-dir', join(dir, 'own-misfit')],
+      ['--data', join(dir, 'small-images.npy')],
+    );
+    expect(await within(misfit.exit, 60_000, 'misfit client exit')).toBe(2);
+    expect(misfit.stderr()).toMatch(
+      /small-images\.npy: images of shape \[3, 14, 14\]; expected N x 28 x 28 \(x 1\) images for the run's model/,
+    );
+    const clients = CLIENTS.map((c) =>
+      joinAs(
+        u,
+        c,
+        ['--state-dir', join(dir, `own-${c}`)],
+        c === 0
+          ? ['--data', join(dir, 'own-images.npy'), '--test-share', '0.25']
+          : ['--dataset', 'mnist'],
+      ),
+    );
+    const codes = await within(Promise.all(clients.map((c) => c.exit)), 100_000, 'clients exit');
+    expect(await within(server.exit, 20_000, 'server exit'), server.stderr()).toBe(0);
+    expect(codes).toEqual([0, 0, 0, 0]);
+    expect(clients[0]!.stderr()).toContain(
+      `joined a run of 4 clients: ${own.size - held} training and ${held} test samples here`,
+    );
+    const metrics = metricsOf(out) as {
+      round: number;
+      clients_evaluated?: number;
+      global?: { acc: number };
+    }[];
+    expect(metrics.map((m) => m.round)).toEqual([1, 2]);
+    for (const m of metrics) {
+      expect(m.clients_evaluated).toBeUndefined();
+      expect(m.global!.acc).toBeGreaterThan(0.3);
+    }
+  }, 150_000);
   it('through a seeded faulty proxy that delays, drops and truncates frames and cuts connections, the run finishes with what got through', async () => {
     const out = join(dir, 'proxied');
     const { server, url } = serve(out, ['--deadline', '4', '--set', 'rounds=3']);
@@ -551,6 +625,40 @@ describe('fedslr serve and join arguments', () => {
           '1',
         ],
         /--shard: expected K\/N/,
+      ],
+      [
+        ['join', 'ws://x', '--client-id', '0', '--token', tokenOf(0)],
+        /either --dataset NAME or --data FILE/,
+      ],
+      [
+        [
+          'join',
+          'ws://x',
+          '--client-id',
+          '0',
+          '--token',
+          tokenOf(0),
+          '--data',
+          'a-images.npy',
+          '--shard',
+          '0/4',
+        ],
+        /--shard and --data-dir go with --dataset, not --data/,
+      ],
+      [
+        [
+          'join',
+          'ws://x',
+          '--client-id',
+          '0',
+          '--token',
+          tokenOf(0),
+          '--data',
+          'a-images.npy',
+          '--test-share',
+          '1',
+        ],
+        /--test-share: expected a number between 0 and 1, got '1'/,
       ],
       [['run', '--resume', served], /is a served run .* continue it with fedslr serve --resume/],
     ];
