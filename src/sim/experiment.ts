@@ -211,8 +211,9 @@ export async function runExperiment(
 }
 
 async function startRun(config: RunConfig, opts: ExperimentOptions): Promise<RunSummary> {
-  const { sim, info } = await setup(config);
-  opts.onEvent?.(dataEvent(config, info));
+  // A served run's server reads no data: its clients hold it.
+  const { sim, info } = await setup(config, opts.fleet ? 'served' : undefined);
+  if (!opts.fleet) opts.onEvent?.(dataEvent(config, info));
   const dir = new RunDir(opts.outDir);
   dir.writeConfig(config, configNotes(info));
   const store = makeStore(sim, opts.outDir, opts.onEvent);
@@ -304,8 +305,8 @@ async function resume(
       `cannot resume '${runDir}': rounds ${config.rounds} is below the checkpoint's round ${ck.meta.round}`,
     );
   }
-  const { sim, info } = await setup(config);
-  onEvent?.(dataEvent(config, info));
+  const { sim, info } = await setup(config, options.fleet ? 'served' : undefined);
+  if (!options.fleet) onEvent?.(dataEvent(config, info));
   const store = makeStore(sim, runDir, onEvent);
   for (const c of ck.meta.clients) {
     const bytes = ck.clientBytes(c);

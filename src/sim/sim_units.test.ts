@@ -9,6 +9,7 @@ import { refuseChangedConfig } from './experiment.js';
 import { applySet, loadConfig } from './load_config.js';
 import { longestFirst, splitByWork } from './pool.js';
 import { drawClients } from './sampling.js';
+import { setup } from './setup.js';
 import { percentile, summarize } from './stats.js';
 
 describe('client sampling', () => {
@@ -249,5 +250,27 @@ describe('resuming under a config', () => {
     expect(() =>
       refuseChangedConfig(written, parseConfig({ seed: 3, model: { name: 'mlp' } }), 'r'),
     ).toThrow(/differing keys: seed$/);
+  });
+});
+
+describe("a served run's setup", () => {
+  it("reads no data: the model comes from the dataset's metadata, the clients are ids", async () => {
+    // CIFAR-10 is in no directory here: reading it would fail.
+    const config = parseConfig({
+      seed: 1,
+      clients: { count: 3 },
+      data: { dataset: 'cifar10', dir: '/nonexistent/cifar' },
+      model: { name: 'mlp', hidden: [4] },
+      train: { backend: 'wasm' },
+    });
+    const { sim, info } = await setup(config, 'served');
+    expect(sim.task.model).toMatchObject({ inputShape: [32, 32, 3], classes: 10 });
+    expect(sim.clients.map((c) => [c.id, c.train.size, c.test.size])).toEqual([
+      [0, 0, 0],
+      [1, 0, 0],
+      [2, 0, 0],
+    ]);
+    expect(info).toMatchObject({ dataSource: 'with the clients (served run)' });
+    expect(info).not.toHaveProperty('trainSamples');
   });
 });

@@ -38,8 +38,9 @@ killed after, it sends the round's commit again to each aggregated client whose 
 did not apply it, and makes the round's evaluation if it was not made. So a client's state and
 the server's never disagree on which rounds aggregated it.
 
-The server loads the config's dataset to learn the model's input shape and classes and the
-clients' ids; the clients' data and personal state stay with the clients.
+The server reads no data: the model's input shape and classes come from the dataset's name
+(fedslr knows each dataset's), the clients' ids from clients.count; the clients' data and
+personal state stay with the clients.
 
 Options:
   --tokens FILE      client tokens, one '<client id> <token>' line each (tokens of at least 16
