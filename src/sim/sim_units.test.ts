@@ -10,6 +10,7 @@ import { applySet, loadConfig } from './load_config.js';
 import { longestFirst, splitByWork } from './pool.js';
 import { drawClients } from './sampling.js';
 import { setup } from './setup.js';
+import { drawRound, SAMPLING_STREAM } from './simulate.js';
 import { percentile, summarize } from './stats.js';
 
 describe('client sampling', () => {
@@ -35,6 +36,21 @@ describe('client sampling', () => {
     expect(() => drawClients({ kind: 'count', k: 31 }, 30, new Rng(3))).toThrow(
       /cannot draw 31 clients out of 30/,
     );
+  });
+});
+
+describe('redraws of a round', () => {
+  it('draw from their own stream per attempt, count from fewer clients when fewer are left, none from none', () => {
+    const roster = [2, 5, 7, 9, 11, 13];
+    const count = { kind: 'count', k: 3 } as const;
+    expect(drawRound(count, roster, 4, 2, 0)).toEqual(
+      drawClients(count, 6, Rng.derive(4, SAMPLING_STREAM, 2)).map((i) => roster[i]),
+    );
+    expect(drawRound(count, roster, 4, 2, 1)).toEqual(
+      drawClients(count, 6, Rng.derive(4, SAMPLING_STREAM, 2, 1)).map((i) => roster[i]),
+    );
+    expect(drawRound(count, [5, 9], 4, 2, 1)).toEqual([5, 9]);
+    expect(drawRound({ kind: 'fraction', q: 0.5 }, [], 4, 2, 1)).toEqual([]);
   });
 });
 

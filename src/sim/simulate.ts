@@ -193,7 +193,7 @@ interface Draw {
 /**
  * The clients of a round's draw number `attempt` among `roster` (ascending ids). The first draw
  * is the simulator's, from the round's sampling stream; a redraw has its own stream (seed,
- * round, attempt) and draws `count` clients from fewer when fewer are left.
+ * round, attempt) and draws `count` clients from fewer when fewer are left (none from none).
  */
 export function drawRound(
   sampling: RunConfig['clients']['sampling'],
@@ -206,6 +206,7 @@ export function drawRound(
     return drawClients(sampling, roster.length, Rng.derive(seed, SAMPLING_STREAM, round)).map(
       (i) => roster[i]!,
     );
+  if (roster.length === 0) return [];
   const rule =
     sampling.kind === 'count' ? { ...sampling, k: Math.min(sampling.k, roster.length) } : sampling;
   return drawClients(rule, roster.length, Rng.derive(seed, SAMPLING_STREAM, round, attempt)).map(
