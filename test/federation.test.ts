@@ -64,8 +64,12 @@ interface Child {
   exit: Promise<number | null>;
 }
 
-function startCli(args: string[]): Child {
-  const child = spawn(process.execPath, [cli, ...args], { cwd: dir, stdio: 'pipe' });
+function startCli(args: string[], env: Record<string, string> = {}): Child {
+  const child = spawn(process.execPath, [cli, ...args], {
+    cwd: dir,
+    stdio: 'pipe',
+    env: { ...process.env, ...env },
+  });
   children.push(child);
   let err = '';
   child.stderr!.on('data', (d) => (err += String(d)));
@@ -94,23 +98,26 @@ async function waitForText(read: () => string, pattern: RegExp, ms: number): Pro
   throw new Error(`no ${pattern} within ${ms} ms in:\n${read()}`);
 }
 
-function serve(out: string, extra: string[] = []): { server: Child; url: Promise<string> } {
-  const server = startCli([
-    'serve',
-    configFile,
-    '--tokens',
-    tokensFile,
-    '--port',
-    '0',
-    '--out',
-    out,
-    ...extra,
-  ]);
+function serve(
+  out: string,
+  extra: string[] = [],
+  env: Record<string, string> = {},
+): { server: Child; url: Promise<string> } {
+  const server = startCli(
+    ['serve', configFile, '--tokens', tokensFile, '--port', '0', '--out', out, ...extra],
+    env,
+  );
   const url = waitForText(server.stderr, /listening on (ws:\/\/\S+)/, 60_000);
   return { server, url };
 }
 
-function joinAs(url: string, client: number, extra: string[] = []): Child {
+/** `fedslr join` as `client`, holding its shard of mnist unless `data` gives its own files. */
+function joinAs(
+  url: string,
+  client: number,
+  extra: string[] = [],
+  data = ['--dataset', 'mnist'],
+): Child {
   return startCli([
     'join',
     url,
@@ -118,8 +125,7 @@ function joinAs(url: string, client: number, extra: string[] = []): Child {
     String(client),
     '--token',
     tokenOf(client),
-    '--dataset',
-    'mnist',
+    ...data,
     '--backend',
     'wasm',
     '--state-dir',
@@ -304,9 +310,10 @@ describe('fedslr serve and fedslr join', () => {
     expect(readFileSync(join(out, 'federation.jsonl'), 'utf8')).not.toContain('test-token');
   }, 90_000);
 
-  it('goes on without a client killed mid-round and one that stops answering, and takes both back', async () => {
+  it('draws a round again without a client killed mid-round and one that stops answering, and takes both back', async () => {
     const out = join(dir, 'faults');
-    const { server, url } = serve(out, ['--deadline', '8']);
+    // Two uploads needed: round 1's first draw brings one, so it is drawn again.
+    const { server, url } = serve(out, ['--deadline', '8', '--min-participants', '2']);
     const u = await url;
     // Round 1's draw, as the simulator makes it (every client connected: the roster is 0..3).
     const drawn = drawClients(
@@ -350,6 +357,15 @@ describe('fedslr serve and fedslr join', () => {
         expect.objectContaining({ client: killed, reason: 'disconnected' }),
       ]),
     );
+    // Drawn again as attempt 1 among the clients that did not fail it (the answering one and
+    // the one the first draw left out): both aggregated.
+    expect(log.filter((e) => e.type === 'round-redraw')).toEqual([
+      expect.objectContaining({ round: 0, attempt: 1, uploads: 1, needed: 2 }),
+    ]);
+    expect(log.filter((e) => e.type === 'round-end').map((e) => [e.round, e.clients])).toEqual([
+      [0, 2],
+      [1, expect.any(Number)],
+    ]);
     // The stopped client's late upload was refused, never aggregated.
     expect(log).toContainEqual(
       expect.objectContaining({
@@ -390,6 +406,112 @@ describe('fedslr serve and fedslr join', () => {
     const simulated = join(dir, 'simulated-for-resume');
     await runExperiment(loadConfig(configFile), { outDir: simulated });
     expect(metricsOf(out)).toEqual(metricsOf(simulated));
+  }, 150_000);
+  it("a server killed after a round's checkpoint and before its commit resumes, sends the commit again, and the metrics are the simulator's", async () => {
+    const out = join(dir, 'killed-before-commit');
+    // The server kills itself once round 1's checkpoint is written, before it sends the commit.
+    const first = serve(out, [], { FEDSLR_TEST_KILL_BEFORE_COMMIT: '0' });
+    const u = await first.url;
+    const port = /:(\d+)$/.exec(u)![1]!;
+    const clients = CLIENTS.map((c) =>
+      joinAs(u, c, ['--state-dir', join(dir, `uncommitted-${c}`)]),
+    );
+    await within(first.server.exit, 60_000, 'the first server dies');
+    expect(first.server.process.signalCode).toBe('SIGKILL');
+    const drawn = drawClients(
+      { kind: 'count', k: 3 },
+      CLIENTS.length,
+      Rng.derive(config.seed, SAMPLING_STREAM, 0),
+    );
+    // Round 1 is on disk with the commit each drawn client is owed; no client got it.
+    const meta = JSON.parse(
+      readFileSync(join(out, 'checkpoints', 'round-000001', 'meta.json'), 'utf8'),
+    );
+    expect(meta.fleet).toEqual({ lastCommitted: 0, owed: drawn.map((c) => [c, 0, 0]) });
+    for (const c of clients) expect(c.stderr()).not.toMatch(/commit \(round 0\)/);
+
+    const second = startCli(['serve', '--resume', out, '--tokens', tokensFile, '--port', port]);
+    const codes = await within(Promise.all(clients.map((c) => c.exit)), 100_000, 'clients exit');
+    expect(await within(second.exit, 20_000, 'server exit'), second.stderr()).toBe(0);
+    expect(codes).toEqual([0, 0, 0, 0]);
+    expect(second.stderr()).toMatch(/resuming .* at round 1/);
+    // The resumed server sent round 1's commit to the clients it aggregated, and only to them.
+    for (const c of CLIENTS)
+      expect(/commit \(round 0\)/.test(clients[c]!.stderr()), `client ${c}`).toBe(
+        drawn.includes(c),
+      );
+    const simulated = join(dir, 'simulated-for-commit');
+    await runExperiment(loadConfig(configFile), { outDir: simulated });
+    expect(metricsOf(out)).toEqual(metricsOf(simulated));
+  }, 150_000);
+  it('takes a client with its own data files, and refuses one whose files do not fit the model', async () => {
+    // Client 0's own files: its simulator shard's pixels (back in [0, 1]) and labels, as .npy.
+    const { federate } = await import('../src/data/clients.js');
+    const { loadDataset } = await import('../src/data/load.js');
+    const { MNIST_NORMALIZATION } = await import('../src/data/mnist.js');
+    const { encodeNpy } = await import('../src/data/arrays.js');
+    const splits = await loadDataset({ name: 'mnist' });
+    const fed = await federate(splits, {
+      clients: 4,
+      seed: config.seed,
+      partition: { kind: 'iid' },
+      testPerClient: 20,
+    });
+    const own = fed.clients[0]!.train;
+    const { mean, std } = MNIST_NORMALIZATION;
+    const pixels = Float32Array.from(own.x, (v) => v * std[0]! + mean[0]!);
+    writeFileSync(join(dir, 'own-images.npy'), encodeNpy('<f4', [own.size, 28, 28, 1], pixels));
+    writeFileSync(join(dir, 'own-labels.npy'), encodeNpy('<i4', [own.size], own.y));
+    // Held out: floor(0.25 * n_c) of each class c.
+    const held = Array.from({ length: 10 }, (_, c) =>
+      Math.floor(0.25 * own.y.filter((y) => y === c).length),
+    ).reduce((a, b) => a + b, 0);
+
+    const out = join(dir, 'own-data');
+    const { server, url } = serve(out);
+    const u = await url;
+    // Images of 14 x 14: refused once the task says the model takes 28 x 28 (exit 2, the file named).
+    writeFileSync(
+      join(dir, 'small-images.npy'),
+      encodeNpy('|u1', [3, 14, 14], new Uint8Array(588)),
+    );
+    writeFileSync(join(dir, 'small-labels.npy'), encodeNpy('|u1', [3], new Uint8Array(3)));
+    const misfit = joinAs(
+      u,
+      1,
+      ['--state-dir', join(dir, 'own-misfit')],
+      ['--data', join(dir, 'small-images.npy')],
+    );
+    expect(await within(misfit.exit, 60_000, 'misfit client exit')).toBe(2);
+    expect(misfit.stderr()).toMatch(
+      /small-images\.npy: images of shape \[3, 14, 14\]; expected N x 28 x 28 \(x 1\) images for the run's model/,
+    );
+    const clients = CLIENTS.map((c) =>
+      joinAs(
+        u,
+        c,
+        ['--state-dir', join(dir, `own-${c}`)],
+        c === 0
+          ? ['--data', join(dir, 'own-images.npy'), '--test-share', '0.25']
+          : ['--dataset', 'mnist'],
+      ),
+    );
+    const codes = await within(Promise.all(clients.map((c) => c.exit)), 100_000, 'clients exit');
+    expect(await within(server.exit, 20_000, 'server exit'), server.stderr()).toBe(0);
+    expect(codes).toEqual([0, 0, 0, 0]);
+    expect(clients[0]!.stderr()).toContain(
+      `joined a run of 4 clients: ${own.size - held} training and ${held} test samples here`,
+    );
+    const metrics = metricsOf(out) as {
+      round: number;
+      clients_evaluated?: number;
+      global?: { acc: number };
+    }[];
+    expect(metrics.map((m) => m.round)).toEqual([1, 2]);
+    for (const m of metrics) {
+      expect(m.clients_evaluated).toBeUndefined();
+      expect(m.global!.acc).toBeGreaterThan(0.3);
+    }
   }, 150_000);
   it('through a seeded faulty proxy that delays, drops and truncates frames and cuts connections, the run finishes with what got through', async () => {
     const out = join(dir, 'proxied');
@@ -503,6 +625,40 @@ describe('fedslr serve and join arguments', () => {
           '1',
         ],
         /--shard: expected K\/N/,
+      ],
+      [
+        ['join', 'ws://x', '--client-id', '0', '--token', tokenOf(0)],
+        /either --dataset NAME or --data FILE/,
+      ],
+      [
+        [
+          'join',
+          'ws://x',
+          '--client-id',
+          '0',
+          '--token',
+          tokenOf(0),
+          '--data',
+          'a-images.npy',
+          '--shard',
+          '0/4',
+        ],
+        /--shard and --data-dir go with --dataset, not --data/,
+      ],
+      [
+        [
+          'join',
+          'ws://x',
+          '--client-id',
+          '0',
+          '--token',
+          tokenOf(0),
+          '--data',
+          'a-images.npy',
+          '--test-share',
+          '1',
+        ],
+        /--test-share: expected a number between 0 and 1, got '1'/,
       ],
       [['run', '--resume', served], /is a served run .* continue it with fedslr serve --resume/],
     ];

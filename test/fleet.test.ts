@@ -1,18 +1,28 @@
 /**
  * The round loop with clients that fail: one drops out mid-round, one sends a malformed upload.
  * The round completes with the others, nothing of the two is aggregated, and their state stays at
- * its last committed value; too few answers stop the run with a message that says why.
+ * its last committed value; a round with too few answers is drawn again (seeded), and when the
+ * redraws run out the run stops with a message that says why.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { AggregateInput } from '../src/algorithms/types.js';
 import type { ClientFleet, TrainJob, TrainReply } from '../src/runtime/fleet.js';
 import { parseConfig } from '../src/sim/config.js';
+import type { RunEvent } from '../src/sim/events.js';
 import { InProcessFleet } from '../src/sim/fleet_local.js';
+import { drawClients } from '../src/sim/sampling.js';
 import { setup } from '../src/sim/setup.js';
 import type { Simulation } from '../src/sim/simulate.js';
-import { initialState, simulate, TooFewParticipants } from '../src/sim/simulate.js';
+import {
+  drawRound,
+  initialState,
+  SAMPLING_STREAM,
+  simulate,
+  TooFewParticipants,
+} from '../src/sim/simulate.js';
 import { MemoryStore } from '../src/sim/store.js';
 import { initBackend } from '../src/tensor/backend.js';
+import { Rng } from '../src/tensor/rng.js';
 
 const config = parseConfig({
   seed: 3,
@@ -70,6 +80,40 @@ class FaultyFleet implements ClientFleet {
         yield { client: reply.client, upload: { ...reply.upload, params } };
       } else yield reply;
     }
+  }
+
+  commit(round: number, accepted: readonly number[]) {
+    return this.inner.commit(round, accepted);
+  }
+
+  evaluate(...args: Parameters<ClientFleet['evaluate']>) {
+    return this.inner.evaluate(...args);
+  }
+
+  close() {
+    return this.inner.close();
+  }
+}
+
+/** A fleet whose `silent` clients never answer (as clients that stop answering mid-round). */
+class SilentFleet implements ClientFleet {
+  constructor(
+    readonly inner: InProcessFleet,
+    private readonly silent: ReadonlySet<number>,
+  ) {}
+
+  roster() {
+    return this.inner.roster();
+  }
+
+  async *train(round: number, jobs: readonly TrainJob[]): AsyncGenerator<TrainReply> {
+    yield* this.inner.train(
+      round,
+      jobs.filter((j) => !this.silent.has(j.client)),
+    );
+    for (const j of jobs)
+      if (this.silent.has(j.client))
+        yield { client: j.client, failure: 'no answer before the deadline' };
   }
 
   commit(round: number, accepted: readonly number[]) {
@@ -157,7 +201,7 @@ describe('round loop with failing clients', () => {
     const st = initialState(sim);
     let error: unknown;
     try {
-      for await (const _ of simulate(sim, st, () => 0, fleet, { minParticipants: 2 }));
+      for await (const _ of simulate(sim, st, () => 0, fleet, { minParticipants: 2, redraws: 0 }));
     } catch (err) {
       error = err;
     }
@@ -167,6 +211,90 @@ describe('round loop with failing clients', () => {
     );
     expect(st.round).toBe(0);
     expect(store.ids()).toEqual([]);
+    await fleet.close();
+  });
+
+  it('draws a round again, seeded, without the client that stopped answering, and aggregates the redraw', async () => {
+    const { sim: base } = await setup(config);
+    const sampling = config.clients.sampling;
+    // The client that stops answering: one of round 1's first draw.
+    const first = drawClients(sampling, 4, Rng.derive(config.seed, SAMPLING_STREAM, 0));
+    const silent = first[1]!;
+    const run = async () => {
+      const { sim, aggregated } = recording(base);
+      const store = new MemoryStore(sim.algorithm.client.codec);
+      const fleet = new SilentFleet(new InProcessFleet(sim, store), new Set([silent]));
+      const st = initialState(sim);
+      const events: RunEvent[] = [];
+      for await (const e of simulate(sim, st, () => 0, fleet, { minParticipants: 3 }))
+        events.push(e);
+      await fleet.close();
+      return { events, aggregated, st, store };
+    };
+    const { events, aggregated, st, store } = await run();
+    expect(st.round).toBe(2);
+    const round0 = events.filter((e) => 'round' in e && e.round === 0);
+    const starts = round0.flatMap((e) => (e.type === 'round-start' ? [e.clients] : []));
+    const others = [0, 1, 2, 3].filter((c) => c !== silent);
+    expect(starts).toEqual([first, drawRound(sampling, others, config.seed, 0, 1)]);
+    expect(starts[1]).toEqual(others);
+    expect(round0.filter((e) => e.type === 'round-redraw')).toEqual([
+      { type: 'round-redraw', round: 0, attempt: 1, uploads: 2, needed: 3 },
+    ]);
+    expect(aggregated[0]).toEqual(others);
+    // Every round that drew the silent client was drawn again; none aggregated it.
+    for (const a of aggregated) expect(a).not.toContain(silent);
+    expect(store.ids()).not.toContain(silent);
+    // The same seed and the same fault: the same draws, redraws included.
+    const again = await run();
+    const draws = (es: RunEvent[]) =>
+      es.flatMap((e) => (e.type === 'round-start' ? [[e.round, ...e.clients]] : []));
+    expect(draws(again.events)).toEqual(draws(events));
+    expect(again.aggregated).toEqual(aggregated);
+  });
+
+  it('stops after the redraws with how many uploads arrived, how many were needed and why', async () => {
+    const { sim } = await setup(config);
+    const sampling = config.clients.sampling;
+    const first = drawClients(sampling, 4, Rng.derive(config.seed, SAMPLING_STREAM, 0));
+    // One client of the first draw and the one it left out never answer: the redraw (among the
+    // three others) meets the second, and only two clients that did not fail are left.
+    const silent = [first[0]!, [0, 1, 2, 3].find((c) => !first.includes(c))!];
+    const store = new MemoryStore(sim.algorithm.client.codec);
+    const fleet = new SilentFleet(new InProcessFleet(sim, store), new Set(silent));
+    const st = initialState(sim);
+    const redraws: RunEvent[] = [];
+    let error: unknown;
+    try {
+      for await (const e of simulate(sim, st, () => 0, fleet, { minParticipants: 3 }))
+        if (e.type === 'round-redraw') redraws.push(e);
+    } catch (err) {
+      error = err;
+    }
+    await fleet.close();
+    expect(redraws).toHaveLength(1);
+    expect(error).toBeInstanceOf(TooFewParticipants);
+    expect((error as Error).message).toBe(
+      `round 1: only 2 drawn client(s) answered with a usable upload, 3 needed, after 2 draws (client ${silent[1]}: no answer before the deadline); 2 connected client(s) left that did not fail this round`,
+    );
+    expect(st.round).toBe(0);
+    expect(store.ids()).toEqual([]);
+  });
+
+  it('fails once the redraws are spent', async () => {
+    const { sim } = await setup(config);
+    const store = new MemoryStore(sim.algorithm.client.codec);
+    const fleet = new SilentFleet(new InProcessFleet(sim, store), new Set([0, 1, 2, 3]));
+    const st = initialState(sim);
+    const events: RunEvent[] = [];
+    const run = async () => {
+      for await (const e of simulate(sim, st, () => 0, fleet, { minParticipants: 1, redraws: 0 }))
+        events.push(e);
+    };
+    await expect(run()).rejects.toThrow(
+      /^round 1: only 0 drawn client\(s\) answered with a usable upload, 1 needed \(client \d+: no answer/,
+    );
+    expect(events.filter((e) => e.type === 'round-redraw')).toEqual([]);
     await fleet.close();
   });
 });

@@ -66,6 +66,12 @@ export class Progress {
         if (this.tty) this.bar(e.round);
         else this.out.write(`round ${e.round + 1}: client ${e.client} left out: ${e.reason}\n`);
         break;
+      case 'round-redraw':
+        if (!this.tty)
+          this.out.write(
+            `round ${e.round + 1}: ${e.uploads} usable upload(s) of ${e.needed} needed, drawing again (attempt ${e.attempt})\n`,
+          );
+        break;
       case 'round-end':
         if (!this.tty) {
           this.out.write(

@@ -14,6 +14,8 @@
 import WebSocket, { type RawData } from 'ws';
 import { type ClientData, type FederatedData, federate } from '../data/clients.js';
 import { loadDataset } from '../data/load.js';
+import { datasetMeta } from '../data/meta.js';
+import { type OwnDataOptions, readOwnData } from '../data/own.js';
 import {
   decodeToHost,
   encodeMessage,
@@ -38,8 +40,10 @@ export interface JoinOptions {
   url: string;
   client: number;
   token: string;
-  /** The dataset this client holds; the server's run must use the same. */
-  dataset: string;
+  /** The named dataset this client holds a shard of; the server's run must use the same. */
+  dataset?: string;
+  /** Instead of a shard of a named dataset: the client's own files (data/own.ts). */
+  own?: OwnDataOptions;
   /** Where the dataset's files are looked up first. */
   dataDir?: string;
   /** The shard to take, as index/of; it must be the client id / the run's client count. */
@@ -214,9 +218,23 @@ class NetworkClient {
     });
   }
 
-  /** This client's shard of the dataset, as the simulator computes it for the same run. */
+  /**
+   * This client's shard of the dataset, as the simulator computes it for the same run, or its
+   * own files normalized as the run's dataset is.
+   */
   private async shard(task: Task, data: ShardSource): Promise<ClientData> {
     const { opts } = this;
+    if (opts.own) {
+      const { dataset } = parseConfig({ data }, "the server's data section").data;
+      const { inputShape, classes } = task.model;
+      const { normalization } = datasetMeta(dataset);
+      const target = { client: opts.client, seed: task.seed, shape: inputShape, classes };
+      try {
+        return await readOwnData(opts.own, { ...target, normalization });
+      } catch (err) {
+        throw new InputError((err as Error).message, { cause: err });
+      }
+    }
     if (data.dataset !== opts.dataset)
       throw new JoinError(`the run uses dataset '${data.dataset}'; --dataset is '${opts.dataset}'`);
     const index = opts.shard?.index ?? opts.client;

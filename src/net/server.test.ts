@@ -23,7 +23,13 @@ import {
 import type { TrainReply } from '../runtime/fleet.js';
 import { type Task, TRAIN_DEFAULTS } from '../runtime/task.js';
 import { CLOSE } from './codes.js';
-import { type FederationEvent, FederationServer } from './server.js';
+import {
+  type FederationEvent,
+  type FederationOptions,
+  FederationServer,
+  type FleetRecord,
+  readFleetRecord,
+} from './server.js';
 import { TokenBook } from './tokens.js';
 
 const v = PROTOCOL_VERSION;
@@ -54,6 +60,7 @@ async function start(
   heartbeatSeconds = 0,
   tls?: { cert: string; key: string },
   minClients = 0,
+  more: Partial<FederationOptions> = {},
 ): Promise<FederationServer> {
   server = await FederationServer.listen({
     host: '127.0.0.1',
@@ -69,6 +76,7 @@ async function start(
     rounds: 1,
     minClients,
     log: (e) => events.push(e),
+    ...more,
   });
   return server;
 }
@@ -407,5 +415,58 @@ describe('the federation server', () => {
     const back = new RawClient(fleet.url, 0, -1);
     expect((await back.next()).type).toBe('welcome');
     expect(await back.next()).toEqual({ v, type: 'commit', round: 0, attempt: 0, accepted: [0] });
+  });
+  it('has its record persisted before a commit goes out, and a server resumed from it sends owed commits again', async () => {
+    const records: FleetRecord[] = [];
+    const fleet = await start([], 0, undefined, 0, {
+      persist: (record) => {
+        records.push(record);
+        throw new Error('disk full');
+      },
+    });
+    const [c0] = await connectAll(fleet.url, [0]);
+    await fleet.waitForClients(1);
+    const replies = round(fleet, 0, [0]);
+    await c0!.next();
+    c0!.send({ v, type: 'update', round: 0, attempt: 0, client: 0, upload: upload(0) });
+    await replies;
+    // The record is persisted first: when that fails, no commit goes out.
+    await expect(fleet.commit(0, [0])).rejects.toThrow('disk full');
+    expect(records).toEqual([{ lastCommitted: 0, owed: [[0, 0, 0]] }]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(c0!.unread()).toEqual([]);
+    await fleet.close();
+    server = undefined;
+
+    // A server resumed from a record: client 1 is owed round 0's commit of attempt 2.
+    const resumed = await start([], 0, undefined, 0, {
+      saved: { lastCommitted: 0, owed: [[1, 0, 2]] },
+    });
+    const http = resumed.url.replace('ws://', 'http://');
+    expect(await (await fetch(`${http}/healthz`)).json()).toMatchObject({ rounds: 1 });
+    const missed = new RawClient(resumed.url, 1, -1);
+    expect((await missed.next()).type).toBe('welcome');
+    expect(await missed.next()).toEqual({ v, type: 'commit', round: 0, attempt: 2, accepted: [1] });
+    const applied = new RawClient(resumed.url, 1, 0);
+    expect((await applied.next()).type).toBe('welcome');
+    const other = new RawClient(resumed.url, 2, -1);
+    expect((await other.next()).type).toBe('welcome');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(applied.unread()).toEqual([]);
+    expect(other.unread()).toEqual([]);
+  });
+
+  it('refuses a malformed saved record, saying what it expected', () => {
+    expect(readFleetRecord({ lastCommitted: 3, owed: [[1, 2, 0]] })).toEqual({
+      lastCommitted: 3,
+      owed: [[1, 2, 0]],
+    });
+    for (const bad of [
+      null,
+      {},
+      { lastCommitted: -2, owed: [] },
+      { lastCommitted: 0, owed: [[1, 2]] },
+    ])
+      expect(() => readFleetRecord(bad)).toThrow(/fleet record: expected \{ lastCommitted/);
   });
 });

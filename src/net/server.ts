@@ -12,6 +12,12 @@
  * not drawn, for another client, or a second one, is refused. The last commit that aggregated a
  * client's upload is sent again when the client reconnects without it (its `hello` names its last
  * committed round).
+ *
+ * Before it sends a commit the server has its record (the last round committed and each client's
+ * last commit that aggregated it) checkpointed with the round's state (`persist`, see
+ * FleetDurability in sim/experiment.ts); a server resumed from that checkpoint (`saved`) sends
+ * those commits again to the clients that did not apply them, so no client commits a round the
+ * server's state does not include, nor misses one it does.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -31,6 +37,7 @@ import {
 import type { ClientEvalRow, ClientFleet, TrainJob, TrainReply } from '../runtime/fleet.js';
 import type { Task } from '../runtime/task.js';
 import { type ParamSpec, paramCount } from '../tensor/params.js';
+import { InputError } from '../util/errors.js';
 import { CLOSE } from './codes.js';
 import { ServerStats } from './observe.js';
 import type { TokenBook } from './tokens.js';
@@ -80,6 +87,36 @@ export interface FederationOptions {
   /** The round count of the run: closing after the last round tells clients the run is done. */
   rounds: number;
   log: (e: FederationEvent) => void;
+  /** Checkpoints the run with the server's record; called before each commit is sent. */
+  persist?: (record: FleetRecord) => void;
+  /** The record of the checkpoint a resumed run starts from. */
+  saved?: unknown;
+}
+
+/**
+ * What a server must remember across a restart: the last round committed (-1: none) and, as
+ * [client, round, attempt], each client's last commit that aggregated its upload.
+ */
+export interface FleetRecord {
+  lastCommitted: number;
+  owed: [number, number, number][];
+}
+
+/** A saved fleet record, checked; throws naming what is wrong. */
+export function readFleetRecord(saved: unknown): FleetRecord {
+  const r = saved as Partial<FleetRecord> | null;
+  const isInt = (x: unknown, min: number) => Number.isInteger(x) && (x as number) >= min;
+  if (
+    typeof r !== 'object' ||
+    r === null ||
+    !isInt(r.lastCommitted, -1) ||
+    !Array.isArray(r.owed) ||
+    !r.owed.every((e) => Array.isArray(e) && e.length === 3 && e.every((x) => isInt(x, 0)))
+  )
+    throw new InputError(
+      "the checkpoint's fleet record: expected { lastCommitted: an integer from -1, owed: [client, round, attempt] triples of counts }",
+    );
+  return { lastCommitted: r.lastCommitted!, owed: r.owed };
 }
 
 /**
@@ -162,7 +199,7 @@ export class FederationServer implements ClientFleet {
   /** The last round committed (-1: none yet). */
   private lastCommitted = -1;
   /** Each client's last commit that aggregated its upload, sent again if it says it missed it. */
-  private readonly owedCommits = new Map<number, { round: number; bytes: Uint8Array }>();
+  private readonly owedCommits = new Map<number, { round: number; attempt: number }>();
   private readonly deadlineMs: number;
   private heartbeat: NodeJS.Timeout | undefined;
   private readonly bytes = new WeakMap<WebSocket, { sent: number; received: number }>();
@@ -175,6 +212,12 @@ export class FederationServer implements ClientFleet {
     readonly url: string,
   ) {
     this.deadlineMs = opts.deadlineSeconds * 1000;
+    if (opts.saved !== undefined) {
+      const saved = readFleetRecord(opts.saved);
+      this.lastCommitted = saved.lastCommitted;
+      for (const [client, round, attempt] of saved.owed)
+        this.owedCommits.set(client, { round, attempt });
+    }
     wss.on('connection', (ws, req) => this.accept(ws, remoteOf(req)));
     if (opts.heartbeatSeconds > 0)
       this.heartbeat = setInterval(() => this.beat(), opts.heartbeatSeconds * 1000);
@@ -384,7 +427,13 @@ export class FederationServer implements ClientFleet {
       data: this.opts.data,
     });
     const owed = this.owedCommits.get(conn.client);
-    if (owed && committed < owed.round) this.put(conn.ws, owed.bytes);
+    if (owed && committed < owed.round)
+      this.sendTo(conn.ws, {
+        v: PROTOCOL_VERSION,
+        type: 'commit',
+        ...owed,
+        accepted: [conn.client],
+      });
     if (this.evaluating?.waiting.has(conn.client)) this.evaluating.send(conn);
     for (const wake of this.joinWaiters.splice(0)) wake();
   }
@@ -554,7 +603,14 @@ export class FederationServer implements ClientFleet {
       accepted: [...accepted],
     });
     this.lastCommitted = round;
-    for (const client of accepted) this.owedCommits.set(client, { round, bytes });
+    for (const client of accepted) this.owedCommits.set(client, { round, attempt });
+    // On disk before any client can commit the round (FleetDurability in sim/experiment.ts).
+    this.opts.persist?.({
+      lastCommitted: round,
+      owed: [...this.owedCommits]
+        .map(([c, o]): [number, number, number] => [c, o.round, o.attempt])
+        .sort((a, b) => a[0] - b[0]),
+    });
     const waiting = new Set(this.conns.keys());
     let timer: NodeJS.Timeout | undefined;
     await new Promise<void>((settled) => {

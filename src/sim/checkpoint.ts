@@ -47,6 +47,10 @@ export interface CheckpointMeta {
   clients: number[];
   /** Relative path -> SHA-256 (hex) of every other file in the checkpoint. */
   files: Record<string, string>;
+  /** Kept ranks after the last aggregation (the next evaluation records them), when known. */
+  ranks?: EvalRecord['ranks'];
+  /** A network fleet's own record (plain JSON: the commits its clients may still be owed). */
+  fleet?: unknown;
 }
 
 export interface CheckpointData {
@@ -61,6 +65,8 @@ export interface CheckpointData {
   dirty: ReadonlySet<number>;
   records: readonly EvalRecord[];
   clientEvals: readonly ClientEval[];
+  ranks?: EvalRecord['ranks'];
+  fleet?: unknown;
 }
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -136,6 +142,8 @@ export function writeCheckpoint(
     config: data.config,
     clients,
     files,
+    ...(data.ranks ? { ranks: data.ranks } : {}),
+    ...(data.fleet === undefined ? {} : { fleet: data.fleet }),
   };
   writeJsonAtomic(join(tmp, 'meta.json'), meta);
   rmSync(final, { recursive: true, force: true });

@@ -44,6 +44,11 @@ export type RunEvent =
   | { type: 'client-done'; round: number; client: number; loss: number; acc: number }
   /** A drawn client that did not answer, or whose upload was malformed: left out of the round. */
   | { type: 'client-failed'; round: number; client: number; reason: string }
+  /**
+   * A draw brought `uploads` usable uploads, fewer than the `needed`: the round is drawn again
+   * as `attempt` (a `round-start` with the new draw follows).
+   */
+  | { type: 'round-redraw'; round: number; attempt: number; uploads: number; needed: number }
   | {
       type: 'round-end';
       round: number;

@@ -17,7 +17,7 @@ import { withDirLock } from './lock.js';
 import { createFleet } from './pool.js';
 import { checkFreshDir, FILES, RunDir, type RunSummary, summarizeRun } from './rundir.js';
 import { type SetupInfo, setup } from './setup.js';
-import { initialState, type SimState, type Simulation, simulate } from './simulate.js';
+import { initialState, isEvalRound, type SimState, type Simulation, simulate } from './simulate.js';
 import { type ClientStore, chooseStore, DiskStore, MemoryStore } from './store.js';
 
 /** Extra events the experiment driver adds to the simulator's. */
@@ -39,15 +39,38 @@ export interface ExperimentOptions {
   onEvent?: (e: ExperimentEvent) => void;
   /**
    * The clients, when they are not the simulator's (a network federation): made once the run is
-   * set up. Their states are their own, so checkpoints hold only the server's side.
+   * set up. Their states are their own, so checkpoints hold only the server's side, and the fleet
+   * checkpoints each round itself, through `durable.persist`, before it sends the round's commit.
    */
-  fleet?: (sim: Simulation) => Promise<ClientFleet>;
+  fleet?: (sim: Simulation, durable: FleetDurability) => Promise<ClientFleet>;
   /** The fewest usable uploads a round may aggregate (default 1). */
   minParticipants?: number;
+  /** How often a round with too few usable uploads is drawn again (default DEFAULT_REDRAWS). */
+  redraws?: number;
 }
 
-/** How `drive` gets its clients and how many uploads a round needs. */
-export type FleetOptions = Pick<ExperimentOptions, 'fleet' | 'minParticipants'>;
+/**
+ * How a network fleet keeps its side of a run consistent with its clients across a server
+ * restart. Clients commit a round's state when its commit reaches them; the server's state of
+ * that round must then be on disk, or a restarted server would run the round again on clients
+ * that already committed it (a client's dual pi_i counted twice, the server's dual sum once).
+ * So the fleet calls `persist` with its own record (the commits it owes clients, this one
+ * included) before it sends a commit: a checkpoint of the round loop's state after the round,
+ * written atomically. A server killed before that resumes from the round before, whose commit
+ * no client got, and runs the round again (clients drop what they trained for it); one killed
+ * after resumes from this checkpoint and sends the commit again to each client aggregated in it
+ * whose hello says it did not apply it. The checkpoint precedes the round's evaluation, which a
+ * resumed run makes first (`evaluateFirst`).
+ */
+export interface FleetDurability {
+  /** The fleet's record in the checkpoint the run resumes from (undefined: a fresh run). */
+  saved: unknown;
+  /** Checkpoints the run (the loop already at the round after the commit) with `record`. */
+  persist(record: unknown): void;
+}
+
+/** How `drive` gets its clients, how many uploads a round needs and how often it redraws. */
+export type FleetOptions = Pick<ExperimentOptions, 'fleet' | 'minParticipants' | 'redraws'>;
 
 export const STORE_DIR = 'client-store';
 
@@ -107,8 +130,8 @@ async function drive(
   const now = () => t0 + (performance.now() - start) / 1000;
   const { config } = sim;
   let prev = previous;
+  let fleetRecord = previous?.meta.fleet;
   const simFleet = options.fleet ? undefined : await createFleet(sim, store);
-  const fleet: ClientFleet = simFleet ?? (await options.fleet!(sim));
   const states = simFleet ?? { store, dirty: new Set<number>() };
   const checkpoint = () => {
     prev = writeCheckpoint(
@@ -123,6 +146,8 @@ async function drive(
         dirty: states.dirty,
         records: dir.records,
         clientEvals: dir.clientEvals,
+        ranks: st.ranks,
+        fleet: fleetRecord,
       },
       config.runtime.keepCheckpoints,
       prev,
@@ -130,14 +155,36 @@ async function drive(
     states.dirty.clear();
     onEvent?.({ type: 'checkpoint', round: st.round, dir: prev.dir });
   };
+  const durable: FleetDurability = {
+    saved: fleetRecord,
+    persist: (record) => {
+      fleetRecord = record;
+      checkpoint();
+    },
+  };
+  const fleet: ClientFleet = simFleet ?? (await options.fleet!(sim, durable));
   if (simFleet) onEvent?.({ type: 'fleet', workers: simFleet.workers });
-  const loop = { minParticipants: options.minParticipants };
+  const loop = {
+    minParticipants: options.minParticipants,
+    redraws: options.redraws,
+    // Resumed from a checkpoint written after a round's commit and before its evaluation.
+    evaluateFirst:
+      st.round > 0 &&
+      isEvalRound(config, st.round) &&
+      !dir.records.some((r) => r.round === st.round),
+  };
   try {
     for await (const e of simulate(sim, st, now, fleet, loop)) {
       if (e.type === 'eval') dir.addEval(e.record, e.clients);
       onEvent?.(e);
       const every = config.runtime.checkpointEvery;
-      if (e.type === 'eval' || (e.type === 'round-end' && every > 0 && st.round % every === 0))
+      // A network fleet checkpoints each round before its commit (FleetDurability), and never
+      // writes a round's checkpoint again: replacing it is not atomic, and the previous one is
+      // a round its clients have already committed.
+      if (
+        simFleet &&
+        (e.type === 'eval' || (e.type === 'round-end' && every > 0 && st.round % every === 0))
+      )
         checkpoint();
     }
   } finally {
@@ -164,8 +211,9 @@ export async function runExperiment(
 }
 
 async function startRun(config: RunConfig, opts: ExperimentOptions): Promise<RunSummary> {
-  const { sim, info } = await setup(config);
-  opts.onEvent?.(dataEvent(config, info));
+  // A served run's server reads no data: its clients hold it.
+  const { sim, info } = await setup(config, opts.fleet ? 'served' : undefined);
+  if (!opts.fleet) opts.onEvent?.(dataEvent(config, info));
   const dir = new RunDir(opts.outDir);
   dir.writeConfig(config, configNotes(info));
   const store = makeStore(sim, opts.outDir, opts.onEvent);
@@ -245,14 +293,20 @@ async function resume(
   for (const s of sets) raw = applySet(raw, s);
   const config = parseConfig(raw, `config of '${runDir}'${sets.length ? ' with --set' : ''}`);
   const ck = latestCheckpoint(runDir);
+  // A served run's clients may have committed every round up to the newest checkpoint: an older
+  // one would run those rounds again on them.
+  if (options.fleet && ck.skipped.length)
+    throw new InputError(
+      `cannot resume the served run '${runDir}': its newest checkpoint is unusable (${ck.skipped[0]}), and its clients may have committed rounds past ${ck.dir}`,
+    );
   refuseChangedConfig(ck.meta.config, config, runDir);
   if (config.rounds < ck.meta.round) {
     throw new ConfigError(
       `cannot resume '${runDir}': rounds ${config.rounds} is below the checkpoint's round ${ck.meta.round}`,
     );
   }
-  const { sim, info } = await setup(config);
-  onEvent?.(dataEvent(config, info));
+  const { sim, info } = await setup(config, options.fleet ? 'served' : undefined);
+  if (!options.fleet) onEvent?.(dataEvent(config, info));
   const store = makeStore(sim, runDir, onEvent);
   for (const c of ck.meta.clients) {
     const bytes = ck.clientBytes(c);
@@ -266,6 +320,7 @@ async function resume(
     round: ck.meta.round,
     server: sim.algorithm.server.codec.fromRecord(ck.server, join(ck.dir, 'server.msgpack')),
     totals: { ...ck.meta.totals },
+    ...(ck.meta.ranks ? { ranks: ck.meta.ranks } : {}),
   };
   const dir = new RunDir(runDir);
   // The config as continued (rounds, runtime), so that a later plain --resume continues it.

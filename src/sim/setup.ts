@@ -1,6 +1,7 @@
 /** Turns a validated config into a ready simulation: backend, data, and its task's parts. */
 import { type ClientData, federate } from '../data/clients.js';
 import { loadDataset } from '../data/load.js';
+import { datasetMeta } from '../data/meta.js';
 import { buildTask } from '../runtime/task.js';
 import { backendThreads, initBackend } from '../tensor/backend.js';
 import { InputError } from '../util/errors.js';
@@ -23,8 +24,9 @@ export interface SetupInfo {
   backend: string;
   /** XNNPACK threads of this thread's wasm backend (0 when another backend is in use). */
   threads: number;
-  trainSamples: number;
-  testSamples: number;
+  /** Samples of all clients (absent when the clients hold their data: a served run). */
+  trainSamples?: number;
+  testSamples?: number;
   /** Where the data was read from: a directory, or the package it is embedded in. */
   dataSource: string;
 }
@@ -73,17 +75,38 @@ export function shareClients(clients: readonly ClientData[]): ClientData[] {
   }));
 }
 
+/** Where a served run's data is: with its clients, which the server never reads. */
+export const SERVED_SOURCE = 'with the clients (served run)';
+
+/**
+ * A served run's clients as the server sees them: ids, and the sample shape and classes of the
+ * config's dataset (meta.ts, no file read); no samples, which stay with the clients.
+ */
+export function servedClients(config: RunConfig): ClientData[] {
+  const { shape, classes } = datasetMeta(config.data.dataset);
+  const none = { x: new Float32Array(0), y: new Int32Array(0), size: 0 };
+  return Array.from({ length: config.clients.count }, (_, id) => ({
+    id,
+    train: none,
+    test: none,
+    shape,
+    classes,
+  }));
+}
+
 /**
  * Builds the simulation a config describes. `clients`, when given (worker threads get the main
- * thread's, in shared memory), are used instead of loading and partitioning the data again.
+ * thread's, in shared memory), are used instead of loading and partitioning the data again;
+ * `served` builds a served run's, whose server reads no data (servedClients).
  */
 export async function setup(
   config: RunConfig,
-  given?: { clients: readonly ClientData[] },
+  given?: { clients: readonly ClientData[] } | 'served',
 ): Promise<{ sim: Simulation; info: SetupInfo }> {
   const backend = await initBackend(config.train.backend, { threads: config.runtime.threads });
-  let clients = given?.clients;
-  let dataSource = 'clients given by the caller';
+  const served = given === 'served';
+  let clients = served ? servedClients(config) : given?.clients;
+  let dataSource = served ? SERVED_SOURCE : 'clients given by the caller';
   if (!clients) {
     const splits = await asInputError(() =>
       loadDataset({ name: config.data.dataset, dir: config.data.dir }),
@@ -110,8 +133,12 @@ export async function setup(
     info: {
       backend,
       threads: backendThreads(backend),
-      trainSamples: clients.reduce((s, c) => s + c.train.size, 0),
-      testSamples: clients.reduce((s, c) => s + c.test.size, 0),
+      ...(served
+        ? {}
+        : {
+            trainSamples: clients.reduce((s, c) => s + c.train.size, 0),
+            testSamples: clients.reduce((s, c) => s + c.test.size, 0),
+          }),
       dataSource,
     },
   };

@@ -9,6 +9,8 @@ import { refuseChangedConfig } from './experiment.js';
 import { applySet, loadConfig } from './load_config.js';
 import { longestFirst, splitByWork } from './pool.js';
 import { drawClients } from './sampling.js';
+import { setup } from './setup.js';
+import { drawRound, SAMPLING_STREAM } from './simulate.js';
 import { percentile, summarize } from './stats.js';
 
 describe('client sampling', () => {
@@ -34,6 +36,21 @@ describe('client sampling', () => {
     expect(() => drawClients({ kind: 'count', k: 31 }, 30, new Rng(3))).toThrow(
       /cannot draw 31 clients out of 30/,
     );
+  });
+});
+
+describe('redraws of a round', () => {
+  it('draw from their own stream per attempt, count from fewer clients when fewer are left, none from none', () => {
+    const roster = [2, 5, 7, 9, 11, 13];
+    const count = { kind: 'count', k: 3 } as const;
+    expect(drawRound(count, roster, 4, 2, 0)).toEqual(
+      drawClients(count, 6, Rng.derive(4, SAMPLING_STREAM, 2)).map((i) => roster[i]),
+    );
+    expect(drawRound(count, roster, 4, 2, 1)).toEqual(
+      drawClients(count, 6, Rng.derive(4, SAMPLING_STREAM, 2, 1)).map((i) => roster[i]),
+    );
+    expect(drawRound(count, [5, 9], 4, 2, 1)).toEqual([5, 9]);
+    expect(drawRound({ kind: 'fraction', q: 0.5 }, [], 4, 2, 1)).toEqual([]);
   });
 });
 
@@ -257,5 +274,27 @@ describe('resuming under a config', () => {
     expect(() =>
       refuseChangedConfig(written, parseConfig({ seed: 3, model: { name: 'mlp' } }), 'r'),
     ).toThrow(/differing keys: seed$/);
+  });
+});
+
+describe("a served run's setup", () => {
+  it("reads no data: the model comes from the dataset's metadata, the clients are ids", async () => {
+    // CIFAR-10 is in no directory here: reading it would fail.
+    const config = parseConfig({
+      seed: 1,
+      clients: { count: 3 },
+      data: { dataset: 'cifar10', dir: '/nonexistent/cifar' },
+      model: { name: 'mlp', hidden: [4] },
+      train: { backend: 'wasm' },
+    });
+    const { sim, info } = await setup(config, 'served');
+    expect(sim.task.model).toMatchObject({ inputShape: [32, 32, 3], classes: 10 });
+    expect(sim.clients.map((c) => [c.id, c.train.size, c.test.size])).toEqual([
+      [0, 0, 0],
+      [1, 0, 0],
+      [2, 0, 0],
+    ]);
+    expect(info).toMatchObject({ dataSource: 'with the clients (served run)' });
+    expect(info).not.toHaveProperty('trainSamples');
   });
 });

@@ -1,7 +1,8 @@
 /**
  * The one round loop. It draws clients from a fleet's roster, sends them the algorithm's
  * downloads, checks their uploads (a failed or malformed one is left out), aggregates the rest
- * when at least `minParticipants` answered, commits the clients it aggregated, and evaluates all
+ * when at least `minParticipants` answered (else draws the round again, a bounded number of
+ * times), commits the clients it aggregated, and evaluates all
  * clients every `evalEvery` rounds; bytes are counted through the codec. It keeps only the server
  * state, the round, the totals and the sampling stream: client state lives behind the fleet. It
  * yields plain events; writing files is the caller's business (see rundir.ts).
@@ -66,6 +67,8 @@ export interface SimState {
   /** The algorithm's server state (its type is the algorithm's business). */
   server: unknown;
   totals: Totals;
+  /** Kept ranks after the last aggregation that reported them (evaluations record them). */
+  ranks?: EvalRecord['ranks'];
 }
 
 export function initialState(sim: Simulation): SimState {
@@ -76,27 +79,46 @@ export function initialState(sim: Simulation): SimState {
   };
 }
 
-/** Fewer drawn clients answered with a usable upload than the round needs. */
+/** Fewer drawn clients answered with a usable upload than the round needs, however often drawn. */
 export class TooFewParticipants extends Error {
   constructor(
     /** The round (from 1). */
     readonly round: number,
+    /** Usable uploads of the last draw. */
     readonly answered: number,
     readonly needed: number,
-    /** Why each missing client is missing. */
+    /** Why each missing client of the last draw is missing. */
     readonly failures: ReadonlyMap<number, string>,
+    /** Draws made for the round (the first and each redraw). */
+    readonly draws = 1,
+    /** Why no further draw was made, when not because the redraws ran out. */
+    readonly stopped?: string,
   ) {
     const why = [...failures].map(([c, f]) => `client ${c}: ${f}`).join('; ');
+    const tries = draws > 1 ? `, after ${draws} draws` : '';
     super(
-      `round ${round}: only ${answered} drawn client(s) answered with a usable upload, ${needed} needed${why ? ` (${why})` : ''}`,
+      `round ${round}: only ${answered} drawn client(s) answered with a usable upload, ${needed} needed${tries}${why ? ` (${why})` : ''}${stopped ? `; ${stopped}` : ''}`,
     );
     this.name = 'TooFewParticipants';
   }
 }
 
+/** Redraws of a round that got too few usable uploads, unless `LoopOptions.redraws` says. */
+export const DEFAULT_REDRAWS = 3;
+
 export interface LoopOptions {
   /** The fewest usable uploads a round may aggregate (default 1). */
   minParticipants?: number;
+  /**
+   * How often a round with fewer usable uploads is drawn again before the run fails (default
+   * DEFAULT_REDRAWS). The simulator's fleets always answer; a network fleet's clients may not.
+   */
+  redraws?: number;
+  /**
+   * Evaluate after `st.round` rounds before the first round: a resumed run whose checkpoint was
+   * written after that round's commit and before its evaluation.
+   */
+  evaluateFirst?: boolean;
 }
 
 /**
@@ -161,9 +183,46 @@ export async function evaluateAll(
   return { record, clients: ce };
 }
 
+/** What one draw of a round brought back. */
+interface Draw {
+  drawn: number[];
+  uploads: Map<number, Upload>;
+  failures: Map<number, string>;
+}
+
+/**
+ * The clients of a round's draw number `attempt` among `roster` (ascending ids). The first draw
+ * is the simulator's, from the round's sampling stream; a redraw has its own stream (seed,
+ * round, attempt) and draws `count` clients from fewer when fewer are left (none from none).
+ */
+export function drawRound(
+  sampling: RunConfig['clients']['sampling'],
+  roster: readonly number[],
+  seed: number,
+  round: number,
+  attempt: number,
+): number[] {
+  if (attempt === 0)
+    return drawClients(sampling, roster.length, Rng.derive(seed, SAMPLING_STREAM, round)).map(
+      (i) => roster[i]!,
+    );
+  if (roster.length === 0) return [];
+  const rule =
+    sampling.kind === 'count' ? { ...sampling, k: Math.min(sampling.k, roster.length) } : sampling;
+  return drawClients(rule, roster.length, Rng.derive(seed, SAMPLING_STREAM, round, attempt)).map(
+    (i) => roster[i]!,
+  );
+}
+
 /**
  * Runs rounds `st.round` .. `config.rounds - 1`, updating `st` in place and yielding events.
  * `now()` gives seconds since the start of the run (so a resumed run can keep counting).
+ *
+ * A round whose draw brings fewer than `minParticipants` usable uploads is drawn again, up to
+ * `redraws` times, among the fleet's roster less the clients that failed an earlier draw of the
+ * round (a `round-redraw` event, then a new `round-start`); each draw is a new attempt for the
+ * fleet, so clients drop what they trained for an earlier one. Then the run fails with
+ * TooFewParticipants.
  */
 export async function* simulate(
   sim: Simulation,
@@ -173,22 +232,22 @@ export async function* simulate(
   options: LoopOptions = {},
 ): AsyncGenerator<RunEvent> {
   const { config, algorithm } = sim;
-  const { spec } = sim.model;
   const minParticipants = options.minParticipants ?? 1;
   if (!(Number.isInteger(minParticipants) && minParticipants >= 1))
     throw new Error(`minParticipants: expected an integer of at least 1, got ${minParticipants}`);
-  let lastRanks: EvalRecord['ranks'];
-  const denseSize = algorithm.hasGlobal ? paramCount(spec) : 0;
+  const redraws = options.redraws ?? DEFAULT_REDRAWS;
+  if (!(Number.isInteger(redraws) && redraws >= 0))
+    throw new Error(`redraws: expected an integer of at least 0, got ${redraws}`);
+  const evaluate = async function* (): AsyncGenerator<RunEvent> {
+    const evalStart = performance.now();
+    const ev = await evaluateAll(sim, st, fleet, st.round, now, st.ranks);
+    const eval_s = (performance.now() - evalStart) / 1000;
+    yield { type: 'eval', record: ev.record, clients: ev.clients, eval_s };
+  };
+  if (options.evaluateFirst) yield* evaluate();
   while (st.round < config.rounds) {
     const t = st.round;
     const lr = lrAt(config.train, t);
-    const roster = fleet.roster();
-    const drawn = drawClients(
-      config.clients.sampling,
-      roster.length,
-      Rng.derive(config.seed, SAMPLING_STREAM, t),
-    ).map((i) => roster[i]!);
-    yield { type: 'round-start', round: t, clients: drawn, lr };
     const round: Totals = {
       down_params: 0,
       down_bytes: 0,
@@ -197,55 +256,38 @@ export async function* simulate(
       dense_down_params: 0,
     };
     const trainStart = performance.now();
-    const jobs = drawn.map((client) => {
-      const download = algorithm.server.download(st.server, t, client);
-      round.down_params += wireParamsCount(download.params) + extraCount(download.extra);
-      round.down_bytes += pack(download).byteLength;
-      round.dense_down_params += denseSize;
-      return { client, download };
-    });
-    const sent = new Map(jobs.map((j) => [j.client, Object.keys(j.download.params)]));
-    const uploads = new Map<number, Upload>();
-    const failures = new Map<number, string>();
-    const diverged = new Map<number, number>();
-    for await (const reply of fleet.train(t, jobs)) {
-      const { client } = reply;
-      const names = sent.get(client);
-      // A reply for a client not drawn, or a second one, is ignored.
-      if (!names || uploads.has(client) || failures.has(client) || diverged.has(client)) continue;
-      if ('failure' in reply) {
-        failures.set(client, reply.failure);
-        yield { type: 'client-failed', round: t, client, reason: reply.failure };
-        continue;
-      }
-      const { upload } = reply;
-      if (!Number.isFinite(upload.trainLoss)) {
-        diverged.set(client, upload.trainLoss);
-        yield {
-          type: 'client-done',
-          round: t,
-          client,
-          loss: upload.trainLoss,
-          acc: upload.trainAcc,
-        };
-        continue;
-      }
-      const problem = uploadProblem(upload, t, names, spec);
-      if (problem) {
-        failures.set(client, `malformed upload: ${problem}`);
-        yield { type: 'client-failed', round: t, client, reason: `malformed upload: ${problem}` };
-        continue;
-      }
-      uploads.set(client, upload);
-      yield { type: 'client-done', round: t, client, loss: upload.trainLoss, acc: upload.trainAcc };
+    /** Clients that failed an earlier draw of this round: not drawn again in it. */
+    const failedBefore = new Set<number>();
+    let draw: Draw;
+    for (let attempt = 0; ; attempt++) {
+      const roster = fleet.roster().filter((c) => !failedBefore.has(c));
+      const drawn = drawRound(config.clients.sampling, roster, config.seed, t, attempt);
+      yield { type: 'round-start', round: t, clients: drawn, lr };
+      draw = yield* trainDraw(sim, st.server, fleet, t, drawn, round, lr);
+      if (draw.uploads.size >= minParticipants) break;
+      const tooFew = (stopped?: string) =>
+        new TooFewParticipants(
+          t + 1,
+          draw.uploads.size,
+          minParticipants,
+          draw.failures,
+          attempt + 1,
+          stopped,
+        );
+      if (attempt === redraws) throw tooFew();
+      for (const c of draw.failures.keys()) failedBefore.add(c);
+      const left = fleet.roster().filter((c) => !failedBefore.has(c)).length;
+      if (left < minParticipants)
+        throw tooFew(`${left} connected client(s) left that did not fail this round`);
+      yield {
+        type: 'round-redraw',
+        round: t,
+        attempt: attempt + 1,
+        uploads: draw.uploads.size,
+        needed: minParticipants,
+      };
     }
-    // The first diverged client in drawn order, whatever order they finished in.
-    const first = drawn.find((c) => diverged.has(c));
-    if (first !== undefined) throw new TrainingDiverged(t + 1, first, diverged.get(first)!, lr);
-    for (const client of drawn)
-      if (!uploads.has(client) && !failures.has(client)) failures.set(client, 'no answer');
-    if (uploads.size < minParticipants)
-      throw new TooFewParticipants(t + 1, uploads.size, minParticipants, failures);
+    const { drawn, uploads } = draw;
     // Fold uploads in in drawn order, whatever order they arrived in.
     const accepted = drawn.filter((c) => uploads.has(c));
     let lossSum = 0;
@@ -259,11 +301,13 @@ export async function* simulate(
     const serverStart = performance.now();
     const agg = await algorithm.server.aggregate(st.server, t, inputs);
     const serverEnd = performance.now();
-    await fleet.commit(t, accepted);
+    // The state after the round before the commit: a network fleet checkpoints it before it
+    // sends the commit (see FleetDurability in experiment.ts).
     st.server = agg.server;
-    if (agg.stats.ranks) lastRanks = agg.stats.ranks;
+    if (agg.stats.ranks) st.ranks = agg.stats.ranks;
     for (const k of Object.keys(round) as (keyof typeof round)[]) st.totals[k] += round[k];
     st.round = t + 1;
+    await fleet.commit(t, accepted);
     yield {
       type: 'round-end',
       round: t,
@@ -274,13 +318,80 @@ export async function* simulate(
       train_s: (serverStart - trainStart) / 1000,
       server_s: (serverEnd - serverStart) / 1000,
     };
-    if (st.round % config.evalEvery === 0 || st.round === config.rounds) {
-      const evalStart = performance.now();
-      const ev = await evaluateAll(sim, st, fleet, st.round, now, lastRanks);
-      const eval_s = (performance.now() - evalStart) / 1000;
-      yield { type: 'eval', record: ev.record, clients: ev.clients, eval_s };
-    }
+    if (isEvalRound(config, st.round)) yield* evaluate();
   }
+}
+
+/** Whether the loop evaluates after `round` rounds. */
+export function isEvalRound(config: RunConfig, round: number): boolean {
+  return round % config.evalEvery === 0 || round === config.rounds;
+}
+
+/**
+ * Sends `drawn` their downloads of `server` for round `t` (counted into `round`) and takes their
+ * replies: a usable upload, or a failure (no answer, a malformed upload). A client whose
+ * training loss is not finite stops the run.
+ */
+async function* trainDraw(
+  sim: Simulation,
+  server: unknown,
+  fleet: ClientFleet,
+  t: number,
+  drawn: readonly number[],
+  round: Totals,
+  lr: number,
+): AsyncGenerator<RunEvent, Draw> {
+  const { algorithm } = sim;
+  const { spec } = sim.model;
+  const denseSize = algorithm.hasGlobal ? paramCount(spec) : 0;
+  const jobs = drawn.map((client) => {
+    const download = algorithm.server.download(server, t, client);
+    round.down_params += wireParamsCount(download.params) + extraCount(download.extra);
+    round.down_bytes += pack(download).byteLength;
+    round.dense_down_params += denseSize;
+    return { client, download };
+  });
+  const sent = new Map(jobs.map((j) => [j.client, Object.keys(j.download.params)]));
+  const uploads = new Map<number, Upload>();
+  const failures = new Map<number, string>();
+  const diverged = new Map<number, number>();
+  for await (const reply of fleet.train(t, jobs)) {
+    const { client } = reply;
+    const names = sent.get(client);
+    // A reply for a client not drawn, or a second one, is ignored.
+    if (!names || uploads.has(client) || failures.has(client) || diverged.has(client)) continue;
+    if ('failure' in reply) {
+      failures.set(client, reply.failure);
+      yield { type: 'client-failed', round: t, client, reason: reply.failure };
+      continue;
+    }
+    const { upload } = reply;
+    if (!Number.isFinite(upload.trainLoss)) {
+      diverged.set(client, upload.trainLoss);
+      yield {
+        type: 'client-done',
+        round: t,
+        client,
+        loss: upload.trainLoss,
+        acc: upload.trainAcc,
+      };
+      continue;
+    }
+    const problem = uploadProblem(upload, t, names, spec);
+    if (problem) {
+      failures.set(client, `malformed upload: ${problem}`);
+      yield { type: 'client-failed', round: t, client, reason: `malformed upload: ${problem}` };
+      continue;
+    }
+    uploads.set(client, upload);
+    yield { type: 'client-done', round: t, client, loss: upload.trainLoss, acc: upload.trainAcc };
+  }
+  // The first diverged client in drawn order, whatever order they finished in.
+  const first = drawn.find((c) => diverged.has(c));
+  if (first !== undefined) throw new TrainingDiverged(t + 1, first, diverged.get(first)!, lr);
+  for (const client of drawn)
+    if (!uploads.has(client) && !failures.has(client)) failures.set(client, 'no answer');
+  return { drawn: [...drawn], uploads, failures };
 }
 
 /**

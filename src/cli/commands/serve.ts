@@ -11,7 +11,7 @@ export const command: Command = {
   summary: 'Serve a federation over WebSocket: clients join with `fedslr join`',
   help: `Usage: fedslr serve <config.yaml|json> --tokens FILE [--port N] [--host H] [--out DIR]
                     [--tls-cert FILE --tls-key FILE]
-                    [--deadline S] [--min-clients N] [--min-participants N]
+                    [--deadline S] [--min-clients N] [--min-participants N] [--redraws N]
                     [--set key=value ...] [--quiet]
        fedslr serve --resume <run-dir> --tokens FILE [--port N] ... [--set rounds=N]
 
@@ -30,13 +30,17 @@ every client of the run (reconnecting ones included) and wait up to the deadline
 without metrics then are left out: metrics.jsonl summarizes the clients that answered and says
 how many (clients_evaluated, only when fewer than all), clients.jsonl has null for the others.
 
-Every round is checkpointed (runtime.checkpointEvery 1 unless set), since clients commit every
-round: a server killed mid-run continues with --resume from its last round, and its clients,
-which keep reconnecting, carry on. A server killed between a commit and that round's checkpoint
-(milliseconds for small models) redoes the round on clients that already committed it.
+Every round is checkpointed before its commit is sent (with, for each client, the last commit
+that aggregated its upload), since clients commit every round: a server killed mid-run
+continues with --resume from its last checkpoint, and its clients, which keep reconnecting,
+carry on. Killed before a round's checkpoint, it runs the round again (no client committed it);
+killed after, it sends the round's commit again to each aggregated client whose hello says it
+did not apply it, and makes the round's evaluation if it was not made. So a client's state and
+the server's never disagree on which rounds aggregated it.
 
-The server loads the config's dataset to learn the model's input shape and classes and the
-clients' ids; the clients' data and personal state stay with the clients.
+The server reads no data: the model's input shape and classes come from the dataset's name
+(fedslr knows each dataset's), the clients' ids from clients.count; the clients' data and
+personal state stay with the clients.
 
 Options:
   --tokens FILE      client tokens, one '<client id> <token>' line each (tokens of at least 16
@@ -53,8 +57,13 @@ Options:
                      or a commit (default 300)
   --min-clients N    connected clients to wait for before each round (default: clients.count)
   --min-participants N
-                     usable uploads a round needs (default 1); fewer stops the run with a
-                     message naming the missing clients and why
+                     usable uploads a round needs (default 1); with fewer the round is drawn
+                     again (see --redraws)
+  --redraws N        how often a round with too few usable uploads is drawn again, each time
+                     among the connected clients that did not fail it, from a stream of the
+                     seed, round and attempt (default 3); then the run stops with a message
+                     saying how many uploads arrived, how many were needed and why the others
+                     are missing
   --hello-timeout S  seconds a new connection has to authenticate (default 5)
   --heartbeat S      seconds between pings; a client that misses one while it owes nothing is
                      disconnected (default 30; 0: no pings)
@@ -95,13 +104,9 @@ Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
       let raw = readRunConfig(values.resume);
       for (const s of sets) raw = applySet(raw, s);
       config = parseConfig(raw, `config of '${values.resume}'`);
-    } else {
-      const loaded = loadConfig(positionals[0]!, sets);
-      // Every round is checkpointed: clients commit each round, so a resumed server must not
-      // start from an older one.
-      const checkpointEvery = loaded.runtime.checkpointEvery || 1;
-      config = { ...loaded, runtime: { ...loaded.runtime, checkpointEvery } };
-    }
+    } else config = loadConfig(positionals[0]!, sets);
+    // Every round is checkpointed before its commit whatever runtime.checkpointEvery says: the
+    // server (net/server.ts) does it through FleetDurability.
     const minClients = intOption('min-clients', values['min-clients'], config.clients.count, 1);
     if (minClients > config.clients.count)
       throw new UsageError(
@@ -145,8 +150,10 @@ Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
         `${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`,
       );
     const minParticipants = intOption('min-participants', values['min-participants'], 1, 1);
+    const { DEFAULT_REDRAWS } = await import('../../sim/simulate.js');
+    const redraws = intOption('redraws', values.redraws, DEFAULT_REDRAWS, 0);
     const onEvent = (e: ExperimentEvent) => {
-      if (e.type === 'client-failed') record(e);
+      if (e.type === 'client-failed' || e.type === 'round-redraw') record(e);
       else if (e.type === 'round-end') {
         const { type, round, clients, train_s, server_s } = e;
         record({ type, round, clients, train_s, server_s });
@@ -163,7 +170,8 @@ Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
     };
     const fleet: FleetOptions = {
       minParticipants,
-      fleet: async (sim) => {
+      redraws,
+      fleet: async (sim, durable) => {
         const first = sim.clients[0]!;
         const server = await FederationServer.listen({
           host: values.host ?? '127.0.0.1',
@@ -182,6 +190,14 @@ Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
           maxPayload: maxMessageBytes(sim.model.spec),
           rounds: sim.config.rounds,
           minClients,
+          saved: durable.saved,
+          persist: (record) => {
+            durable.persist(record);
+            // A test hook (test/federation.test.ts): die between a round's checkpoint and its
+            // commit, the moment a resumed server must send the commit again.
+            if (process.env.FEDSLR_TEST_KILL_BEFORE_COMMIT === String(record.lastCommitted))
+              process.kill(process.pid, 'SIGKILL');
+          },
           log: (e) => {
             record(e);
             if (e.type === 'listening')
@@ -234,6 +250,7 @@ const OPTIONS = {
   'hello-timeout': { type: 'string' },
   heartbeat: { type: 'string' },
   'min-participants': { type: 'string' },
+  redraws: { type: 'string' },
   set: { type: 'string', multiple: true },
   quiet: { type: 'boolean' },
   resume: { type: 'string' },
