@@ -213,4 +213,10 @@ describe('FedAvg with a downlink budget', () => {
     const full = (await roundOf(fedavg(ctx, { weighted: true, downlink: 1 }))).agg.server.global;
     for (const p of model.spec) expect(full[p.name]!.data).toEqual(plain[p.name]!.data);
   });
+
+  it('without a budget keeps only the mean and reports no ranks', async () => {
+    const { agg } = await roundOf(fedavg(ctx, { weighted: true }));
+    expect(Object.keys(agg.server)).toEqual(['global']);
+    expect(agg.stats).toEqual({});
+  });
 });
