@@ -494,8 +494,81 @@ describe('head/body splits', () => {
     const cnn = createModel('cnn', { inputShape: [28, 28, 1], classes: 10 });
     expect(headNames(cnn.spec, 1)).toEqual(['fc2.kernel', 'fc2.bias']);
     expect(headNames(cnn.spec, 2)).toEqual(['fc1.kernel', 'fc1.bias', 'fc2.kernel', 'fc2.bias']);
-    expect(() => headNames(cnn.spec, 3)).toThrow(/headLayers: expected an integer from 1 to 2/);
-    expect(() => headNames(linear.spec, 1)).toThrow(/leaves no body/);
+    expect(() => headNames(cnn.spec, 3)).toThrow(
+      "headLayers: expected an integer from 1 to 2 (the model's dense layers: fc1, fc2), got 3",
+    );
+    for (const layers of [0, 1.5])
+      expect(() => headNames(cnn.spec, layers)).toThrow(`from 1 to 2 (the model's dense layers`);
+    expect(() => headNames(linear.spec, 1)).toThrow(
+      'headLayers: 1 leaves no body (the model has 1 dense layers)',
+    );
+  });
+
+  it('takes a tensor name without a dot as a layer of its own', () => {
+    const tensor = (name: string, role: 'dense' | 'bias') => ({ name, role, shape: [2, 2] });
+    const spec = [tensor('w1', 'dense'), tensor('w2', 'dense'), tensor('out.kernel', 'dense')];
+    expect(headNames([...spec, tensor('out.bias', 'bias')], 2)).toEqual([
+      'w2',
+      'out.kernel',
+      'out.bias',
+    ]);
+  });
+
+  it('averages the shared part, sent alike to training and evaluation, and keeps the other part', async () => {
+    const fp = fedper(ctx(hidden), { headLayers: 1, weighted: false });
+    const weighted = fedper(ctx(hidden), { headLayers: 1, weighted: true });
+    const s0 = fp.server.initServer(toSet(H, hidden));
+    expect(fp.server.evalDownload(s0, 4)).toEqual(fp.server.download(s0, 4, 1));
+    expect(fp.server.evalDownload(s0, 4).round).toBe(4);
+    expect(fp.server.global(s0)).toBe(s0.global);
+    const a = pick(H, body);
+    const b = scale(a, 3);
+    const bodySet = (v: Vals) => pick2(toSet({ ...H, ...v }, hidden), body);
+    const uploads = [
+      { client: 0, upload: upload(bodySet(a)) },
+      { client: 1, upload: { ...upload(bodySet(b)), numSamples: 3 } },
+    ];
+    const meanOf = async (algo: typeof fp) =>
+      vals((await algo.server.aggregate(s0, 0, uploads)).server.global!);
+    expect(await meanOf(fp)).toEqual(close(scale(a, 2)));
+    expect(await meanOf(weighted)).toEqual(close(scale(a, 2.5)));
+    expect((await fp.server.aggregate(s0, 0, uploads)).stats).toEqual({});
+    const local = pick2(toSet(H, hidden), head);
+    const record = fp.client.codec.toRecord({ local });
+    expect(record).toEqual({ tensors: { local } });
+    expect(fp.client.codec.fromRecord(record, 'c')).toEqual({ local });
+    expect(() => fp.client.codec.fromRecord({ tensors: {} }, 'c')).toThrow(
+      "c: the state lacks its 'local' tensors",
+    );
+    const names = [fp, fedrep(ctx(hidden)), lgfedavg(ctx(hidden))].map((algo) => {
+      expect(() => algo.client.personalModel({ local }, undefined, run(twoPoints()))).toThrow(
+        `${algo.name}: the personal model needs the shared part`,
+      );
+      return algo.name;
+    });
+    expect(names).toEqual(['fedper', 'fedrep', 'lgfedavg']);
+  });
+
+  it('FedRep runs headEpochs on the head and bodyEpochs on the body', async () => {
+    const algo = fedrep(ctx(hidden), {
+      headLayers: 1,
+      headEpochs: 0,
+      bodyEpochs: 2,
+      weighted: true,
+    });
+    const data = twoPoints();
+    const server = algo.server.initServer(toSet(H, hidden));
+    const r = await train(
+      algo,
+      algo.server.download(server, 0, 0),
+      algo.client.initClient(0, toSet(H, hidden)),
+      run(data),
+    );
+    const step = (b: Vals) =>
+      axpy(b, -0.5, axpy(pick(grad(hidden, { ...H, ...b }, data), body), 0.01, b));
+    expect(vals(r.state.local!)).toEqual(close(pick(H, head)));
+    expect(vals(decodeParams(r.upload.params))).toEqual(close(step(step(pick(H, body)))));
+    disposeData(data);
   });
 
   it('FedRep trains the head with the body frozen, then the body with the new head', async () => {
