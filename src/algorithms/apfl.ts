@@ -82,10 +82,10 @@ export function apfl(
           transform: proximalPull(wd, zeros),
           prox: opts.adaptive ? clipAlpha : undefined,
         });
-        let stats = new EpochStats();
+        const stats = new EpochStats();
         const n = run.data.y.shape[0];
         for (const epoch of clientBatches(ctx, run, ctx.train.epochs)) {
-          stats = new EpochStats();
+          stats.newEpoch();
           for (const idx of epoch) {
             const b = gatherBatch(run.data, idx);
             const rv = stepV(opts.adaptive ? { ...v, [ALPHA]: alpha } : v, b.x, b.y, run.lr);

@@ -13,6 +13,7 @@ import type { ParamArrays } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
 import { type DataTensors, disposeData, toTensors } from '../train/loop.js';
 import { apfl } from './apfl.js';
+import { clientBatches } from './batches.js';
 import { ditto } from './ditto.js';
 import { fedavg } from './fedavg.js';
 import { fedavgft } from './fedavgft.js';
@@ -87,8 +88,25 @@ function lossAt(model: Model, p: Vals, data: DataTensors): number {
   });
 }
 
+/** Share of `data` whose largest logit under `model` at `p` is the label. */
+function accAt(model: Model, p: Vals, data: DataTensors): number {
+  return tf.tidy(() => {
+    const params = Object.fromEntries(
+      model.spec.map((s) => [s.name, tf.tensor(p[s.name]!, [...s.shape])]),
+    );
+    const hits = tf.equal(tf.argMax(model.forward(params, data.x), 1), data.y);
+    return tf.mean(tf.cast(hits, 'float32')).dataSync()[0]!;
+  });
+}
+
 const twoPoints = () =>
   toTensors(Float32Array.from([1, -2, 0.5, 1.5]), Int32Array.from([1, 0]), [2, 1, 1]);
+/** The two points one at a time, as one-sample data sets. */
+const pointOf = (i: number) =>
+  i === 0
+    ? toTensors(Float32Array.from([1, -2]), Int32Array.from([1]), [2, 1, 1])
+    : toTensors(Float32Array.from([0.5, 1.5]), Int32Array.from([0]), [2, 1, 1]);
+const noPoints = () => toTensors(new Float32Array(0), new Int32Array(0), [2, 1, 1]);
 const run = (data: DataTensors, lr = 0.5): ClientRun => ({
   client: 0,
   round: 0,
@@ -393,6 +411,68 @@ describe('APFL', () => {
     disposeData(data);
   });
 
+  it('carries w, v and alpha from step to step, starting from the client’s own alpha, and reports w’s last epoch', async () => {
+    // Two epochs of one batch; the state's alpha (0.4) is a resumed client's, not the option's.
+    const algo = apfl(ctx(linear, { epochs: 2 }), { alpha: 0.25, adaptive: true, weighted: true });
+    const data = twoPoints();
+    const step = (s: { w: Vals; v: Vals; a: number }) => {
+      const gbar = grad(linear, mix(s.a, s.v, s.w), data);
+      return {
+        w: axpy(s.w, -0.5, axpy(grad(linear, s.w, data), 0.01, s.w)),
+        v: axpy(s.v, -0.5, axpy(scale(gbar, s.a), 0.01, s.v)),
+        a: Math.min(1, Math.max(0, s.a - 0.5 * dot(axpy(s.v, -1, s.w), gbar))),
+      };
+    };
+    const s1 = step({ w: W, v: V, a: 0.4 });
+    const s2 = step(s1);
+    const down = algo.server.download(algo.server.initServer(toSet(W, linear)), 3, 0);
+    const r = await train(algo, down, { personal: toSet(V, linear), alpha: 0.4 }, run(data));
+    expect(vals(decodeParams(r.upload.params))).toEqual(close(s2.w));
+    expect(vals(r.state.personal!)).toEqual(close(s2.v));
+    expect(r.state.alpha).toBeCloseTo(s2.a, 5);
+    // The last epoch's one step starts at w_1: its loss and accuracy are w_1's, on both points.
+    expect(r.upload.trainLoss).toBeCloseTo(lossAt(linear, s1.w, data), 5);
+    expect(r.upload.trainAcc).toBe(accAt(linear, s1.w, data));
+    expect([r.upload.round, r.upload.numSamples]).toEqual([3, 2]);
+    disposeData(data);
+  });
+
+  it('clips alpha to [0, 1]', async () => {
+    const algo = apfl(ctx(linear, { lr: 5 }), { alpha: 0.4, adaptive: true, weighted: true });
+    const data = twoPoints();
+    const down = algo.server.download(algo.server.initServer(toSet(W, linear)), 0, 0);
+    const gbar = grad(linear, mix(0.4, V, W), data);
+    const raw = 0.4 - 5 * dot(axpy(V, -1, W), gbar);
+    expect(raw < 0 || raw > 1).toBe(true);
+    const r = await train(algo, down, { personal: toSet(V, linear), alpha: 0.4 }, run(data, 5));
+    expect(r.state.alpha).toBe(raw < 0 ? 0 : 1);
+    disposeData(data);
+  });
+
+  it('takes alpha in [0, 1] only, names itself, and stores v and alpha', () => {
+    const opts = { adaptive: true, weighted: true };
+    for (const alpha of [0, 1]) expect(apfl(ctx(linear), { ...opts, alpha }).name).toBe('apfl');
+    for (const alpha of [-0.1, 1.5, Number.NaN])
+      expect(() => apfl(ctx(linear), { ...opts, alpha })).toThrow(
+        `apfl alpha: expected a number in [0, 1], got ${alpha}`,
+      );
+    const algo = apfl(ctx(linear), { ...opts, alpha: 0.4 });
+    expect([algo.hasGlobal, algo.hasPersonal]).toEqual([true, true]);
+    const state = { personal: toSet(V, linear), alpha: 0.3 };
+    const record = algo.client.codec.toRecord(state);
+    expect(record).toEqual({ tensors: { personal: state.personal }, scalars: { alpha: 0.3 } });
+    expect(algo.client.codec.fromRecord(record, 'c')).toEqual(state);
+    expect(() =>
+      algo.client.codec.fromRecord({ tensors: {}, scalars: { alpha: 0.3 } }, 'c'),
+    ).toThrow("c: the state lacks its 'personal' tensors");
+    expect(() =>
+      algo.client.codec.fromRecord({ tensors: { personal: state.personal } }, 'c'),
+    ).toThrow("c: the state lacks its number 'alpha'");
+    expect(() => algo.client.personalModel(state, undefined, run(twoPoints()))).toThrow(
+      'apfl: the personal model needs the global model',
+    );
+  });
+
   it('keeps alpha fixed when not adaptive', async () => {
     const algo = apfl(ctx(linear), { alpha: 0.4, adaptive: false, weighted: true });
     const data = twoPoints();
@@ -414,8 +494,81 @@ describe('head/body splits', () => {
     const cnn = createModel('cnn', { inputShape: [28, 28, 1], classes: 10 });
     expect(headNames(cnn.spec, 1)).toEqual(['fc2.kernel', 'fc2.bias']);
     expect(headNames(cnn.spec, 2)).toEqual(['fc1.kernel', 'fc1.bias', 'fc2.kernel', 'fc2.bias']);
-    expect(() => headNames(cnn.spec, 3)).toThrow(/headLayers: expected an integer from 1 to 2/);
-    expect(() => headNames(linear.spec, 1)).toThrow(/leaves no body/);
+    expect(() => headNames(cnn.spec, 3)).toThrow(
+      "headLayers: expected an integer from 1 to 2 (the model's dense layers: fc1, fc2), got 3",
+    );
+    for (const layers of [0, 1.5])
+      expect(() => headNames(cnn.spec, layers)).toThrow(`from 1 to 2 (the model's dense layers`);
+    expect(() => headNames(linear.spec, 1)).toThrow(
+      'headLayers: 1 leaves no body (the model has 1 dense layers)',
+    );
+  });
+
+  it('takes a tensor name without a dot as a layer of its own', () => {
+    const tensor = (name: string, role: 'dense' | 'bias') => ({ name, role, shape: [2, 2] });
+    const spec = [tensor('w1', 'dense'), tensor('w2', 'dense'), tensor('out.kernel', 'dense')];
+    expect(headNames([...spec, tensor('out.bias', 'bias')], 2)).toEqual([
+      'w2',
+      'out.kernel',
+      'out.bias',
+    ]);
+  });
+
+  it('averages the shared part, sent alike to training and evaluation, and keeps the other part', async () => {
+    const fp = fedper(ctx(hidden), { headLayers: 1, weighted: false });
+    const weighted = fedper(ctx(hidden), { headLayers: 1, weighted: true });
+    const s0 = fp.server.initServer(toSet(H, hidden));
+    expect(fp.server.evalDownload(s0, 4)).toEqual(fp.server.download(s0, 4, 1));
+    expect(fp.server.evalDownload(s0, 4).round).toBe(4);
+    expect(fp.server.global(s0)).toBe(s0.global);
+    const a = pick(H, body);
+    const b = scale(a, 3);
+    const bodySet = (v: Vals) => pick2(toSet({ ...H, ...v }, hidden), body);
+    const uploads = [
+      { client: 0, upload: upload(bodySet(a)) },
+      { client: 1, upload: { ...upload(bodySet(b)), numSamples: 3 } },
+    ];
+    const meanOf = async (algo: typeof fp) =>
+      vals((await algo.server.aggregate(s0, 0, uploads)).server.global!);
+    expect(await meanOf(fp)).toEqual(close(scale(a, 2)));
+    expect(await meanOf(weighted)).toEqual(close(scale(a, 2.5)));
+    expect((await fp.server.aggregate(s0, 0, uploads)).stats).toEqual({});
+    const local = pick2(toSet(H, hidden), head);
+    const record = fp.client.codec.toRecord({ local });
+    expect(record).toEqual({ tensors: { local } });
+    expect(fp.client.codec.fromRecord(record, 'c')).toEqual({ local });
+    expect(() => fp.client.codec.fromRecord({ tensors: {} }, 'c')).toThrow(
+      "c: the state lacks its 'local' tensors",
+    );
+    const names = [fp, fedrep(ctx(hidden)), lgfedavg(ctx(hidden))].map((algo) => {
+      expect(() => algo.client.personalModel({ local }, undefined, run(twoPoints()))).toThrow(
+        `${algo.name}: the personal model needs the shared part`,
+      );
+      return algo.name;
+    });
+    expect(names).toEqual(['fedper', 'fedrep', 'lgfedavg']);
+  });
+
+  it('FedRep runs headEpochs on the head and bodyEpochs on the body', async () => {
+    const algo = fedrep(ctx(hidden), {
+      headLayers: 1,
+      headEpochs: 0,
+      bodyEpochs: 2,
+      weighted: true,
+    });
+    const data = twoPoints();
+    const server = algo.server.initServer(toSet(H, hidden));
+    const r = await train(
+      algo,
+      algo.server.download(server, 0, 0),
+      algo.client.initClient(0, toSet(H, hidden)),
+      run(data),
+    );
+    const step = (b: Vals) =>
+      axpy(b, -0.5, axpy(pick(grad(hidden, { ...H, ...b }, data), body), 0.01, b));
+    expect(vals(r.state.local!)).toEqual(close(pick(H, head)));
+    expect(vals(decodeParams(r.upload.params))).toEqual(close(step(step(pick(H, body)))));
+    disposeData(data);
   });
 
   it('FedRep trains the head with the body frozen, then the body with the new head', async () => {
@@ -483,6 +636,57 @@ describe('Per-FedAvg (first order)', () => {
   });
 });
 
+describe('Per-FedAvg over several mini-batches', () => {
+  it('takes each outer step on the next mini-batch and reports the loss at w~ on it, over the last epoch', async () => {
+    const c = ctx(linear, { batchSize: 1, epochs: 2 });
+    const algo = perfedavg(c, { alpha: 0.3, adaptSteps: 3, weighted: true });
+    expect([algo.name, algo.hasGlobal, algo.hasPersonal]).toEqual(['perfedavg', true, true]);
+    expect(algo.client.initClient(0, toSet(W, linear))).toEqual({});
+    const data = twoPoints();
+    const points = [pointOf(0), pointOf(1)];
+    // Each epoch's two one-sample batches, in the order the client's generator draws them.
+    const plan = clientBatches(c, run(data), 2).map((e) => e.map((idx) => points[idx[0]!]!));
+    const tildeOf = (w: Vals, d: DataTensors) => axpy(w, -0.3, grad(linear, w, d));
+    let w = W;
+    let losses: number[] = [];
+    for (const epoch of plan) {
+      losses = [];
+      epoch.forEach((d, j) => {
+        const next = epoch[(j + 1) % epoch.length]!;
+        const tilde = tildeOf(w, d);
+        losses.push(lossAt(linear, tilde, next));
+        w = axpy(w, -0.5, axpy(grad(linear, tilde, next), 0.01, w));
+      });
+    }
+    const down = algo.server.download(algo.server.initServer(toSet(W, linear)), 0, 0);
+    const r = await train(algo, down, {}, run(data));
+    expect(vals(decodeParams(r.upload.params))).toEqual(close(w));
+    expect(r.upload.trainLoss).toBeCloseTo((losses[0]! + losses[1]!) / 2, 5);
+    expect(r.upload.numSamples).toBe(2);
+    // The personal model: 3 adaptation steps, cycling over the first epoch's two batches.
+    const [d0, d1] = plan[0]!;
+    const before = tf.memory().numTensors;
+    const pm = await algo.client.personalModel({}, toSet(W, linear), run(data));
+    expect(tf.memory().numTensors).toBe(before);
+    expect(vals(pm!)).toEqual(close(tildeOf(tildeOf(tildeOf(W, d0!), d1!), d0!)));
+    for (const d of [data, ...points]) disposeData(d);
+  });
+
+  it('adapts with the round’s lr when alpha is not set, and not at all without training data', async () => {
+    const algo = perfedavg(ctx(linear), { adaptSteps: 1, weighted: true });
+    const data = twoPoints();
+    const pm = await algo.client.personalModel({}, toSet(W, linear), run(data, 0.2));
+    expect(vals(pm!)).toEqual(close(axpy(W, -0.2, grad(linear, W, data))));
+    const empty = noPoints();
+    const unchanged = await algo.client.personalModel({}, toSet(W, linear), run(empty));
+    expect(vals(unchanged!)).toEqual(close(W));
+    await expect(algo.client.personalModel({}, undefined, run(data))).rejects.toThrow(
+      'perfedavg: the personal model needs the global model',
+    );
+    for (const d of [data, empty]) disposeData(d);
+  });
+});
+
 describe('FedAvg-FT', () => {
   it('trains as FedAvg and fine-tunes the global model locally before evaluation', async () => {
     const algo = fedavgft(ctx(linear, { epochs: 1 }), { ftEpochs: 2, weighted: true });
@@ -496,6 +700,28 @@ describe('FedAvg-FT', () => {
     const pm = await algo.client.personalModel(r.state, toSet(W, linear), run(data));
     expect(tf.memory().numTensors).toBe(before);
     expect(vals(pm!)).toEqual(close(step(step(W))));
+    disposeData(data);
+  });
+
+  it('averages as FedAvg, equally when not weighted, and needs the global model to fine-tune', async () => {
+    const a: Vals = { 'out.kernel': [1, 2, 3, 4], 'out.bias': [0, 1] };
+    const b: Vals = { 'out.kernel': [3, 2, 1, 0], 'out.bias': [4, 1] };
+    const uploads = [
+      { client: 0, upload: upload(toSet(a, linear)) },
+      { client: 1, upload: { ...upload(toSet(b, linear)), numSamples: 3 } },
+    ];
+    const meanOf = async (weighted: boolean) => {
+      const algo = fedavgft(ctx(linear), { ftEpochs: 1, weighted });
+      const r = await algo.server.aggregate(algo.server.initServer(toSet(W, linear)), 0, uploads);
+      return vals(r.server.global!);
+    };
+    expect(await meanOf(false)).toEqual(close(axpy(scale(a, 0.5), 0.5, b)));
+    expect(await meanOf(true)).toEqual(close(axpy(scale(a, 0.25), 0.75, b)));
+    const data = twoPoints();
+    const algo = fedavgft(ctx(linear), { ftEpochs: 1, weighted: true });
+    await expect(algo.client.personalModel({}, undefined, run(data))).rejects.toThrow(
+      'fedavg-ft: fine-tuning needs the global model',
+    );
     disposeData(data);
   });
 });

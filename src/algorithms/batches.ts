@@ -39,6 +39,13 @@ export class EpochStats {
     this.n += n;
   }
 
+  /** Starts the next epoch: disposes the previous one's scalars and forgets its counts. */
+  newEpoch(): void {
+    for (const s of this.steps) tf.dispose([s.lossSum, s.correct]);
+    this.steps.length = 0;
+    this.n = 0;
+  }
+
   /** Mean loss and accuracy over the samples added; disposes the scalars. */
   async result(): Promise<{ loss: number; acc: number }> {
     let loss = 0;

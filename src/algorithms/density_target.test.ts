@@ -21,6 +21,29 @@ describe('density target', () => {
     expect(() => nextLambda(0, 0.5, 0.3)).toThrow(/lambda must be > 0/);
   });
 
+  it('moves lambda by at most the bounded step up, and takes targets in (0, 1] only', () => {
+    // (1 / 0.01)^0.5 = 10, capped at DENSITY_MAX_STEP.
+    expect(nextLambda(1e-3, 1, 0.01)).toBeCloseTo(1e-3 * DENSITY_MAX_STEP, 12);
+    expect(nextLambda(1e-3, 0.25, 1)).toBeCloseTo(1e-3 / 2, 12);
+    for (const target of [0, 1.5, Number.NaN])
+      expect(() => nextLambda(1e-3, 0.5, target)).toThrow(
+        `density target: must be in (0, 1], got ${target}`,
+      );
+    expect(() => nextLambda(-1, 0.5, 0.3)).toThrow('density target: lambda must be > 0, got -1');
+  });
+
+  it('leaves a set with exactly the allowed non-zeros as it is', () => {
+    const set = { a: { shape: [4], data: Float32Array.from([0.5, 0, 0, -0.3]) } };
+    // 4 entries, target 0.5: 2 allowed, 2 there.
+    expect(capDensity(set, 0.5)).toEqual({ set, extra: 0 });
+    expect(capDensity(set, 0.5).set).toBe(set);
+    // One fewer allowed: the smaller magnitude (0.3) is the threshold.
+    const { set: out, extra } = capDensity(set, 0.25);
+    expect(extra).toBeCloseTo(0.3, 7);
+    expect(Array.from(out['a']!.data)).toEqual([expect.closeTo(0.2, 6), 0, 0, 0]);
+    expect(out['a']!.shape).toEqual([4]);
+  });
+
   it('the cap soft-thresholds by the smallest extra that leaves the target share', () => {
     const set = {
       a: { shape: [4], data: Float32Array.from([0.5, -0.1, 0, 0.3]) },

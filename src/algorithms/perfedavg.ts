@@ -59,11 +59,11 @@ export function perfedavg(
       async train(down, state, run) {
         const w0 = fromArrays(decodeParams(down.params));
         let w = w0;
-        let stats = new EpochStats();
+        const stats = new EpochStats();
         const transform = addDecayedWeights(ctx.train.weightDecay);
         const n = run.data.y.shape[0];
         for (const epoch of clientBatches(ctx, run, ctx.train.epochs)) {
-          stats = new EpochStats();
+          stats.newEpoch();
           epoch.forEach((idx, j) => {
             const tilde = adapt(w, run, idx);
             const delta = sub(tilde, w);

@@ -2,16 +2,18 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { denseParams, pack, type WireParams } from '../codec/wire.js';
+import { denseTensorBytes } from '../codec/wire_size.js';
+import { toMatrixArray } from '../linalg/matrix_view.js';
 import { plantedMatrix } from '../linalg/planted.js';
 import { lowRankPays } from '../linalg/prox.js';
 import { createModel } from '../models/index.js';
 import { initBackend } from '../tensor/backend.js';
-import type { ParamArrays } from '../tensor/params.js';
+import type { ParamArrays, ParamSpec } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
 import { disposeData, toTensors } from '../train/loop.js';
 import { fedavg, fedavgAlgorithm } from './fedavg.js';
 import { FEDSLR_DEFAULTS, factoredDownload, fedslr } from './fedslr.js';
-import { type BudgetMode, budgetStep, matrixWireBytes } from './svt_modes.js';
+import { type BudgetMode, budgetStep, matrixWireBytes, svtSchema } from './svt_modes.js';
 import type { Algorithm, AlgorithmContext } from './types.js';
 
 beforeAll(async () => {
@@ -154,6 +156,110 @@ describe('FedSLR svt modes on planted spectra', () => {
   });
 });
 
+describe("the budgeted step's model and factors", () => {
+  /** A conv kernel before a dense weight (different matrix views), both of full rank. */
+  const mixed: ParamSpec = [
+    { name: 'c.kernel', shape: [2, 2, 1, 3], role: 'conv' },
+    { name: 'c.bias', shape: [3], role: 'bias' },
+    { name: 'd.kernel', shape: [6, 4], role: 'dense' },
+  ];
+  const rng = new Rng(11);
+  const M: ParamArrays = Object.fromEntries(
+    mixed.map((p) => {
+      const size = p.shape.reduce((a, b) => a * b, 1);
+      return [
+        p.name,
+        { shape: [...p.shape], data: Float32Array.from({ length: size }, () => rng.normal()) },
+      ];
+    }),
+  );
+  const sumSq = (a: Float32Array) => a.reduce((t, x) => t + x * x, 0);
+
+  it('relative shrinks each kept singular value by the fraction of the largest', () => {
+    // ||X||_F^2 is the sum of its squared singular values: (s_i - 0.3 s_1)^2 over those kept.
+    const { global } = budgetStep(model.spec, V, { mode: 'relative', fraction: 0.3 }, 1);
+    const shrunk = (s: number[]) => s.reduce((t, x) => t + Math.max(0, x - 0.3 * s[0]!) ** 2, 0);
+    expect(sumSq(global[k1!.name]!.data)).toBeCloseTo(shrunk(S1), 4);
+    expect(sumSq(global[k2!.name]!.data)).toBeCloseTo(shrunk(S2), 4);
+  });
+
+  it('keeps each truncated matrix in its own layout, equal to the factors it is sent as', () => {
+    const { global, factors, ranks } = budgetStep(mixed, M, { mode: 'rank', rank: 1 }, 1);
+    expect(ranks).toEqual({ 'c.kernel': { rank: 1, full: 2 }, 'd.kernel': { rank: 1, full: 4 } });
+    expect(global['c.bias']).toBe(M['c.bias']);
+    for (const p of mixed.filter((q) => q.role !== 'bias')) {
+      const [rows, cols] = p.role === 'conv' ? [6, 2] : [6, 4];
+      const { left, right } = factors[p.name]!;
+      expect([left.shape, right.shape]).toEqual([
+        [rows, 1],
+        [1, cols],
+      ]);
+      const product = Array.from({ length: rows * cols }, (_, i) => {
+        const [r, c] = [Math.floor(i / cols), i % cols];
+        return left.data[r]! * right.data[c]!;
+      });
+      expect(global[p.name]!.shape).toEqual(p.shape);
+      const view = toMatrixArray(global[p.name]!.data, p.shape, p.role);
+      expect(Array.from(view)).toEqual(product.map((x) => expect.closeTo(x, 5)));
+    }
+  });
+
+  it('keeps a matrix it does not cut as the same tensor, with no factors', () => {
+    const { global, factors } = budgetStep(mixed, M, { mode: 'rank', rank: 4 }, 1);
+    for (const p of mixed) expect(global[p.name]).toBe(M[p.name]);
+    expect(factors).toEqual({});
+  });
+
+  it('takes an undefined byte count as no byte count', () => {
+    const byFraction = budgetStep(model.spec, V, { mode: 'bytes', fraction: 0.3 }, 1);
+    const alsoUndefined = { mode: 'bytes', fraction: 0.3, bytes: undefined } as const;
+    expect(budgetStep(model.spec, V, alsoUndefined, 1).ranks).toEqual(byFraction.ranks);
+  });
+
+  it('names an impossible budget with its bytes, the dense download and the fixed part', () => {
+    // The fixed part: 1-D tensors and the message envelope; the dense download is its exact size.
+    const fixed = denseBytes - denseTensorBytes([30, 40]) - denseTensorBytes([40, 10]);
+    const limit = Math.floor(0.01 * denseBytes);
+    expect(() => budgetStep(model.spec, V, { mode: 'bytes', fraction: 0.01 }, 1)).toThrow(
+      new RegExp(
+        `^downlink budget of ${limit} bytes \\(0.01 of the dense ${denseBytes}\\) cannot be met: .* plus ${fixed} bytes of 1-D tensors and message$`,
+      ),
+    );
+    expect(() => budgetStep(model.spec, V, { mode: 'bytes', bytes: 400 }, 1)).toThrow(
+      /^downlink budget of 400 bytes \(bytes\) cannot be met: /,
+    );
+  });
+
+  it('refuses a rank mode with neither rank nor fraction, and a model tensor missing from V', () => {
+    expect(() => budgetStep(model.spec, V, { mode: 'rank' }, 1)).toThrow(
+      'svt mode rank: give rank or fraction',
+    );
+    const { [b1!.name]: _, ...partial } = V;
+    expect(() => budgetStep(model.spec, partial, { mode: 'energy', fraction: 0.9 }, 1)).toThrow(
+      `svt energy: no tensor '${b1!.name}' in the model`,
+    );
+  });
+
+  it('svt takes exactly one of the two keys of rank and bytes', () => {
+    const issues = (v: object) => svtSchema.safeParse(v).error?.issues;
+    expect(issues({ mode: 'rank', rank: 3 })).toBeUndefined();
+    expect(issues({ mode: 'rank' })).toEqual([
+      expect.objectContaining({
+        code: 'custom',
+        path: [],
+        message: 'mode rank takes exactly one of rank, fraction',
+      }),
+    ]);
+    expect(issues({ mode: 'bytes', fraction: 0.5, bytes: 900 })).toEqual([
+      expect.objectContaining({
+        code: 'custom',
+        path: ['bytes'],
+        message: 'mode bytes takes exactly one of fraction, bytes, got both',
+      }),
+    ]);
+  });
+});
+
 describe('FedAvg with a downlink budget', () => {
   it('sends the truncated mean within the budget, and the client trains from it', async () => {
     const algo = fedavg(ctx, { weighted: true, downlink: 0.3 });
@@ -212,5 +318,11 @@ describe('FedAvg with a downlink budget', () => {
     const plain = (await roundOf(fedavg(ctx, { weighted: true }))).agg.server.global;
     const full = (await roundOf(fedavg(ctx, { weighted: true, downlink: 1 }))).agg.server.global;
     for (const p of model.spec) expect(full[p.name]!.data).toEqual(plain[p.name]!.data);
+  });
+
+  it('without a budget keeps only the mean and reports no ranks', async () => {
+    const { agg } = await roundOf(fedavg(ctx, { weighted: true }));
+    expect(Object.keys(agg.server)).toEqual(['global']);
+    expect(agg.stats).toEqual({});
   });
 });
