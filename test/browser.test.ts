@@ -57,7 +57,7 @@ afterAll(async () => {
   await browser?.close();
   for (const child of children)
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  if (dir) console.log('KEEP', dir); // rmSync(dir, { recursive: true, force: true });
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 function startCli(args: string[]): { exit: Promise<number | null>; stderr: () => string } {
