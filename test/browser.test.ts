@@ -7,12 +7,18 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { builtinModules } from 'node:module';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocketServer } from 'ws';
 import { buildWeb } from '../scripts/build-web.mjs';
+import { webHandler } from '../src/net/http.js';
+import { TokenBook } from '../src/net/tokens.js';
+import { CLOSE } from '../src/protocol/close_codes.js';
 import { cliScript } from './cli_process.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -51,6 +57,10 @@ beforeAll(async () => {
   ]);
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
   writeFileSync(join(dir, 'tokens'), [0, 1, 2].map((c) => `${c} ${tokenOf(c)}\n`).join(''));
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu'],
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -145,11 +155,7 @@ describe.skipIf(!existsSync(CHROMIUM))('browser clients', () => {
     expect((await fetch(`${httpUrl}/shard/0`)).status).toBe(403);
     expect((await fetch(`${httpUrl}/../tokens`)).status).toBe(404);
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu'],
-    });
-    const context = await browser.newContext();
+    const context = await browser!.newContext();
     const consoleErrors: string[] = [];
     const tabs: Page[] = [];
     for (const client of [0, 1]) {
@@ -226,6 +232,65 @@ describe.skipIf(!existsSync(CHROMIUM))('browser clients', () => {
     expect(metrics).toHaveLength(ROUNDS);
     expect(Date.now() - wallClock).toBeLessThan(150_000);
   }, 180_000);
+
+  it('tells a person why it cannot join: token refused, another protocol version, no server, no WebGPU', async () => {
+    // A stand-in server: the page, and a WebSocket that refuses every hello as its path says.
+    const handle = webHandler({ dir: webDir, tokens: TokenBook.parse(`0 ${tokenOf(0)}`, 't') });
+    const http = createServer((req, res) => {
+      if (!handle(req, res)) res.writeHead(404).end();
+    });
+    const wss = new WebSocketServer({ server: http });
+    wss.on('connection', (ws, req) =>
+      ws.once('message', () =>
+        req.url === '/forbidden'
+          ? ws.close(CLOSE.forbidden, 'client 0: id and token do not match')
+          : ws.close(CLOSE.wrongVersion, 'speaks protocol version 1; this server speaks 2'),
+      ),
+    );
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    const host = `127.0.0.1:${(http.address() as AddressInfo).port}`;
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const closedPort = (closed.address() as AddressInfo).port;
+    await new Promise((r) => closed.close(r));
+    try {
+      /** Joins from a fresh browser profile; resolves with the page. */
+      const tryJoin = async (url: string, backend = 'wasm') => {
+        const page = await (await browser!.newContext()).newPage();
+        await page.goto(`http://${host}/?client=0&token=${tokenOf(0)}`);
+        await page.locator('#url').fill(url);
+        // WebGPU may be absent, and its option disabled: choose it anyway.
+        await page.evaluate(`{
+          const select = document.getElementById('backend');
+          for (const o of select.options) o.disabled = false;
+          select.value = ${JSON.stringify(backend)};
+        }`);
+        await page.locator('#start').click();
+        return page;
+      };
+      const refused = await tryJoin(`ws://${host}/forbidden`);
+      expect(await waitForPage(refused, 'error', /./, 20_000)).toMatch(
+        /^The server refused the token of client 0: check the client id and the token .*id and token do not match$/,
+      );
+      await refused.screenshot({ path: join(dir, 'refused.png'), fullPage: true });
+      const version = await tryJoin(`ws://${host}/version`);
+      expect(await waitForPage(version, 'error', /./, 20_000)).toMatch(
+        /^The server speaks another protocol version than this page/,
+      );
+      const unreachable = await tryJoin(`ws://127.0.0.1:${closedPort}`);
+      await waitForPage(unreachable, 'state', /^no connection to the server; retrying in/, 20_000);
+      const gpu = await tryJoin(`ws://${host}/version`, 'webgpu');
+      expect(await waitForPage(gpu, 'error', /./, 20_000)).toMatch(
+        /^The webgpu backend is not available in this browser: .*Choose another backend/,
+      );
+      // A refused join is not resumed on reload.
+      await refused.reload();
+      expect(await textOf(refused, 'state')).toBe('not joined');
+    } finally {
+      wss.close();
+      await new Promise((r) => http.close(r));
+    }
+  }, 60_000);
 });
 
 function page0CrossOriginIsolated(page: Page): Promise<boolean> {

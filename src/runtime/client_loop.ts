@@ -94,8 +94,8 @@ export type ClientEvent =
   | { type: 'retry'; inMs: number; failures: number }
   /** Bytes of the frames sent and received so far, over every connection. */
   | { type: 'traffic'; sent: number; received: number }
-  /** The client sent its upload for `round`. */
-  | { type: 'trained'; round: number }
+  /** The client sent its upload for `round`, `seconds` after the server's `train` arrived. */
+  | { type: 'trained'; round: number; seconds: number }
   /** The commit of `round` was applied: `mine` when it made this client's training committed. */
   | { type: 'committed'; round: number; mine: boolean }
   /** The client's scores after `round` rounds, as sent to the server. */
@@ -159,6 +159,8 @@ class LoopClient {
   private task: string | undefined;
   private sent = 0;
   private received = 0;
+  /** When the last `train` message arrived (performance.now(), ms). */
+  private trainStart = 0;
 
   constructor(private readonly opts: ClientLoopOptions) {}
 
@@ -231,8 +233,10 @@ class LoopClient {
   /** Reports what a reply says about this client's progress. */
   private report(m: ToServer): void {
     const { log, client } = this.opts;
-    if (m.type === 'update') log({ type: 'trained', round: m.round });
-    else if (m.type === 'committed')
+    if (m.type === 'update') {
+      const seconds = (performance.now() - this.trainStart) / 1000;
+      log({ type: 'trained', round: m.round, seconds });
+    } else if (m.type === 'committed')
       log({ type: 'committed', round: m.round, mine: m.clients.includes(client) });
     else if (m.type === 'metrics') log({ type: 'evaluated', round: m.round, row: m.row });
   }
@@ -251,6 +255,7 @@ class LoopClient {
 
   private async handle(m: ToHost, send: (m: ToServer) => void): Promise<void> {
     this.opts.log({ type: 'message', kind: m.type, ...('round' in m ? { round: m.round } : {}) });
+    if (m.type === 'train') this.trainStart = performance.now();
     if (m.type === 'welcome') return this.welcome(m.task, m.data);
     if (m.type === 'error') return;
     if (!this.hosts) {

@@ -105,6 +105,7 @@ function applyEvent(e: ClientEvent): string | undefined {
     case 'trained':
       roundsJoined += 1;
       show('rounds', String(roundsJoined));
+      show('train-time', `${e.seconds.toFixed(2)} s (round ${e.round + 1})`);
       return `sent the update of round ${e.round + 1}; waiting for the server`;
     case 'committed':
       show('committed', `round ${e.round + 1}`);
@@ -149,6 +150,8 @@ function onWorker(m: FromWorker): void {
   } else {
     show('state', 'stopped');
     showError(m.message);
+    // A reload retries a lost server or a full storage; nothing else would go differently.
+    if (current && m.kind !== 'unreachable' && m.kind !== 'storage') remember(current, false);
   }
 }
 
