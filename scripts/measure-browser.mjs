@@ -93,7 +93,8 @@ try {
   const loaded = new Set();
   context.on('request', (r) => {
     const u = new URL(r.url());
-    if (!u.pathname.startsWith('/shard/')) loaded.add(u.pathname);
+    // Not the shard (data), nor the blob: workers of tfjs's threaded wasm.
+    if (u.protocol === 'http:' && !u.pathname.startsWith('/shard/')) loaded.add(u.pathname);
   });
   const page = await context.newPage();
   await page.goto(`${url.replace('ws', 'http')}/?client=0&token=${token(0)}`);
