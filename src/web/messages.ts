@@ -44,6 +44,8 @@ export type FromWorker =
   | { type: 'stored'; committed: number; history: EvalPoint[] }
   | { type: 'event'; event: ClientEvent }
   | { type: 'done' }
+  /** Something went wrong that does not stop the client. */
+  | { type: 'warning'; message: string }
   | { type: 'failed'; kind: FailureKind; message: string };
 
 /** One evaluation of this client: accuracies after `round` rounds (null: not evaluated). */

@@ -144,6 +144,7 @@ function onWorker(m: FromWorker): void {
         : 'no: no state of this client in this browser yet',
     );
   } else if (m.type === 'event') onEvent(m.event);
+  else if (m.type === 'warning') showError(m.message);
   else if (m.type === 'done') {
     show('state', 'the run is done; thank you');
     if (current) remember(current, false);

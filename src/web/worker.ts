@@ -60,7 +60,12 @@ async function run(opts: StartClient): Promise<void> {
             personal: row.personal?.acc ?? null,
             global: row.global?.acc ?? null,
           };
-          void state.addEval(point);
+          // The chart's history only: a failed write is shown, and the client goes on.
+          state
+            .addEval(point)
+            .catch((err: unknown) =>
+              post({ type: 'warning', message: describe(err, welcomed, opts).message }),
+            );
         }
         post({ type: 'event', event });
       },
