@@ -285,21 +285,10 @@ class LoopClient {
   }
 }
 
-/** A binary frame's bytes (ArrayBuffer, a typed array or Node's Buffer fragments); undefined for text. */
+/** A binary frame's bytes (an ArrayBuffer, as binaryType asks, or a view); undefined for text. */
 function toBytes(data: unknown): Uint8Array | undefined {
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
   if (ArrayBuffer.isView(data))
     return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  if (Array.isArray(data)) {
-    const parts = data.map(toBytes);
-    if (parts.some((p) => !p)) return undefined;
-    const out = new Uint8Array(parts.reduce((n, p) => n + p!.byteLength, 0));
-    let at = 0;
-    for (const p of parts) {
-      out.set(p!, at);
-      at += p!.byteLength;
-    }
-    return out;
-  }
   return undefined;
 }
