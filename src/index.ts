@@ -17,6 +17,7 @@ export * from './linalg/svt_budget.js';
 export * from './models/index.js';
 export * from './protocol/checks.js';
 export * from './protocol/messages.js';
+export * from './runtime/client_loop.js';
 export type * from './runtime/fleet.js';
 export * from './runtime/host.js';
 export * from './runtime/task.js';

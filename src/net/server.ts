@@ -86,6 +86,8 @@ export interface FederationOptions {
   minClients: number;
   /** The round count of the run: closing after the last round tells clients the run is done. */
   rounds: number;
+  /** Answers other HTTP requests first (the browser page, http.ts): true when it answered. */
+  http?: (req: IncomingMessage, res: ServerResponse) => boolean;
   log: (e: FederationEvent) => void;
   /** Checkpoints the run with the server's record; called before each commit is sent. */
   persist?: (record: FleetRecord) => void;
@@ -248,6 +250,7 @@ export class FederationServer implements ClientFleet {
     const stats = new ServerStats();
     let server: FederationServer | undefined;
     const answer = (req: IncomingMessage, res: ServerResponse) =>
+      opts.http?.(req, res) ||
       stats.answer(req, res, { connected: server?.conns.size ?? 0, rounds: server?.rounds ?? 0 });
     const http = opts.tls ? createHttpsServer(opts.tls, answer) : createServer(answer);
     const wss = new WebSocketServer({ server: http, maxPayload: opts.maxPayload });

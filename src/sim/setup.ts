@@ -94,6 +94,24 @@ export function servedClients(config: RunConfig): ClientData[] {
   }));
 }
 
+/** The config's dataset, loaded and split between its clients as the simulator splits it. */
+export async function loadClients(
+  config: RunConfig,
+): Promise<{ clients: ClientData[]; source: string }> {
+  const splits = await asInputError(() =>
+    loadDataset({ name: config.data.dataset, dir: config.data.dir }),
+  );
+  const fed = await asInputError(() =>
+    federate(splits, {
+      clients: config.clients.count,
+      seed: config.seed,
+      partition: config.data.partition,
+      testPerClient: config.data.testPerClient,
+    }),
+  );
+  return { clients: fed.clients, source: splits.source ?? EMBEDDED_SOURCE };
+}
+
 /**
  * Builds the simulation a config describes. `clients`, when given (worker threads get the main
  * thread's, in shared memory), are used instead of loading and partitioning the data again;
@@ -108,19 +126,9 @@ export async function setup(
   let clients = served ? servedClients(config) : given?.clients;
   let dataSource = served ? SERVED_SOURCE : 'clients given by the caller';
   if (!clients) {
-    const splits = await asInputError(() =>
-      loadDataset({ name: config.data.dataset, dir: config.data.dir }),
-    );
-    dataSource = splits.source ?? EMBEDDED_SOURCE;
-    const fed = await asInputError(() =>
-      federate(splits, {
-        clients: config.clients.count,
-        seed: config.seed,
-        partition: config.data.partition,
-        testPerClient: config.data.testPerClient,
-      }),
-    );
-    clients = poolSize(config.runtime.workers) > 1 ? shareClients(fed.clients) : fed.clients;
+    const loaded = await loadClients(config);
+    dataSource = loaded.source;
+    clients = poolSize(config.runtime.workers) > 1 ? shareClients(loaded.clients) : loaded.clients;
   }
   const first = clients[0]!;
   const sim: Simulation = {

@@ -1,5 +1,6 @@
 import { appendFileSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
+import type { ClientData } from '../../data/clients.js';
 import type { RunConfig } from '../../sim/config.js';
 import type { ExperimentEvent, FleetOptions } from '../../sim/experiment.js';
 import type { Command } from '../command.js';
@@ -10,7 +11,7 @@ export const command: Command = {
   name: 'serve',
   summary: 'Serve a federation over WebSocket: clients join with `fedslr join`',
   help: `Usage: fedslr serve <config.yaml|json> --tokens FILE [--port N] [--host H] [--out DIR]
-                    [--tls-cert FILE --tls-key FILE]
+                    [--tls-cert FILE --tls-key FILE] [--web DIR]
                     [--deadline S] [--min-clients N] [--min-participants N] [--redraws N]
                     [--set key=value ...] [--quiet]
        fedslr serve --resume <run-dir> --tokens FILE [--port N] ... [--set rounds=N]
@@ -50,6 +51,9 @@ Options:
   --host H           address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)
   --tls-cert FILE    PEM certificate (chain) and private key: serve wss:// (TLS); clients of
   --tls-key FILE     a self-signed certificate trust it with fedslr join --ca FILE
+  --web DIR          the browser client's page to serve at / (default: the one built with
+                     fedslr, dist/web; see the README's "Browser clients"), with each
+                     client's demo shard at /shard/ID (its token required)
   --resume DIR       continue a served run from its newest checkpoint (listen on the same
                      --port so that its clients find it again)
   --out DIR          run directory (default runs/<config>-<algorithm>-<time>-served); must be empty
@@ -75,7 +79,8 @@ Refused connections are closed with code 4001 (no valid hello with a token in ti
 parameter (four dense copies) + 1 MiB close the connection with 1009. At the end clients are closed
 with 4000 (done) or 4010 (the run failed). An aggregated client that does not confirm a commit
 within the deadline is closed with 4011 and reconnects to get it again. The same port answers
-GET /healthz (JSON) and GET /metrics (Prometheus text format).
+GET /healthz (JSON), GET /metrics (Prometheus text format) and the browser page at / (with the
+COOP/COEP headers that threaded wasm needs): open http://HOST:PORT/?client=ID&token=T to join.
 
 Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
   async run(argv) {
@@ -141,6 +146,8 @@ Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
       join('runs', `${name}-${config.algorithm.name}-${stamp}-served`);
     const { Progress, reportData } = await import('../progress.js');
     const { FederationServer, maxMessageBytes } = await import('../../net/server.js');
+    const { defaultWebDir, webHandler } = await import('../../net/http.js');
+    const webDir = values.web ?? defaultWebDir();
     const { taskOf } = await import('../../sim/config.js');
     const quiet = Boolean(values.quiet);
     let progress = quiet || values.resume ? undefined : new Progress(config.rounds, 0);
@@ -198,6 +205,7 @@ Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
             if (process.env.FEDSLR_TEST_KILL_BEFORE_COMMIT === String(record.lastCommitted))
               process.kill(process.pid, 'SIGKILL');
           },
+          http: webHandler({ dir: webDir, shard: demoShard(sim.config), tokens }),
           log: (e) => {
             record(e);
             if (e.type === 'listening')
@@ -218,6 +226,20 @@ Exit codes: 0 done, 1 failed while running, 2 bad config, tokens or arguments.`,
     return printSummary(summary, outDir);
   },
 };
+
+/**
+ * Each client's demo shard for the browser page: the run's dataset, split as the simulator splits
+ * it, read on the first request for a shard (so a server nobody asks reads no data) and kept.
+ */
+function demoShard(config: RunConfig): (client: number) => Promise<ClientData | undefined> {
+  let loaded: Promise<ClientData[]> | undefined;
+  return async (client) => {
+    loaded ??= import('../../sim/setup.js')
+      .then(({ loadClients }) => loadClients(config))
+      .then((l) => l.clients);
+    return (await loaded)[client];
+  };
+}
 
 function describe(e: import('../../net/server.js').FederationEvent): string {
   switch (e.type) {
@@ -256,4 +278,5 @@ const OPTIONS = {
   resume: { type: 'string' },
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
+  web: { type: 'string' },
 } as const;

@@ -1,0 +1,299 @@
+/**
+ * Browser clients: `fedslr serve` (a child process) serves the page; two Chromium tabs (Debian's
+ * /usr/bin/chromium through playwright-core) and one `fedslr join` process complete a FedSLR
+ * run; one tab is reloaded mid-run and resumes as the same client from the state it kept in
+ * IndexedDB. Loopback, port 0, bounded waits, children ended by PID. Skipped, saying why, where
+ * Chromium is absent.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocketServer } from 'ws';
+import { buildWeb } from '../scripts/build-web.mjs';
+import { webHandler } from '../src/net/http.js';
+import { TokenBook } from '../src/net/tokens.js';
+import { CLOSE } from '../src/protocol/close_codes.js';
+import { cliScript } from './cli_process.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+/** Enough rounds that the reloaded tab is back well before the last one (a round takes ~1 s). */
+const ROUNDS = 8;
+const config = {
+  seed: 5,
+  rounds: ROUNDS,
+  evalEvery: 1,
+  clients: { count: 3, sampling: { kind: 'count', k: 3 } },
+  data: { dataset: 'mnist', partition: { kind: 'iid' }, testPerClient: 20 },
+  model: { name: 'mlp', hidden: [8] },
+  train: { backend: 'wasm', epochs: 1, batchSize: 100 },
+  algorithm: { name: 'fedslr' },
+  runtime: { workers: 1 },
+};
+const tokenOf = (c: number) => `browser-test-token-${c}`;
+
+if (!existsSync(CHROMIUM))
+  console.warn(`test/browser.test.ts: skipped, no Chromium at ${CHROMIUM} (apt install chromium)`);
+
+let dir: string;
+let cli: string;
+let webDir: string;
+let browser: Browser | undefined;
+const children: ChildProcess[] = [];
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) return;
+  dir = mkdtempSync(join(tmpdir(), 'fedslr-browser-'));
+  webDir = join(dir, 'web');
+  [cli] = await Promise.all([cliScript(), buildWeb(webDir)]);
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+  writeFileSync(join(dir, 'tokens'), [0, 1, 2].map((c) => `${c} ${tokenOf(c)}\n`).join(''));
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu'],
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  for (const child of children)
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+function startCli(args: string[]): { exit: Promise<number | null>; stderr: () => string } {
+  const child = spawn(process.execPath, [cli, ...args], { cwd: dir, stdio: 'pipe' });
+  children.push(child);
+  let err = '';
+  child.stderr!.on('data', (d) => (err += String(d)));
+  child.stdout!.resume();
+  const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return { exit, stderr: () => err };
+}
+
+/** Resolves with `p`, or rejects after `ms` saying what was awaited. */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+async function waitForText(read: () => string, pattern: RegExp, ms: number): Promise<string> {
+  const start = Date.now();
+  while (Date.now() - start < ms) {
+    const m = pattern.exec(read());
+    if (m) return m[1] ?? m[0];
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`no ${pattern} within ${ms} ms in:\n${read()}`);
+}
+
+/** The text of an element of the page. */
+const textOf = async (page: Page, id: string) => (await page.locator(`#${id}`).textContent()) ?? '';
+
+/** Waits (bounded) until the element's text matches. */
+async function waitForPage(page: Page, id: string, pattern: RegExp, ms: number): Promise<string> {
+  const start = Date.now();
+  let last = '';
+  while (Date.now() - start < ms) {
+    last = await textOf(page, id);
+    if (pattern.test(last)) return last;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const error = await textOf(page, 'error');
+  throw new Error(`#${id} is '${last}', not ${pattern}, after ${ms} ms (error box: '${error}')`);
+}
+
+describe.skipIf(!existsSync(CHROMIUM))('browser clients', () => {
+  it('two tabs and a Node client complete a FedSLR run; a reloaded tab resumes with its committed state', async () => {
+    const wallClock = Date.now();
+    const out = join(dir, 'run');
+    const server = startCli([
+      'serve',
+      'config.json',
+      '--tokens',
+      'tokens',
+      '--port',
+      '0',
+      '--out',
+      out,
+      '--web',
+      webDir,
+      '--deadline',
+      '60',
+    ]);
+    const wsUrl = await waitForText(server.stderr, /listening on (ws:\/\/\S+)/, 30_000);
+    const httpUrl = wsUrl.replace('ws://', 'http://');
+
+    // The page and its files carry the headers that make it cross-origin isolated.
+    const index = await fetch(`${httpUrl}/`);
+    expect(index.headers.get('cross-origin-opener-policy')).toBe('same-origin');
+    expect(index.headers.get('cross-origin-embedder-policy')).toBe('require-corp');
+    expect(
+      (await fetch(`${httpUrl}/tfjs-backend-wasm-simd.wasm`)).headers.get('content-type'),
+    ).toBe('application/wasm');
+    // A demo shard needs its client's token.
+    expect((await fetch(`${httpUrl}/shard/0`)).status).toBe(403);
+    expect((await fetch(`${httpUrl}/../tokens`)).status).toBe(404);
+
+    const context = await browser!.newContext();
+    const consoleErrors: string[] = [];
+    const tabs: Page[] = [];
+    for (const client of [0, 1]) {
+      const page = await context.newPage();
+      page.on('console', (m) => {
+        if (m.type() === 'error') consoleErrors.push(`tab ${client}: ${m.text()}`);
+      });
+      page.on('pageerror', (e) => consoleErrors.push(`tab ${client}: ${e.message}`));
+      await page.goto(`${httpUrl}/?client=${client}&token=${tokenOf(client)}`);
+      expect(await page.locator('#url').inputValue()).toBe(wsUrl);
+      await page.locator('#start').click();
+      tabs.push(page);
+    }
+    const node = startCli([
+      'join',
+      wsUrl,
+      '--client-id',
+      '2',
+      '--token',
+      tokenOf(2),
+      '--dataset',
+      'mnist',
+      '--backend',
+      'wasm',
+      '--state-dir',
+      join(dir, 'state-2'),
+    ]);
+    const [tab0, tab1] = tabs as [Page, Page];
+    expect(await page0CrossOriginIsolated(tab0)).toBe(true);
+
+    // Tab 0 commits a round, then is reloaded: it resumes as client 0 with what it committed.
+    await waitForPage(tab0, 'committed', /round [1-9]/, 60_000);
+    expect(await textOf(tab0, 'backend-used')).toMatch(/^wasm/);
+    expect(await textOf(tab0, 'resumed')).toMatch(/^no: no state/);
+    await tab0.screenshot({ path: join(dir, 'tab0-before-reload.png'), fullPage: true });
+    const keptBefore = await storedRound(tab0, wsUrl, 0);
+    expect(keptBefore).toBeGreaterThanOrEqual(0);
+    await tab0.reload();
+    const resumed = await waitForPage(tab0, 'resumed', /kept in this browser/, 20_000);
+    expect(Number(/round (\d+)/.exec(resumed)![1]) - 1).toBeGreaterThanOrEqual(keptBefore);
+    await tab0.screenshot({ path: join(dir, 'tab0-resumed.png'), fullPage: true });
+
+    for (const [i, tab] of tabs.entries()) {
+      await waitForPage(tab, 'state', /the run is done/, 90_000);
+      await tab.screenshot({ path: join(dir, `tab${i}-done.png`), fullPage: true });
+      expect(await textOf(tab, 'committed')).toBe(`round ${ROUNDS}`);
+      expect(await textOf(tab, 'traffic')).toMatch(/^[\d.]+ KiB \/ [\d.]+ [KM]iB$/);
+      expect(await textOf(tab, 'error')).toBe('');
+      // The chart has both accuracy lines, the personal one labelled with its last value.
+      expect(await tab.locator('#chart polyline').count()).toBe(2);
+      expect(await tab.locator('#chart').innerHTML()).toMatch(/personal: \d+\.\d%/);
+      expect(await storedRound(tab, wsUrl, i)).toBe(ROUNDS - 1);
+    }
+    expect(Number(await textOf(tab1, 'rounds'))).toBe(ROUNDS);
+    for (const f of ['tab0-before-reload', 'tab0-resumed', 'tab0-done', 'tab1-done'])
+      expect(statSync(join(dir, `${f}.png`)).size).toBeGreaterThan(1000);
+
+    expect(await within(node.exit, 30_000, 'node client exit'), node.stderr()).toBe(0);
+    expect(await within(server.exit, 30_000, 'server exit'), server.stderr()).toBe(0);
+    expect(consoleErrors).toEqual([]);
+
+    // Every round ran; client 0 connected twice (the reload), as the same client.
+    const log = readFileSync(join(out, 'federation.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(log.filter((e) => e.type === 'round-end').map((e) => e.round)).toEqual(
+      Array.from({ length: ROUNDS }, (_, r) => r),
+    );
+    const connections = log.filter((e) => e.type === 'connected').map((e) => e.client);
+    expect(connections.filter((c) => c === 0)).toHaveLength(2);
+    expect(connections.filter((c) => c === 1)).toHaveLength(1);
+    const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n');
+    expect(metrics).toHaveLength(ROUNDS);
+    expect(Date.now() - wallClock).toBeLessThan(150_000);
+  }, 180_000);
+
+  it('tells a person why it cannot join: token refused, another protocol version, no server, no WebGPU', async () => {
+    // A stand-in server: the page, and a WebSocket that refuses every hello as its path says.
+    const handle = webHandler({ dir: webDir, tokens: TokenBook.parse(`0 ${tokenOf(0)}`, 't') });
+    const http = createServer((req, res) => {
+      if (!handle(req, res)) res.writeHead(404).end();
+    });
+    const wss = new WebSocketServer({ server: http });
+    wss.on('connection', (ws, req) =>
+      ws.once('message', () =>
+        req.url === '/forbidden'
+          ? ws.close(CLOSE.forbidden, 'client 0: id and token do not match')
+          : ws.close(CLOSE.wrongVersion, 'speaks protocol version 1; this server speaks 2'),
+      ),
+    );
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    const host = `127.0.0.1:${(http.address() as AddressInfo).port}`;
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const closedPort = (closed.address() as AddressInfo).port;
+    await new Promise((r) => closed.close(r));
+    try {
+      /** Joins from a fresh browser profile; resolves with the page. */
+      const tryJoin = async (url: string, backend = 'wasm') => {
+        const page = await (await browser!.newContext()).newPage();
+        await page.goto(`http://${host}/?client=0&token=${tokenOf(0)}`);
+        await page.locator('#url').fill(url);
+        // WebGPU may be absent, and its option disabled: choose it anyway.
+        await page.evaluate(`{
+          const select = document.getElementById('backend');
+          for (const o of select.options) o.disabled = false;
+          select.value = ${JSON.stringify(backend)};
+        }`);
+        await page.locator('#start').click();
+        return page;
+      };
+      const refused = await tryJoin(`ws://${host}/forbidden`);
+      expect(await waitForPage(refused, 'error', /./, 20_000)).toMatch(
+        /^The server refused the token of client 0: check the client id and the token .*id and token do not match$/,
+      );
+      await refused.screenshot({ path: join(dir, 'refused.png'), fullPage: true });
+      const version = await tryJoin(`ws://${host}/version`);
+      expect(await waitForPage(version, 'error', /./, 20_000)).toMatch(
+        /^The server speaks another protocol version than this page/,
+      );
+      const unreachable = await tryJoin(`ws://127.0.0.1:${closedPort}`);
+      await waitForPage(unreachable, 'state', /^no connection to the server; retrying in/, 20_000);
+      const gpu = await tryJoin(`ws://${host}/version`, 'webgpu');
+      expect(await waitForPage(gpu, 'error', /./, 20_000)).toMatch(
+        /^The webgpu backend is not available in this browser: .*Choose another backend/,
+      );
+      // A refused join is not resumed on reload.
+      await refused.reload();
+      expect(await textOf(refused, 'state')).toBe('not joined');
+    } finally {
+      wss.close();
+      await new Promise((r) => http.close(r));
+    }
+  }, 60_000);
+});
+
+function page0CrossOriginIsolated(page: Page): Promise<boolean> {
+  return page.evaluate('globalThis.crossOriginIsolated === true') as Promise<boolean>;
+}
+
+/** The last committed round client `client` of `url` keeps in the page's IndexedDB (-1: none). */
+function storedRound(page: Page, url: string, client: number): Promise<number> {
+  const key = JSON.stringify(`${url}#${client}/round`);
+  return page.evaluate(`new Promise((resolve, reject) => {
+    const open = indexedDB.open('fedslr');
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const get = open.result.transaction('state').objectStore('state').get(${key});
+      get.onsuccess = () => { open.result.close(); resolve(get.result ?? -1); };
+      get.onerror = () => reject(get.error);
+    };
+  })`) as Promise<number>;
+}
