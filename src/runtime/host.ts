@@ -14,12 +14,20 @@ import { lrAt } from '../algorithms/types.js';
 import { decodeParams } from '../codec/params.js';
 import type { ClientData } from '../data/clients.js';
 import { downloadProblem } from '../protocol/checks.js';
-import { PROTOCOL_VERSION, type ToHost, type ToServer } from '../protocol/messages.js';
+import {
+  type ErrorMessage,
+  PROTOCOL_VERSION,
+  type SecureToHost,
+  type ToHost,
+  type ToServer,
+} from '../protocol/messages.js';
+import { SecAggError } from '../secagg/errors.js';
 import type { ParamArrays, Params } from '../tensor/params.js';
 import { disposeParams, fromArrays } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
 import { disposeData, evaluate, toTensors } from '../train/loop.js';
 import type { ClientEvalRow } from './fleet.js';
+import { SecureClientRound } from './secure_host.js';
 import type { TaskParts } from './task.js';
 
 /** Keys of a client's random streams: Rng.derive(seed, STREAM, round, client). */
@@ -83,6 +91,8 @@ export async function personalModelOf(
 
 export class ClientHost {
   private pending: PendingState | undefined;
+  /** The open secure round, from its `train` to its unmasking. */
+  private secure: SecureClientRound | undefined;
 
   constructor(
     private readonly parts: TaskParts,
@@ -127,6 +137,20 @@ export class ClientHost {
       });
       this.pending = { round, attempt, state: result.state };
       await this.store.savePending?.(this.id, this.pending);
+      this.secure = undefined;
+      if (m.secure) {
+        const started = await this.guard(m, () =>
+          SecureClientRound.start(
+            this.parts.model.spec,
+            this.parts.task.seed,
+            { ...m, secure: m.secure! },
+            result.upload,
+          ),
+        );
+        if ('message' in started) return started;
+        this.secure = started.round;
+        return started.keys;
+      }
       return {
         v: PROTOCOL_VERSION,
         type: 'update',
@@ -137,6 +161,27 @@ export class ClientHost {
       };
     } finally {
       disposeData(data);
+    }
+  }
+
+  /** Answers a secure round's stage message (an `error` when it is not for the open round). */
+  async secureAnswer(m: SecureToHost): Promise<ToServer> {
+    const open = this.secure;
+    if (!open || open.round !== m.round || open.attempt !== m.attempt)
+      return errorAbout(m, `no secure round ${m.round} attempt ${m.attempt} is open here`);
+    return this.guard(m, () => open.answer(m));
+  }
+
+  /** `work`'s answer, or an `error` about `m` when secure aggregation refuses (SecAggError). */
+  private async guard<T>(
+    m: { round: number; attempt: number; client: number },
+    work: () => Promise<T>,
+  ): Promise<T | ErrorMessage> {
+    try {
+      return await work();
+    } catch (err) {
+      if (!(err instanceof SecAggError)) throw err;
+      return errorAbout(m, err.message);
     }
   }
 
@@ -194,6 +239,14 @@ export class ClientHost {
   }
 }
 
+function errorAbout(
+  m: { round: number; attempt: number; client: number },
+  message: string,
+): ErrorMessage {
+  const { round, attempt, client } = m;
+  return { v: PROTOCOL_VERSION, type: 'error', round, attempt, client, message };
+}
+
 /** The hosts of some clients, answering the server's messages for them. */
 export class HostGroup {
   private readonly hosts = new Map<number, ClientHost>();
@@ -213,6 +266,13 @@ export class HostGroup {
         const host = this.hosts.get(m.client);
         if (!host) return reply(this.refusal(m, `client ${m.client} is not hosted here`));
         return reply(await host.train(m));
+      }
+      case 'secagg-neighbours':
+      case 'secagg-forwarded':
+      case 'secagg-unmask': {
+        const host = this.hosts.get(m.client);
+        if (!host) return reply(this.refusal(m, `client ${m.client} is not hosted here`));
+        return reply(await host.secureAnswer(m));
       }
       case 'commit': {
         const accepted = new Set(m.accepted);

@@ -6,19 +6,20 @@
  * state, the round, the totals and the sampling stream: client state lives behind the fleet. It
  * yields plain events; writing files is the caller's business (see rundir.ts).
  */
-import type { Upload } from '../algorithms/types.js';
+import type { AggregateInput, Upload, UploadSum } from '../algorithms/types.js';
 import { lrAt } from '../algorithms/types.js';
 import { pack, wireParamsCount } from '../codec/wire.js';
 import type { ClientData } from '../data/clients.js';
 import { uploadProblem } from '../protocol/checks.js';
-import type { ClientFleet } from '../runtime/fleet.js';
+import type { ClientFleet, TrainJob } from '../runtime/fleet.js';
 import type { TaskParts } from '../runtime/task.js';
-import type { ParamArrays } from '../tensor/params.js';
+import type { ParamArrays, ParamSpec } from '../tensor/params.js';
 import { paramCount } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
 import type { RunConfig } from './config.js';
 import type { ClientEval, EvalRecord, RunEvent } from './events.js';
 import { drawClients } from './sampling.js';
+import { secureRound } from './secure_round.js';
 import { summarize } from './stats.js';
 
 /** Key of the round loop's sampling stream: Rng.derive(seed, SAMPLING_STREAM, round). */
@@ -204,60 +205,18 @@ export async function* simulate(
       round.dense_down_params += denseSize;
       return { client, download };
     });
-    const sent = new Map(jobs.map((j) => [j.client, Object.keys(j.download.params)]));
-    const uploads = new Map<number, Upload>();
-    const failures = new Map<number, string>();
-    const diverged = new Map<number, number>();
-    for await (const reply of fleet.train(t, jobs)) {
-      const { client } = reply;
-      const names = sent.get(client);
-      // A reply for a client not drawn, or a second one, is ignored.
-      if (!names || uploads.has(client) || failures.has(client) || diverged.has(client)) continue;
-      if ('failure' in reply) {
-        failures.set(client, reply.failure);
-        yield { type: 'client-failed', round: t, client, reason: reply.failure };
-        continue;
-      }
-      const { upload } = reply;
-      if (!Number.isFinite(upload.trainLoss)) {
-        diverged.set(client, upload.trainLoss);
-        yield {
-          type: 'client-done',
-          round: t,
-          client,
-          loss: upload.trainLoss,
-          acc: upload.trainAcc,
-        };
-        continue;
-      }
-      const problem = uploadProblem(upload, t, names, spec);
-      if (problem) {
-        failures.set(client, `malformed upload: ${problem}`);
-        yield { type: 'client-failed', round: t, client, reason: `malformed upload: ${problem}` };
-        continue;
-      }
-      uploads.set(client, upload);
-      yield { type: 'client-done', round: t, client, loss: upload.trainLoss, acc: upload.trainAcc };
-    }
-    // The first diverged client in drawn order, whatever order they finished in.
-    const first = drawn.find((c) => diverged.has(c));
-    if (first !== undefined) throw new TrainingDiverged(t + 1, first, diverged.get(first)!, lr);
-    for (const client of drawn)
-      if (!uploads.has(client) && !failures.has(client)) failures.set(client, 'no answer');
-    if (uploads.size < minParticipants)
-      throw new TooFewParticipants(t + 1, uploads.size, minParticipants, failures);
-    // Fold uploads in in drawn order, whatever order they arrived in.
-    const accepted = drawn.filter((c) => uploads.has(c));
-    let lossSum = 0;
-    const inputs = accepted.map((client) => {
-      const upload = uploads.get(client)!;
-      round.up_params += wireParamsCount(upload.params) + extraCount(upload.extra);
-      round.up_bytes += uploadBytes(upload);
-      lossSum += upload.trainLoss;
-      return { client, upload };
-    });
+    const secure = sim.task.secureAggregation;
+    const collected = secure
+      ? yield* secureRound(fleet, config.seed, spec, t, lr, jobs, secure, round)
+      : yield* collectUploads(fleet, spec, t, lr, drawn, jobs, round);
+    const { accepted, lossSum } = collected;
+    if (accepted.length < minParticipants)
+      throw new TooFewParticipants(t + 1, accepted.length, minParticipants, collected.failures);
     const serverStart = performance.now();
-    const agg = await algorithm.server.aggregate(st.server, t, inputs);
+    const agg =
+      'inputs' in collected
+        ? await algorithm.server.aggregate(st.server, t, collected.inputs)
+        : await aggregateSum(algorithm, st.server, t, collected.total);
     const serverEnd = performance.now();
     await fleet.commit(t, accepted);
     st.server = agg.server;
@@ -273,6 +232,7 @@ export async function* simulate(
       clients: accepted.length,
       train_s: (serverStart - trainStart) / 1000,
       server_s: (serverEnd - serverStart) / 1000,
+      ...('secagg_s' in collected ? { secagg_s: collected.secagg_s } : {}),
     };
     if (st.round % config.evalEvery === 0 || st.round === config.rounds) {
       const evalStart = performance.now();
@@ -281,6 +241,76 @@ export async function* simulate(
       yield { type: 'eval', record: ev.record, clients: ev.clients, eval_s };
     }
   }
+}
+
+/**
+ * The drawn clients' uploads of round `t`, in drawn order: the ones that answered with a usable
+ * upload (failed, malformed and missing ones are yielded and listed in `failures`).
+ */
+async function* collectUploads(
+  fleet: ClientFleet,
+  spec: ParamSpec,
+  t: number,
+  lr: number,
+  drawn: readonly number[],
+  jobs: readonly TrainJob[],
+  round: Totals,
+): AsyncGenerator<
+  RunEvent,
+  { accepted: number[]; lossSum: number; inputs: AggregateInput[]; failures: Map<number, string> }
+> {
+  const sent = new Map(jobs.map((j) => [j.client, Object.keys(j.download.params)]));
+  const uploads = new Map<number, Upload>();
+  const failures = new Map<number, string>();
+  const diverged = new Map<number, number>();
+  for await (const reply of fleet.train(t, jobs)) {
+    const { client } = reply;
+    const names = sent.get(client);
+    // A reply for a client not drawn, or a second one, is ignored.
+    if (!names || uploads.has(client) || failures.has(client) || diverged.has(client)) continue;
+    if (!('upload' in reply)) {
+      const reason = 'failure' in reply ? reply.failure : 'answered with secure-aggregation keys';
+      failures.set(client, reason);
+      yield { type: 'client-failed', round: t, client, reason };
+      continue;
+    }
+    const { upload } = reply;
+    if (!Number.isFinite(upload.trainLoss)) {
+      diverged.set(client, upload.trainLoss);
+      yield {
+        type: 'client-done',
+        round: t,
+        client,
+        loss: upload.trainLoss,
+        acc: upload.trainAcc,
+      };
+      continue;
+    }
+    const problem = uploadProblem(upload, t, names, spec);
+    if (problem) {
+      failures.set(client, `malformed upload: ${problem}`);
+      yield { type: 'client-failed', round: t, client, reason: `malformed upload: ${problem}` };
+      continue;
+    }
+    uploads.set(client, upload);
+    yield { type: 'client-done', round: t, client, loss: upload.trainLoss, acc: upload.trainAcc };
+  }
+  // The first diverged client in drawn order, whatever order they finished in.
+  const first = drawn.find((c) => diverged.has(c));
+  if (first !== undefined) throw new TrainingDiverged(t + 1, first, diverged.get(first)!, lr);
+  for (const client of drawn)
+    if (!uploads.has(client) && !failures.has(client)) failures.set(client, 'no answer');
+  // Fold uploads in in drawn order, whatever order they arrived in.
+  const accepted = drawn.filter((c) => uploads.has(c));
+  let lossSum = 0;
+  const inputs = accepted.map((client) => {
+    const upload = uploads.get(client)!;
+    round.up_params += wireParamsCount(upload.params) + extraCount(upload.extra);
+    round.up_bytes += uploadBytes(upload);
+    lossSum += upload.trainLoss;
+    return { client, upload };
+  });
+  return { accepted, lossSum, inputs, failures };
 }
 
 /**
@@ -297,4 +327,16 @@ function extraCount(extra: Record<string, ParamArrays> | undefined): number {
   let n = 0;
   for (const set of Object.values(extra)) for (const a of Object.values(set)) n += a.data.length;
   return n;
+}
+
+/** The server part's aggregation from a secure round's sum (sum-only algorithms have one). */
+function aggregateSum(
+  algorithm: Simulation['algorithm'],
+  server: unknown,
+  round: number,
+  total: UploadSum,
+): ReturnType<Simulation['algorithm']['server']['aggregate']> {
+  if (!algorithm.server.aggregateSum)
+    throw new Error(`${algorithm.name}: its server cannot aggregate from the sum of the uploads`);
+  return algorithm.server.aggregateSum(server, round, total);
 }
