@@ -4,10 +4,17 @@
  * A fleet wrapper loses chosen clients' answers at chosen stages (a client gone after sharing its
  * keys, or after sending its masked input).
  */
+
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Download } from '../src/algorithms/types.js';
 import { decodeParams } from '../src/codec/params.js';
+import { joinFederation } from '../src/net/client.js';
+import { type FederationEvent, FederationServer, maxMessageBytes } from '../src/net/server.js';
+import { TokenBook } from '../src/net/tokens.js';
 import type { SecureToHost } from '../src/protocol/messages.js';
 import type {
   ClientEvalRow,
@@ -249,5 +256,66 @@ describe('secure aggregation in the round loop', () => {
     await expect(createFleet(sim, new MemoryStore(sim.algorithm.client.codec))).rejects.toThrow(
       /runtime\.workers: .*set runtime\.workers: 1/,
     );
+  });
+
+  it('runs over the WebSocket federation to the same bits as in process', async () => {
+    const cfg = config({
+      rounds: 2,
+      evalEvery: 2,
+      clients: { count: 4, sampling: { kind: 'count', k: 4 } },
+    });
+    const { sim } = await setup(cfg);
+    const inProcess = await run(sim);
+    const clients = [0, 1, 2, 3];
+    const token = (c: number) => `secure-aggregation-test-${c}`;
+    const log: FederationEvent[] = [];
+    const server = await FederationServer.listen({
+      host: '127.0.0.1',
+      port: 0,
+      tokens: TokenBook.parse(clients.map((c) => `${c} ${token(c)}`).join('\n'), 'tokens'),
+      task: sim.task,
+      data: {
+        dataset: 'mnist',
+        partition: cfg.data.partition,
+        testPerClient: cfg.data.testPerClient,
+      },
+      deadlineSeconds: 60,
+      helloSeconds: 10,
+      heartbeatSeconds: 0,
+      maxPayload: maxMessageBytes(sim.model.spec),
+      minClients: clients.length,
+      rounds: cfg.rounds,
+      log: (e) => log.push(e),
+    });
+    const states = mkdtempSync(join(tmpdir(), 'fedslr-secagg-'));
+    const joined = clients.map((client) =>
+      joinFederation({
+        url: server.url,
+        client,
+        token: token(client),
+        dataset: 'mnist',
+        stateDir: join(states, `client-${client}`),
+        backend: 'wasm',
+        maxRetries: 2,
+        retryBaseMs: 100,
+        retryMaxMs: 500,
+        log: () => {},
+      }).catch((err: Error) => err),
+    );
+    const st = initialState(sim);
+    const events: RunEvent[] = [];
+    try {
+      await server.waitForClients(clients.length);
+      for await (const e of simulate(sim, st, () => 0, server)) events.push(e);
+    } finally {
+      await server.close();
+    }
+    expect(await Promise.all(joined)).toEqual(clients.map(() => undefined));
+    expect(log.filter((e) => e.type === 'rejected')).toEqual([]);
+    expect(
+      events.filter((e) => e.type === 'round-end').map((e) => e.type === 'round-end' && e.clients),
+    ).toEqual([4, 4]);
+    expect(maxAbsDiff(sim.algorithm.server.global(st.server)!, inProcess.W)).toBe(0);
+    expect(personalAccs(events)).toEqual(personalAccs(inProcess.events));
   });
 });

@@ -72,8 +72,13 @@ export const shardSourceSchema = z.strictObject({
 });
 export type ShardSource = z.output<typeof shardSourceSchema>;
 
-/** Bytes (MessagePack's bin; a Node Buffer is one too). */
-const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected bytes');
+/**
+ * Bytes (MessagePack's bin), copied into a plain Uint8Array: in Node they arrive as a Buffer,
+ * which some libraries (Shamir's `combine`) refuse.
+ */
+const bytes = z
+  .custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected bytes')
+  .transform((b): Uint8Array => new Uint8Array(b));
 
 /** Uint32 words, sent as their bytes (little-endian, as every JavaScript platform stores them). */
 const words = z.unknown().transform((raw, ctx): Uint32Array => {
