@@ -251,6 +251,23 @@ describe('secure aggregation in the round loop', () => {
     );
   });
 
+  it('has a host refuse a stage message of a round it has no secure round open for', async () => {
+    const { sim } = await setup(config({ rounds: 1 }));
+    const fleet = new InProcessFleet(sim, new MemoryStore(sim.algorithm.client.codec));
+    const unmask: SecureToHost = {
+      v: 1,
+      type: 'secagg-unmask',
+      round: 0,
+      attempt: 0,
+      client: 1,
+      survivors: [1, 2],
+      dropped: [],
+    };
+    const replies: StageReply[] = [];
+    for await (const r of fleet.secureStage(0, [unmask])) replies.push(r);
+    expect(replies).toEqual([{ client: 1, failure: 'no secure round 0 attempt 0 is open here' }]);
+  });
+
   it('refuses the worker pool, naming runtime.workers', async () => {
     const { sim } = await setup(config({ runtime: { workers: 2 } }));
     await expect(createFleet(sim, new MemoryStore(sim.algorithm.client.codec))).rejects.toThrow(
