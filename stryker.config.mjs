@@ -14,10 +14,11 @@ export default {
     'src/sim/stats.ts',
     // simulate.ts: only the evaluation summary and the message/byte accounting (line ranges;
     // update them when the file moves).
-    'src/sim/simulate.ts:107-162',
-    'src/sim/simulate.ts:192-206',
-    'src/sim/simulate.ts:250-266',
-    'src/sim/simulate.ts:290-300',
+    'src/sim/simulate.ts:108-163',
+    'src/sim/simulate.ts:193-207',
+    'src/sim/simulate.ts:215-225',
+    'src/sim/simulate.ts:304-313',
+    'src/sim/simulate.ts:320-330',
     'src/codec/**/*.ts',
     '!src/**/*.test.ts',
     '!src/**/index.ts',
