@@ -251,7 +251,7 @@ describe('secure aggregation in the round loop', () => {
     );
   });
 
-  it('has a host refuse a stage message of a round it has no secure round open for', async () => {
+  it('has a host refuse a stage without an open secure round, and a train in the clear or with other parameters', async () => {
     const { sim } = await setup(config({ rounds: 1 }));
     const fleet = new InProcessFleet(sim, new MemoryStore(sim.algorithm.client.codec));
     const unmask: SecureToHost = {
@@ -266,6 +266,23 @@ describe('secure aggregation in the round loop', () => {
     const replies: StageReply[] = [];
     for await (const r of fleet.secureStage(0, [unmask])) replies.push(r);
     expect(replies).toEqual([{ client: 1, failure: 'no secure round 0 attempt 0 is open here' }]);
+    // Nor does it upload in the clear, or with another clip, when the run aggregates securely.
+    const download = sim.algorithm.server.download(sim.algorithm.server.initServer(sim.init), 0, 1);
+    const answers: TrainReply[] = [];
+    const secure = { threshold: 3, clip: 2, quantizationBits: BITS };
+    for await (const r of fleet.train(0, [
+      { client: 1, download },
+      { client: 2, download, secure },
+    ]))
+      answers.push(r);
+    expect(answers).toEqual([
+      {
+        client: 1,
+        failure:
+          'secure aggregation: this run aggregates securely; refusing to upload in the clear',
+      },
+      { client: 2, failure: "secure aggregation: clip 2 is not the run's 1" },
+    ]);
   });
 
   it('refuses the worker pool, naming runtime.workers', async () => {

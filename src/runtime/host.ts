@@ -17,11 +17,13 @@ import { downloadProblem } from '../protocol/checks.js';
 import {
   type ErrorMessage,
   PROTOCOL_VERSION,
+  type SecureRound,
   type SecureToHost,
   type ToHost,
   type ToServer,
 } from '../protocol/messages.js';
 import { SecAggError } from '../secagg/errors.js';
+import type { SecureAggregationOptions } from '../secagg/options.js';
 import type { ParamArrays, Params } from '../tensor/params.js';
 import { disposeParams, fromArrays } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
@@ -115,7 +117,9 @@ export class ClientHost {
   /** Trains on a `train` message; the new state waits for `commit`. */
   async train(m: TrainMessage): Promise<ToServer> {
     const { round, attempt } = m;
-    const problem = downloadProblem(m.download, round, this.parts.model.spec);
+    const problem =
+      downloadProblem(m.download, round, this.parts.model.spec) ??
+      secureMismatch(this.parts.task.secureAggregation, m.secure);
     if (problem)
       return {
         v: PROTOCOL_VERSION,
@@ -237,6 +241,27 @@ export class ClientHost {
     }
     return row;
   }
+}
+
+/**
+ * What is wrong with a `train` message's secure parameters against the task's: a client of a
+ * secure run never uploads in the clear, and takes part only with the agreed clip, bits and
+ * threshold. Null when they agree.
+ */
+function secureMismatch(
+  agreed: SecureAggregationOptions | undefined,
+  asked: SecureRound | undefined,
+): string | null {
+  if (!agreed?.enabled)
+    return asked ? 'secure aggregation: this run does not aggregate securely' : null;
+  if (!asked)
+    return 'secure aggregation: this run aggregates securely; refusing to upload in the clear';
+  const wrong = (['clip', 'quantizationBits', 'threshold'] as const).find(
+    (k) => agreed[k] !== undefined && agreed[k] !== asked[k],
+  );
+  return wrong
+    ? `secure aggregation: ${wrong} ${asked[wrong]} is not the run's ${agreed[wrong]}`
+    : null;
 }
 
 function errorAbout(

@@ -28,7 +28,7 @@ import { secureLayout } from '../runtime/secure_host.js';
 import { SecAggError } from '../secagg/errors.js';
 import { type SecureAggregationOptions, thresholdFor } from '../secagg/options.js';
 import { SecAggServer } from '../secagg/server.js';
-import type { ParamArrays } from '../tensor/params.js';
+import { type ParamArrays, type ParamSpec, sizeOf } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
 import type { RunEvent } from './events.js';
 import { type Totals, TrainingDiverged } from './simulate.js';
@@ -68,7 +68,7 @@ export interface SecureCollected {
 export async function* secureRound(
   fleet: ClientFleet,
   seed: number,
-  spec: Parameters<typeof secureLayout>[0],
+  spec: ParamSpec,
   round: number,
   lr: number,
   jobs: readonly TrainJob[],
@@ -84,7 +84,7 @@ export async function* secureRound(
     if (Object.keys(j.download.params).join() !== names.join())
       throw new Error('secure aggregation: the clients of a round must be sent the same tensors');
   const layout = secureLayout(spec, names);
-  const dimension = layout.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
+  const dimension = layout.reduce((n, p) => n + sizeOf(p.shape), 0);
   let threshold: number;
   try {
     threshold = thresholdFor(options, drawn.length);
@@ -239,7 +239,7 @@ export async function* secureRound(
   const params: ParamArrays = {};
   let at = 0;
   for (const p of layout) {
-    const size = p.shape.reduce((a, b) => a * b, 1);
+    const size = sizeOf(p.shape);
     params[p.name] = { shape: [...p.shape], data: Float32Array.from(sum.subarray(at, at + size)) };
     at += size;
   }
