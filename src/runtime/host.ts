@@ -173,6 +173,8 @@ export class ClientHost {
     const open = this.secure;
     if (!open || open.round !== m.round || open.attempt !== m.attempt)
       return errorAbout(m, `no secure round ${m.round} attempt ${m.attempt} is open here`);
+    // Unmasking is its last stage: its keys and update (a model's size) are not kept after it.
+    if (m.type === 'secagg-unmask') this.secure = undefined;
     return this.guard(m, () => open.answer(m));
   }
 
@@ -197,6 +199,7 @@ export class ClientHost {
   async commit(round: number, attempt: number, accepted: ReadonlySet<number>): Promise<boolean> {
     const p = this.pending ?? (await this.store.loadPending?.(this.id));
     this.pending = undefined;
+    this.secure = undefined;
     const ok =
       p !== undefined && p.round === round && p.attempt === attempt && accepted.has(this.id);
     // Committed first, then the pending copy dropped: a crash in between commits it again.

@@ -13,9 +13,9 @@
  * (SecureAggregationFailed), committing nothing. Per coordinate, the sum is within
  * |U3| * 2 clip / (2^bits - 1) of the sum of the clipped updates (secagg/quantize.ts).
  */
-import type { UploadSum } from '../algorithms/types.js';
+import type { Download, UploadSum } from '../algorithms/types.js';
 import { decodeParams } from '../codec/params.js';
-import { pack } from '../codec/wire.js';
+import { pack, type WireParams, type WireTensor } from '../codec/wire.js';
 import {
   PROTOCOL_VERSION,
   type SecureKeys,
@@ -224,15 +224,15 @@ export async function* secureRound(
 
   const inSum = new Set(result.participants);
   const accepted = drawn.filter((c) => inSum.has(c));
-  // The dequantized sum of the updates plus what each participant was sent.
+  // The dequantized sum of the updates plus what each participant was sent (decoded once per
+  // distinct download: a sum-only algorithm sends all of them the same).
   const sum = Float64Array.from(result.sum);
-  for (const job of jobs) {
-    if (!inSum.has(job.client)) continue;
-    const sent = decodeParams(job.download.params, spec);
+  for (const { download, count } of distinct(jobs.filter((j) => inSum.has(j.client)))) {
+    const sent = decodeParams(download.params, spec);
     let at = 0;
     for (const p of layout) {
       const data = sent[p.name]!.data;
-      for (let i = 0; i < data.length; i++) sum[at + i] = sum[at + i]! + data[i]!;
+      for (let i = 0; i < data.length; i++) sum[at + i] = sum[at + i]! + count * data[i]!;
       at += data.length;
     }
   }
@@ -256,4 +256,26 @@ export async function* secureRound(
 function graphSeed(seed: number, round: number): Uint8Array {
   const rng = Rng.derive(seed, SECAGG_GRAPH_STREAM, round);
   return new Uint8Array(Uint32Array.from({ length: 8 }, () => rng.nextU32()).buffer);
+}
+
+/** The jobs' downloads, each distinct one once with how many jobs carry it (same arrays: same). */
+function distinct(jobs: readonly TrainJob[]): { download: Download; count: number }[] {
+  const arrays = (t: WireTensor): ArrayLike<number>[] =>
+    t.kind === 'dense'
+      ? [t.data]
+      : t.kind === 'lowrank'
+        ? [t.left, t.right]
+        : [t.indices, t.values];
+  const same = (a: WireParams, b: WireParams) =>
+    Object.keys(a).every((k) => {
+      const [x, y] = [arrays(a[k]!), b[k] ? arrays(b[k]) : []];
+      return x.length === y.length && x.every((v, i) => v === y[i]);
+    });
+  const groups: { download: Download; count: number }[] = [];
+  for (const { download } of jobs) {
+    const group = groups.find((g) => same(g.download.params, download.params));
+    if (group) group.count++;
+    else groups.push({ download, count: 1 });
+  }
+  return groups;
 }
