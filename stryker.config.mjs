@@ -14,10 +14,11 @@ export default {
     'src/sim/stats.ts',
     // simulate.ts: only the evaluation summary and the message/byte accounting (line ranges;
     // update them when the file moves).
-    'src/sim/simulate.ts:107-162',
-    'src/sim/simulate.ts:192-206',
-    'src/sim/simulate.ts:250-266',
-    'src/sim/simulate.ts:290-300',
+    'src/sim/simulate.ts:130-185',
+    'src/sim/simulate.ts:299-303',
+    'src/sim/simulate.ts:314-314',
+    'src/sim/simulate.ts:350-360',
+    'src/sim/simulate.ts:419-429',
     'src/codec/**/*.ts',
     '!src/**/*.test.ts',
     '!src/**/index.ts',

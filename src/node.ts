@@ -16,6 +16,7 @@ export {
 export { InProcessFleet, type SimFleet } from './sim/fleet_local.js';
 export { createFleet, WorkerPoolFleet } from './sim/pool.js';
 export type { RunSummary } from './sim/rundir.js';
+export { SecureAggregationFailed } from './sim/secure_round.js';
 export { setup } from './sim/setup.js';
 export { initialState, simulate, TooFewParticipants, TrainingDiverged } from './sim/simulate.js';
 export { type ClientStore, DiskStore, MemoryStore } from './sim/store.js';

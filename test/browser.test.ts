@@ -65,14 +65,18 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-function startCli(args: string[]): { exit: Promise<number | null>; stderr: () => string } {
+function startCli(args: string[]): {
+  exit: Promise<number | null>;
+  stderr: () => string;
+  pid: number;
+} {
   const child = spawn(process.execPath, [cli, ...args], { cwd: dir, stdio: 'pipe' });
   children.push(child);
   let err = '';
   child.stderr!.on('data', (d) => (err += String(d)));
   child.stdout!.resume();
   const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  return { exit, stderr: () => err };
+  return { exit, stderr: () => err, pid: child.pid! };
 }
 
 /** Resolves with `p`, or rejects after `ms` saying what was awaited. */
@@ -174,7 +178,10 @@ describe.skipIf(!existsSync(CHROMIUM))('browser clients', () => {
     expect(await page0CrossOriginIsolated(tab0)).toBe(true);
 
     // Tab 0 commits a round, then is reloaded: it resumes as client 0 with what it committed.
+    // The Node client is stopped meanwhile, so the run (every client drawn every round) cannot
+    // finish before the reload, however fast the rounds go; it answers when continued.
     await waitForPage(tab0, 'committed', /round [1-9]/, 60_000);
+    process.kill(node.pid, 'SIGSTOP');
     expect(await textOf(tab0, 'backend-used')).toMatch(/^wasm/);
     expect(await textOf(tab0, 'resumed')).toMatch(/^no: no state/);
     await tab0.screenshot({ path: join(dir, 'tab0-before-reload.png'), fullPage: true });
@@ -184,6 +191,7 @@ describe.skipIf(!existsSync(CHROMIUM))('browser clients', () => {
     const resumed = await waitForPage(tab0, 'resumed', /kept in this browser/, 20_000);
     expect(Number(/round (\d+)/.exec(resumed)![1]) - 1).toBeGreaterThanOrEqual(keptBefore);
     await tab0.screenshot({ path: join(dir, 'tab0-resumed.png'), fullPage: true });
+    process.kill(node.pid, 'SIGCONT');
 
     for (const [i, tab] of tabs.entries()) {
       await waitForPage(tab, 'state', /the run is done/, 90_000);

@@ -16,7 +16,7 @@ import { makeStep } from '../train/loop.js';
 import { addDecayedWeights, type ProxMap, proximalPull } from '../train/transforms.js';
 import { clientBatches, EpochStats, gatherBatch } from './batches.js';
 import { averagingServer, combine, type GlobalState, type SetsState, setsCodec } from './common.js';
-import { defaultsOf, describeAlgorithm } from './descriptor.js';
+import { defaultsOf, describeAlgorithm, sumOnlyUnlessWeighted } from './descriptor.js';
 import type { Algorithm, AlgorithmContext } from './types.js';
 
 const apflSchema = z.strictObject({
@@ -137,4 +137,5 @@ export const apflAlgorithm = describeAlgorithm({
     'APFL: personal model alpha v + (1 - alpha) w, alpha learnt per client unless `adaptive: false`',
   schema: apflSchema,
   create: apfl,
+  sumOnly: sumOnlyUnlessWeighted,
 });

@@ -16,6 +16,7 @@ import type {
   StateCodec,
   StateRecord,
   Upload,
+  UploadSum,
 } from './types.js';
 
 /**
@@ -159,12 +160,27 @@ export const globalStateCodec: StateCodec<GlobalState> = {
   },
 };
 
+/** The plain mean of the uploads from their sum and count. */
+export function meanOfSum(total: UploadSum): ParamArrays {
+  if (!(total.count > 0)) throw new Error('meanOfSum: the count must be positive');
+  return combine([total.params], (v) => v[0]! / total.count);
+}
+
 /**
  * FedAvg's server part, which several algorithms share: the global model goes out dense and is
- * replaced by the mean of the uploaded models, weighted by sample count or equal.
+ * replaced by the mean of the uploaded models, weighted by sample count or equal (then it is
+ * sum-only: `aggregateSum` gives the same mean from the sum).
  */
 export function averagingServer(weighted: boolean): ServerPart<GlobalState> {
   return {
+    ...(weighted
+      ? {}
+      : {
+          aggregateSum: async (_server, _round, total) => ({
+            server: { global: meanOfSum(total) },
+            stats: {},
+          }),
+        }),
     codec: globalStateCodec,
     initServer: (init) => ({ global: init }),
     download: (server, round) => ({ round, params: denseParams(server.global) }),

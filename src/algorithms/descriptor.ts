@@ -13,6 +13,12 @@ export interface AlgorithmDescriptor<S extends AlgorithmSchema = AlgorithmSchema
   /** One line for `--help` and the README's table. */
   readonly summary: string;
   readonly schema: S;
+  /**
+   * Whether the server part needs only the sum of the uploaded parameters and their count (what
+   * secure aggregation gives it; such an algorithm's server implements `aggregateSum`): true, or
+   * why not, naming the option that would make it so where one would.
+   */
+  sumOnly(options: z.output<S>): true | string;
   /** The algorithm with these options, for a model and run. */
   create(ctx: AlgorithmContext, options: z.output<S>): Algorithm;
 }
@@ -21,6 +27,13 @@ export function describeAlgorithm<S extends AlgorithmSchema>(
   d: Omit<AlgorithmDescriptor<S>, 'name'>,
 ): AlgorithmDescriptor<S> {
   return { ...d, name: d.schema.shape.name.value as z.output<S>['name'] };
+}
+
+/** `sumOnly` of an algorithm whose server takes the mean of the uploads, by sample count if `weighted`. */
+export function sumOnlyUnlessWeighted(options: { weighted: boolean }): true | string {
+  return options.weighted
+    ? 'its sample-weighted mean (weighted: true) needs each upload with its sample count; weighted: false makes it sum-only'
+    : true;
 }
 
 /** The options a schema gives when none are set (without `name`). */

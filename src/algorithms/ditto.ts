@@ -8,7 +8,7 @@ import { denseParams } from '../codec/wire.js';
 import { disposeParams, fromArrays, readArrays } from '../tensor/params.js';
 import { addDecayedWeights, chain, proximalPull } from '../train/transforms.js';
 import { averagingServer, type GlobalState, sgd } from './common.js';
-import { defaultsOf, describeAlgorithm } from './descriptor.js';
+import { defaultsOf, describeAlgorithm, sumOnlyUnlessWeighted } from './descriptor.js';
 import { type PersonalState, personalCodec } from './local.js';
 import type { Algorithm, AlgorithmContext } from './types.js';
 
@@ -70,4 +70,5 @@ export const dittoAlgorithm = describeAlgorithm({
   summary: 'Ditto: FedAvg + personal models pulled towards the global one',
   schema: dittoSchema,
   create: ditto,
+  sumOnly: sumOnlyUnlessWeighted,
 });

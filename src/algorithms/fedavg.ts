@@ -7,7 +7,7 @@ import {
   noStateCodec,
   trainFromDownload,
 } from './common.js';
-import { defaultsOf, describeAlgorithm } from './descriptor.js';
+import { defaultsOf, describeAlgorithm, sumOnlyUnlessWeighted } from './descriptor.js';
 import { type BudgetedGlobal, denseDownload, downlinkBudgetServer } from './fedavg_downlink.js';
 import type { Algorithm, AlgorithmContext, ServerPart } from './types.js';
 
@@ -66,4 +66,5 @@ export const fedavgAlgorithm = describeAlgorithm({
   summary: 'FedAvg (sample-weighted mean)',
   schema: fedavgSchema,
   create: fedavg,
+  sumOnly: sumOnlyUnlessWeighted,
 });

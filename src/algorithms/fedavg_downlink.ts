@@ -9,7 +9,7 @@
 import { decodeParams } from '../codec/params.js';
 import { denseParams } from '../codec/wire.js';
 import type { ParamArrays } from '../tensor/params.js';
-import { weightedMean } from './common.js';
+import { meanOfSum, weightedMean } from './common.js';
 import { type FedSLRServer, factoredDownload, fedslrServerCodec } from './fedslr.js';
 import { budgetStep, type DownlinkBudget } from './svt_modes.js';
 import type { AlgorithmContext, Download, ServerPart, ServerStats } from './types.js';
@@ -45,6 +45,11 @@ export function downlinkBudgetServer(
       const weights = uploads.map((u) => (weighted ? u.upload.numSamples : 1));
       return truncated(weightedMean(sets, weights), round + 1);
     },
+    ...(weighted
+      ? {}
+      : {
+          aggregateSum: async (_server, round, total) => truncated(meanOfSum(total), round + 1),
+        }),
     global: (server) => server.global,
   };
 }

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { disposeParams, fromArrays, readArrays } from '../tensor/params.js';
 import { addDecayedWeights } from '../train/transforms.js';
 import { type GlobalState, type NoState, sgd } from './common.js';
-import { defaultsOf, describeAlgorithm } from './descriptor.js';
+import { defaultsOf, describeAlgorithm, sumOnlyUnlessWeighted } from './descriptor.js';
 import { fedavg } from './fedavg.js';
 import type { Algorithm, AlgorithmContext } from './types.js';
 
@@ -51,4 +51,5 @@ export const fedavgftAlgorithm = describeAlgorithm({
   summary: 'FedAvg, then `ftEpochs` of local fine-tuning before each evaluation',
   schema: fedavgftSchema,
   create: fedavgft,
+  sumOnly: sumOnlyUnlessWeighted,
 });

@@ -33,4 +33,5 @@ export const feddynAlgorithm = describeAlgorithm({
   summary: "FedDyn (FedSLR's stage 1 and server step without SVT; the same code)",
   schema: feddynSchema,
   create: feddyn,
+  sumOnly: () => true,
 });

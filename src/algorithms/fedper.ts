@@ -7,7 +7,7 @@ import type { Params } from '../tensor/params.js';
 import { addDecayedWeights } from '../train/transforms.js';
 import type { GlobalState } from './common.js';
 import { sgd } from './common.js';
-import { defaultsOf, describeAlgorithm } from './descriptor.js';
+import { defaultsOf, describeAlgorithm, sumOnlyUnlessWeighted } from './descriptor.js';
 import { type SplitClient, type SplitTrainResult, splitAlgorithm } from './split.js';
 import type { Algorithm, AlgorithmContext, ClientRun } from './types.js';
 
@@ -53,4 +53,5 @@ export const fedperAlgorithm = describeAlgorithm({
   summary: 'FedPer: personal head, joint training, body shared',
   schema: fedperSchema,
   create: fedper,
+  sumOnly: sumOnlyUnlessWeighted,
 });

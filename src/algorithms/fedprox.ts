@@ -7,7 +7,7 @@ import {
   noStateCodec,
   trainFromDownload,
 } from './common.js';
-import { defaultsOf, describeAlgorithm } from './descriptor.js';
+import { defaultsOf, describeAlgorithm, sumOnlyUnlessWeighted } from './descriptor.js';
 import type { Algorithm, AlgorithmContext } from './types.js';
 
 const fedproxSchema = z.strictObject({
@@ -48,4 +48,5 @@ export const fedproxAlgorithm = describeAlgorithm({
   summary: 'FedProx',
   schema: fedproxSchema,
   create: fedprox,
+  sumOnly: sumOnlyUnlessWeighted,
 });

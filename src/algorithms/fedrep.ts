@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { addDecayedWeights } from '../train/transforms.js';
 import type { GlobalState } from './common.js';
 import { sgd } from './common.js';
-import { defaultsOf, describeAlgorithm } from './descriptor.js';
+import { defaultsOf, describeAlgorithm, sumOnlyUnlessWeighted } from './descriptor.js';
 import { type SplitClient, splitAlgorithm } from './split.js';
 import type { Algorithm, AlgorithmContext } from './types.js';
 
@@ -55,4 +55,5 @@ export const fedrepAlgorithm = describeAlgorithm({
     'FedRep: head epochs (body frozen), then body epochs (head frozen); only the body is shared',
   schema: fedrepSchema,
   create: fedrep,
+  sumOnly: sumOnlyUnlessWeighted,
 });

@@ -295,6 +295,56 @@ export function dynamicFamily(
   const budgeted = parts.svt && opts.svt.mode !== 'absolute' ? opts.svt : undefined;
   const download = (server: FedSLRServer, round: number) => factoredDownload(spec, server, round);
 
+  /** The server's proximal step from D and V = mean_i w_i - D / (alpha N): W^{t+1} and its factors. */
+  const proximalStep = async (
+    server: FedSLRServer,
+    round: number,
+    dualSum: ParamArrays,
+    V: ParamArrays,
+  ): Promise<{ server: FedSLRServer; stats: ServerStats }> => {
+    if (budgeted) {
+      // The download of round + 1 carries the result: its number is part of the bytes.
+      const step = budgetStep(spec, V, budgeted, round + 1);
+      return {
+        server: { global: step.global, dualSum, factors: step.factors, hints: {} },
+        stats: { ranks: step.ranks },
+      };
+    }
+    const global: ParamArrays = {};
+    const factors: FedSLRServer['factors'] = {};
+    const ranks: NonNullable<ServerStats['ranks']> = {};
+    const hints: FedSLRServer['hints'] = {};
+    for (const p of spec) {
+      const ms = matrixShape(p.shape, p.role);
+      const v = V[p.name]!;
+      if (!ms || !parts.svt) {
+        global[p.name] = v;
+        continue;
+      }
+      const r = await svt(toMatrixArray(v.data, p.shape, p.role), ms[0], ms[1], tau, {
+        factors: 'whenLowRank',
+        hint: server.hints[p.name] ?? { fullRank: true },
+      });
+      global[p.name] = {
+        shape: [...p.shape],
+        data: fromMatrixArray(r.matrix, p.shape, p.role),
+      };
+      hints[p.name] = r.hint;
+      ranks[p.name] = { rank: r.rank, full: r.fullRank };
+      if (r.u && r.v && r.values && lowRankPays(ms[0], ms[1], r.rank)) {
+        const f = splitFactors(r.u, r.v, r.values, ms[0], ms[1]);
+        factors[p.name] = {
+          left: { shape: [ms[0], r.rank], data: f.left },
+          right: { shape: [r.rank, ms[1]], data: f.right },
+        };
+      }
+    }
+    return {
+      server: { global, dualSum, factors, hints },
+      stats: parts.svt ? { ranks } : {},
+    };
+  };
+
   return {
     name: parts.name,
     hasGlobal: true,
@@ -328,47 +378,17 @@ export function dynamicFamily(
           for (let j = 1; j < v.length; j++) s += v[j]!;
           return s / S - v[0]! / (a * N);
         });
-        if (budgeted) {
-          // The download of round + 1 carries the result: its number is part of the bytes.
-          const step = budgetStep(spec, V, budgeted, round + 1);
-          return {
-            server: { global: step.global, dualSum, factors: step.factors, hints: {} },
-            stats: { ranks: step.ranks },
-          };
-        }
-        const global: ParamArrays = {};
-        const factors: FedSLRServer['factors'] = {};
-        const ranks: NonNullable<ServerStats['ranks']> = {};
-        const hints: FedSLRServer['hints'] = {};
-        for (const p of spec) {
-          const ms = matrixShape(p.shape, p.role);
-          const v = V[p.name]!;
-          if (!ms || !parts.svt) {
-            global[p.name] = v;
-            continue;
-          }
-          const r = await svt(toMatrixArray(v.data, p.shape, p.role), ms[0], ms[1], tau, {
-            factors: 'whenLowRank',
-            hint: server.hints[p.name] ?? { fullRank: true },
-          });
-          global[p.name] = {
-            shape: [...p.shape],
-            data: fromMatrixArray(r.matrix, p.shape, p.role),
-          };
-          hints[p.name] = r.hint;
-          ranks[p.name] = { rank: r.rank, full: r.fullRank };
-          if (r.u && r.v && r.values && lowRankPays(ms[0], ms[1], r.rank)) {
-            const f = splitFactors(r.u, r.v, r.values, ms[0], ms[1]);
-            factors[p.name] = {
-              left: { shape: [ms[0], r.rank], data: f.left },
-              right: { shape: [r.rank, ms[1]], data: f.right },
-            };
-          }
-        }
-        return {
-          server: { global, dualSum, factors, hints },
-          stats: parts.svt ? { ranks } : {},
-        };
+        return proximalStep(server, round, dualSum, V);
+      },
+      // The same two updates from sum_i w_i and |S| (the sum is already a float32 array).
+      async aggregateSum(server, round, { count: S, params: sum }) {
+        const a = opts.alpha;
+        const dPrev = server.dualSum;
+        const dualSum = combine([server.global, sum, ...(dPrev ? [dPrev] : [])], (v) => {
+          return (dPrev ? v[2]! : 0) + a * (S * v[0]! - v[1]!);
+        });
+        const V = combine([dualSum, sum], (v) => v[1]! / S - v[0]! / (a * N));
+        return proximalStep(server, round, dualSum, V);
       },
       global: (server) => server.global,
     },
@@ -443,4 +463,5 @@ export const fedslrAlgorithm = describeAlgorithm({
     'FedSLR; `low-rank-only` drops stage 2 (personal = global), `sparse-only` drops the SVT (FedDyn + sparse personal parts)',
   schema: fedslrSchema,
   create: fedslr,
+  sumOnly: () => true,
 });

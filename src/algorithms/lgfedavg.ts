@@ -5,7 +5,7 @@
 
 import { z } from 'zod';
 import type { GlobalState } from './common.js';
-import { defaultsOf, describeAlgorithm } from './descriptor.js';
+import { defaultsOf, describeAlgorithm, sumOnlyUnlessWeighted } from './descriptor.js';
 import { jointTrain } from './fedper.js';
 import { type SplitClient, splitAlgorithm } from './split.js';
 import type { Algorithm, AlgorithmContext } from './types.js';
@@ -37,4 +37,5 @@ export const lgfedavgAlgorithm = describeAlgorithm({
   summary: 'LG-FedAvg: local body, shared head',
   schema: lgfedavgSchema,
   create: lgfedavg,
+  sumOnly: sumOnlyUnlessWeighted,
 });

@@ -53,4 +53,5 @@ export const localAlgorithm = describeAlgorithm({
   summary: 'local training only',
   schema: z.strictObject({ name: z.literal('local') }),
   create: (ctx) => local(ctx),
+  sumOnly: () => 'local training shares nothing: there is no sum to protect',
 });

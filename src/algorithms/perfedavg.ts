@@ -16,7 +16,7 @@ import { makeStep } from '../train/loop.js';
 import { addDecayedWeights } from '../train/transforms.js';
 import { clientBatches, EpochStats, gatherBatch } from './batches.js';
 import { averagingServer, type GlobalState, type NoState, noStateCodec } from './common.js';
-import { defaultsOf, describeAlgorithm } from './descriptor.js';
+import { defaultsOf, describeAlgorithm, sumOnlyUnlessWeighted } from './descriptor.js';
 import type { Algorithm, AlgorithmContext, ClientRun } from './types.js';
 
 const perfedavgSchema = z.strictObject({
@@ -117,4 +117,5 @@ export const perfedavgAlgorithm = describeAlgorithm({
     'Per-FedAvg (first-order MAML); personal model = `adaptSteps` steps of size alpha on local data at evaluation',
   schema: perfedavgSchema,
   create: perfedavg,
+  sumOnly: sumOnlyUnlessWeighted,
 });

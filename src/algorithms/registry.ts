@@ -54,3 +54,18 @@ export function createAlgorithm(cfg: AlgorithmConfig, ctx: AlgorithmContext): Al
   if (!d) throw new Error(`unknown algorithm '${cfg.name}'`);
   return d.create(ctx, cfg);
 }
+
+/**
+ * Why secure aggregation cannot serve this algorithm (its server needs more than the uploads'
+ * sum and count), naming it; undefined when it can.
+ */
+export function secureAggregationRefusal(cfg: AlgorithmConfig): string | undefined {
+  const d: AlgorithmDescriptor<AlgorithmSchema> | undefined = ALGORITHMS.find(
+    (a) => a.name === cfg.name,
+  );
+  if (!d) return `unknown algorithm '${cfg.name}'`;
+  const verdict = d.sumOnly(cfg);
+  return verdict === true
+    ? undefined
+    : `secure aggregation gives the server only the sum of the uploads, and ${cfg.name} needs more: ${verdict}`;
+}

@@ -133,4 +133,6 @@ export const scaffoldAlgorithm = describeAlgorithm({
   summary: 'SCAFFOLD, option II control variates (sent in both directions, counted in the bytes)',
   schema: scaffoldSchema,
   create: scaffold,
+  sumOnly: () =>
+    'its server needs only sums, but the control-variate deltas it uploads (extra) are not carried by the secure sum yet',
 });

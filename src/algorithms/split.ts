@@ -10,6 +10,7 @@ import { disposeParams, fromArrays, readArrays } from '../tensor/params.js';
 import {
   type GlobalState,
   globalStateCodec,
+  meanOfSum,
   type SetsState,
   setsCodec,
   weightedMean,
@@ -98,6 +99,14 @@ export function splitAlgorithm(
         const weights = uploads.map((u) => (s.weighted ? u.upload.numSamples : 1));
         return { server: { global: weightedMean(sets, weights) }, stats: {} };
       },
+      ...(s.weighted
+        ? {}
+        : {
+            aggregateSum: async (_server, _round, total) => ({
+              server: { global: meanOfSum(total) },
+              stats: {},
+            }),
+          }),
       global: (server) => server.global,
     },
     client: {

@@ -88,6 +88,16 @@ export interface AggregateInput {
   upload: Upload;
 }
 
+/**
+ * The sum of the participants' uploaded parameters (every tensor they were sent) and how many
+ * they are: all that the server of a sum-only algorithm needs, and all that secure aggregation
+ * lets it learn.
+ */
+export interface UploadSum {
+  count: number;
+  params: ParamArrays;
+}
+
 /** Per-round statistics an algorithm reports about its global model. */
 export interface ServerStats {
   /** Kept rank per weight matrix (low-rank algorithms). */
@@ -110,6 +120,15 @@ export interface ServerPart<S> {
     server: S,
     round: number,
     uploads: readonly AggregateInput[],
+  ): Promise<{ server: S; stats: ServerStats }>;
+  /**
+   * `aggregate` from the uploads' sum and count alone (algorithms whose descriptor declares them
+   * sum-only); equal to it up to float rounding.
+   */
+  aggregateSum?(
+    server: S,
+    round: number,
+    total: UploadSum,
   ): Promise<{ server: S; stats: ServerStats }>;
   /** The server's shared parameters as it holds them (for exports); undefined when none. */
   global(server: S): ParamArrays | undefined;

@@ -6,6 +6,7 @@
  * Inputs are random in [-clip, clip]; the unmasked sum is checked against the plain sum.
  */
 import { parseArgs } from 'node:util';
+import { pack } from '../codec/wire.js';
 import { createModel, type ModelName } from '../models/index.js';
 import { SecAggClient } from '../secagg/client.js';
 import { randomBytes } from '../secagg/crypto.js';
@@ -18,6 +19,7 @@ import type {
   UnmaskRequest,
   UnmaskResponse,
 } from '../secagg/messages.js';
+import { degreeFor, SECURE_AGGREGATION_DEFAULTS, thresholdFor } from '../secagg/options.js';
 import type { SecAggParams } from '../secagg/params.js';
 import { sumErrorBound } from '../secagg/quantize.js';
 import { SecAggServer } from '../secagg/server.js';
@@ -36,7 +38,8 @@ export const help = `Usage: fedslr bench secagg [--models cnn,resnet18gn] [--par
 Times one secure-aggregation round (advertise keys, share keys, masked input, unmasking) per
 client (mean and max over clients) and for the server, with the vector length of each model's
 parameters, for each cohort size; one client drops after sharing keys. --neighbours K: SecAgg+
-graph of degree K (default: complete graph). --threshold: default half the neighbourhood + 1.
+graph of degree K (default: complete graph). --threshold: default a majority of each client's
+neighbours and itself, as in a run (secureAggregation.threshold).
 --bits: quantization bits (default 16). Prints one JSON line per case with --json.`;
 
 function list(text: string, flag: string): string[] {
@@ -69,6 +72,8 @@ interface CaseResult {
   bits: number;
   client_mean_s: number;
   client_max_s: number;
+  /** MessagePack bytes a surviving client sends in the round (keys, shares, masked input, shares). */
+  client_up_bytes: number;
   server_s: number;
   max_error: number;
   error_bound: number;
@@ -88,9 +93,9 @@ async function benchCase(
   threshold: number | undefined,
   bits: number,
 ): Promise<CaseResult> {
-  const degree =
-    neighbours === undefined || neighbours >= n - 1 ? n - 1 : 2 * Math.ceil(neighbours / 2);
-  const t = threshold ?? Math.floor(degree / 2) + 1;
+  const degree = degreeFor(n, neighbours);
+  // The threshold a run's round with n participants takes (secagg/options.ts).
+  const t = thresholdFor({ ...SECURE_AGGREGATION_DEFAULTS, neighbours, threshold }, n);
   const params: SecAggParams = {
     round: 1,
     dimension,
@@ -138,6 +143,11 @@ async function benchCase(
     maxError = Math.max(maxError, Math.abs((result.sum[i] as number) - plain));
   }
   const times = uploading.map((c) => clientTime[c.id] as number);
+  const sent = (id: number) =>
+    [ads, shared, uploads, answers].reduce(
+      (sum, stage) => sum + pack(stage.find((m) => m.client === id)).byteLength,
+      0,
+    );
   return {
     model,
     dimension,
@@ -147,6 +157,7 @@ async function benchCase(
     bits,
     client_mean_s: times.reduce((a, b) => a + b, 0) / times.length,
     client_max_s: Math.max(...times),
+    client_up_bytes: sent(uploading[0]!.id),
     server_s: serverTime,
     max_error: maxError,
     error_bound: sumErrorBound({ clip: 1, bits }, result.participants.length),
@@ -183,6 +194,7 @@ export async function run(argv: string[]): Promise<number> {
         console.log(
           `${name} (${dimension} params), ${n} clients, ${r.neighbours} neighbours, t=${r.threshold}: ` +
             `client ${r.client_mean_s.toFixed(2)} s (max ${r.client_max_s.toFixed(2)}), ` +
+            `${(r.client_up_bytes / 1e6).toFixed(2)} MB up, ` +
             `server ${r.server_s.toFixed(2)} s; max error ${r.max_error.toExponential(2)} ` +
             `(bound ${r.error_bound.toExponential(2)})`,
         );

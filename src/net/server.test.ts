@@ -20,7 +20,7 @@ import {
   type ToHost,
   type ToServer,
 } from '../protocol/messages.js';
-import type { TrainReply } from '../runtime/fleet.js';
+import type { StageReply, TrainReply } from '../runtime/fleet.js';
 import { type Task, TRAIN_DEFAULTS } from '../runtime/task.js';
 import { CLOSE } from './codes.js';
 import {
@@ -228,6 +228,67 @@ describe('the federation server', () => {
       CLOSE.done,
       CLOSE.done,
     ]);
+  });
+
+  it("carries a secure round's stages under the round's attempt, refusing answers of the wrong stage", async () => {
+    const events: FederationEvent[] = [];
+    const fleet = await start(events);
+    const [c0, c1] = await connectAll(fleet.url, [0, 1]);
+    await fleet.waitForClients(2);
+    const secure = { threshold: 2, clip: 1, quantizationBits: 16 };
+    const training = (async () => {
+      const replies: TrainReply[] = [];
+      const jobs = [0, 1].map((client) => ({ client, download: { round: 0, params: {} }, secure }));
+      for await (const r of fleet.train(0, jobs)) replies.push(r);
+      return replies;
+    })();
+    expect(await c0!.next()).toMatchObject({ type: 'train', client: 0, secure });
+    await c1!.next();
+    const head = (client: number) => ({ v, round: 0, attempt: 0, client }) as const;
+    const keys = (client: number): ToServer => ({
+      ...head(client),
+      type: 'secagg-keys',
+      encryptionKey: new Uint8Array(65),
+      maskingKey: new Uint8Array(65),
+      numSamples: 5,
+      trainLoss: 0.5,
+      trainAcc: 0.5,
+    });
+    const masked: ToServer = { ...head(0), type: 'secagg-masked', masked: new Uint32Array(3) };
+    c0!.send(masked);
+    expect(await c0!.error()).toBe('a secure answer while the round waits for its train answers');
+    c0!.send(keys(0));
+    c1!.send(keys(1));
+    expect((await training).map((r) => 'keys' in r && r.client)).toEqual([0, 1]);
+    // A stage: each client gets its message with the round's attempt; one answers, one drops.
+    const unmask = (client: number) => ({
+      ...head(client),
+      attempt: 7,
+      type: 'secagg-unmask' as const,
+      survivors: [0, 1],
+      dropped: [],
+    });
+    const stage = (async () => {
+      const replies: StageReply[] = [];
+      for await (const r of fleet.secureStage(0, [unmask(0), unmask(1)])) replies.push(r);
+      return replies;
+    })();
+    expect(await c0!.next()).toEqual({ ...unmask(0), attempt: 0 });
+    expect(await c1!.next()).toEqual({ ...unmask(1), attempt: 0 });
+    c0!.send(keys(0));
+    expect(await c0!.error()).toBe('a train answer while the round waits for its secure answers');
+    const answer: ToServer = { ...head(0), type: 'secagg-unmasked', seedShares: [], keyShares: [] };
+    c0!.send(answer);
+    c1!.ws.terminate();
+    // The two sockets race: the answers in either order.
+    const replies = await stage;
+    expect(replies).toHaveLength(2);
+    expect(replies).toEqual(
+      expect.arrayContaining([
+        { client: 0, answer },
+        { client: 1, failure: 'disconnected' },
+      ]),
+    );
   });
 
   it('fails a drawn client that disconnects and sends a missed commit again when it is back', async () => {

@@ -30,11 +30,18 @@ import {
   decodeToServer,
   encodeMessage,
   PROTOCOL_VERSION,
+  type SecureToHost,
   type ShardSource,
   type ToHost,
   type ToServer,
 } from '../protocol/messages.js';
-import type { ClientEvalRow, ClientFleet, TrainJob, TrainReply } from '../runtime/fleet.js';
+import type {
+  ClientEvalRow,
+  ClientFleet,
+  StageReply,
+  TrainJob,
+  TrainReply,
+} from '../runtime/fleet.js';
 import type { Task } from '../runtime/task.js';
 import { type ParamSpec, paramCount } from '../tensor/params.js';
 import { InputError } from '../util/errors.js';
@@ -161,7 +168,9 @@ interface Training {
   attempt: number;
   drawn: ReadonlySet<number>;
   waiting: Set<number>;
-  replies: Channel<TrainReply>;
+  replies: Channel<TrainReply | StageReply>;
+  /** What it collects: the round's training, or a stage of its secure aggregation. */
+  stage: 'train' | 'secure';
 }
 
 interface Evaluating {
@@ -496,6 +505,12 @@ export class FederationServer implements ClientFleet {
     switch (m.type) {
       case 'update':
         return this.trainAnswer(conn, m, { client: conn.client, upload: m.upload });
+      case 'secagg-keys':
+        return this.trainAnswer(conn, m, { client: conn.client, keys: m });
+      case 'secagg-shared':
+      case 'secagg-masked':
+      case 'secagg-unmasked':
+        return this.trainAnswer(conn, m, { client: conn.client, answer: m }, 'secure');
       case 'metrics':
         return this.metrics(conn, m);
       case 'committed': {
@@ -528,16 +543,25 @@ export class FederationServer implements ClientFleet {
     }
   }
 
-  /** Takes a drawn client's answer to the open round; returns why it is refused, if it is. */
+  /**
+   * Takes a drawn client's answer to the open round (of its training, or of a secure stage:
+   * `stage`; a failure answers either); returns why it is refused, if it is.
+   */
   private trainAnswer(
     conn: Connection,
     m: { round?: number; attempt?: number },
-    reply: TrainReply,
+    reply: TrainReply | StageReply,
+    stage: Training['stage'] = 'train',
   ): Refusal | undefined {
     const t = this.training;
     if (!t || t.round !== m.round || t.attempt !== m.attempt)
       return {
         reason: `stale answer: round ${m.round} attempt ${m.attempt} is not the open round${t ? ` (round ${t.round} attempt ${t.attempt})` : ''}`,
+        about: m,
+      };
+    if (!('failure' in reply) && t.stage !== stage)
+      return {
+        reason: `a ${stage} answer while the round waits for its ${t.stage} answers`,
         about: m,
       };
     if (!t.drawn.has(conn.client))
@@ -565,22 +589,48 @@ export class FederationServer implements ClientFleet {
   async *train(round: number, jobs: readonly TrainJob[]): AsyncGenerator<TrainReply> {
     const attempt = this.attempts.get(round) ?? 0;
     this.attempts.set(round, attempt + 1);
+    const messages = jobs.map(
+      (job): Extract<ToHost, { type: 'train' }> => ({
+        v: PROTOCOL_VERSION,
+        type: 'train',
+        round,
+        attempt,
+        ...job,
+      }),
+    );
+    yield* this.collect<TrainReply>(round, attempt, 'train', messages);
+  }
+
+  /** A stage of the open round's secure aggregation, under the round's attempt. */
+  async *secureStage(round: number, messages: readonly SecureToHost[]): AsyncGenerator<StageReply> {
+    const attempt = (this.attempts.get(round) ?? 1) - 1;
+    const mine = messages.map((m) => ({ ...m, attempt }));
+    yield* this.collect<StageReply>(round, attempt, 'secure', mine);
+  }
+
+  /** Sends each message to its client and yields the answers, or failures, until the deadline. */
+  private async *collect<R extends TrainReply | StageReply>(
+    round: number,
+    attempt: number,
+    stage: Training['stage'],
+    messages: readonly (Extract<ToHost, { type: 'train' }> | SecureToHost)[],
+  ): AsyncGenerator<R> {
     const t: Training = {
       round,
       attempt,
-      drawn: new Set(jobs.map((j) => j.client)),
-      waiting: new Set(jobs.map((j) => j.client)),
+      drawn: new Set(messages.map((m) => m.client)),
+      waiting: new Set(messages.map((m) => m.client)),
       replies: new Channel(),
+      stage,
     };
     this.training = t;
-    for (const job of jobs) {
-      const conn = this.conns.get(job.client);
+    for (const m of messages) {
+      const conn = this.conns.get(m.client);
       if (!conn) {
-        t.waiting.delete(job.client);
-        t.replies.push({ client: job.client, failure: 'not connected' });
+        t.waiting.delete(m.client);
+        t.replies.push({ client: m.client, failure: 'not connected' });
         continue;
       }
-      const m: ToHost = { v: PROTOCOL_VERSION, type: 'train', round, attempt, ...job };
       this.put(conn.ws, encodeMessage(m));
     }
     const timer = setTimeout(() => {
@@ -589,7 +639,8 @@ export class FederationServer implements ClientFleet {
       t.waiting.clear();
     }, this.deadlineMs);
     try {
-      for (let i = 0; i < jobs.length; i++) yield await t.replies.next();
+      // trainAnswer takes only the answers of `stage` (and failures): the replies are R's.
+      for (let i = 0; i < messages.length; i++) yield (await t.replies.next()) as R;
     } finally {
       clearTimeout(timer);
       this.training = undefined;

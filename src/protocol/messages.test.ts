@@ -140,4 +140,43 @@ describe('protocol messages', () => {
     nan.extra!['c']!['b']!.data[1] = Number.NaN;
     expect(downloadProblem(nan, 3, spec)).toBe("extra 'c': 'b' has a value that is not finite");
   });
+
+  it('carry the secure-aggregation stages through MessagePack, words and bytes revived', () => {
+    const head = { v, round: 2, attempt: 0, client: 4 } as const;
+    const masked: ToServer = {
+      ...head,
+      type: 'secagg-masked',
+      masked: Uint32Array.from([0, 1, 2 ** 32 - 1]),
+    };
+    const back = decodeToServer(encodeMessage(masked));
+    expect(back.type === 'secagg-masked' && back.masked).toEqual(masked.masked);
+    expect(back.type === 'secagg-masked' && back.masked).toBeInstanceOf(Uint32Array);
+    const keys: ToServer = {
+      ...head,
+      type: 'secagg-keys',
+      encryptionKey: new Uint8Array(65).fill(1),
+      maskingKey: new Uint8Array(65).fill(2),
+      numSamples: 10,
+      trainLoss: 0.5,
+      trainAcc: 0.75,
+    };
+    const keysBack = decodeToServer(encodeMessage(keys));
+    expect(keysBack.type === 'secagg-keys' && [...keysBack.maskingKey]).toEqual([
+      ...keys.maskingKey,
+    ]);
+    const unmask: ToHost = { ...head, type: 'secagg-unmask', survivors: [1, 4], dropped: [2] };
+    expect(decodeToHost(encodeMessage(unmask))).toEqual(unmask);
+    const train = { ...head, type: 'train', download: download() };
+    const secure = { threshold: 3, clip: 1, quantizationBits: 16 };
+    expect(decodeToHost(pack({ ...train, secure }))).toMatchObject({ secure });
+    expect(() => decodeToHost(pack({ ...train, secure: { ...secure, threshold: 1 } }))).toThrow(
+      /secure\.threshold/,
+    );
+    expect(() =>
+      decodeToServer(pack({ ...masked, masked: new Uint8Array(5) }), 'client 4'),
+    ).toThrow(/client 4: malformed message: masked: expected Uint32 words/);
+    expect(() => decodeToServer(pack({ ...keys, maskingKey: 'key' }))).toThrow(
+      /maskingKey: expected bytes/,
+    );
+  });
 });

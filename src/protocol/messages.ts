@@ -11,6 +11,12 @@
  * for it, and which clients) and gets one `metrics` per client. Every message carries the
  * protocol version; every message about a round carries the round and an attempt id (a round that
  * is drawn again gets a new attempt), so a late answer to an earlier attempt is told apart.
+ *
+ * A round with secure aggregation (secagg/) adds its stages: `train` carries the round's
+ * `secure` parameters and the host answers `secagg-keys` (its public keys and training
+ * statistics, no parameters); then `secagg-neighbours` -> `secagg-shared`, `secagg-forwarded` ->
+ * `secagg-masked` (the masked, quantized update) and `secagg-unmask` -> `secagg-unmasked`, one
+ * message per client each. The clients in the unmasking stage's sum are the ones committed.
  */
 import { z } from 'zod';
 import { decodeDownload, decodeUpload } from '../codec/messages.js';
@@ -66,6 +72,33 @@ export const shardSourceSchema = z.strictObject({
 });
 export type ShardSource = z.output<typeof shardSourceSchema>;
 
+/**
+ * Bytes (MessagePack's bin), copied into a plain Uint8Array: in Node they arrive as a Buffer,
+ * which some libraries (Shamir's `combine`) refuse.
+ */
+const bytes = z
+  .custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected bytes')
+  .transform((b): Uint8Array => new Uint8Array(b));
+
+/** Uint32 words, sent as their bytes (little-endian, as every JavaScript platform stores them). */
+const words = z.unknown().transform((raw, ctx): Uint32Array => {
+  if (raw instanceof Uint32Array) return raw;
+  if (raw instanceof Uint8Array && raw.byteLength % 4 === 0)
+    return new Uint32Array(new Uint8Array(raw).buffer);
+  ctx.addIssue({ code: 'custom', message: 'expected Uint32 words (bytes, a multiple of 4)' });
+  return z.NEVER;
+});
+
+/** What a client needs of a round's secure aggregation besides its neighbours' keys. */
+export const secureRoundSchema = z.strictObject({
+  threshold: z.number().int().min(2).max(254),
+  clip: z.number().positive(),
+  quantizationBits: z.number().int().min(1).max(31),
+});
+export type SecureRound = z.output<typeof secureRoundSchema>;
+
+const clientFields = { ...roundFields, client: count };
+
 const toHostSchema = z.discriminatedUnion('type', [
   z.strictObject({
     v,
@@ -79,8 +112,25 @@ const toHostSchema = z.discriminatedUnion('type', [
     type: z.literal('train'),
     client: count,
     download: decoded(decodeDownload, 'download'),
+    secure: secureRoundSchema.optional(),
   }),
   z.strictObject({ ...roundFields, type: z.literal('commit'), accepted: z.array(count) }),
+  z.strictObject({
+    ...clientFields,
+    type: z.literal('secagg-neighbours'),
+    neighbours: z.array(z.strictObject({ client: count, encryptionKey: bytes, maskingKey: bytes })),
+  }),
+  z.strictObject({
+    ...clientFields,
+    type: z.literal('secagg-forwarded'),
+    shares: z.array(z.strictObject({ from: count, ciphertext: bytes })),
+  }),
+  z.strictObject({
+    ...clientFields,
+    type: z.literal('secagg-unmask'),
+    survivors: z.array(count),
+    dropped: z.array(count),
+  }),
   z.strictObject({
     ...roundFields,
     type: z.literal('evaluate'),
@@ -106,6 +156,27 @@ const toServerSchema = z.discriminatedUnion('type', [
     client: count,
     upload: decoded(decodeUpload, 'upload'),
   }),
+  z.strictObject({
+    ...clientFields,
+    type: z.literal('secagg-keys'),
+    encryptionKey: bytes,
+    maskingKey: bytes,
+    numSamples: count,
+    trainLoss: anyNumber,
+    trainAcc: anyNumber,
+  }),
+  z.strictObject({
+    ...clientFields,
+    type: z.literal('secagg-shared'),
+    shares: z.array(z.strictObject({ to: count, ciphertext: bytes })),
+  }),
+  z.strictObject({ ...clientFields, type: z.literal('secagg-masked'), masked: words }),
+  z.strictObject({
+    ...clientFields,
+    type: z.literal('secagg-unmasked'),
+    seedShares: z.array(z.strictObject({ of: count, share: bytes })),
+    keyShares: z.array(z.strictObject({ of: count, share: bytes })),
+  }),
   z.strictObject({ ...roundFields, type: z.literal('committed'), clients: z.array(count) }),
   z.strictObject({
     ...roundFields,
@@ -126,6 +197,18 @@ export type ToHost = z.output<typeof toHostSchema>;
 /** Messages from a client host. */
 export type ToServer = z.output<typeof toServerSchema>;
 export type ErrorMessage = z.output<typeof errorMessage>;
+/** The server's messages of secure aggregation's stages after `train`. */
+export type SecureToHost = Extract<
+  ToHost,
+  { type: 'secagg-neighbours' | 'secagg-forwarded' | 'secagg-unmask' }
+>;
+/** A host's answers in those stages. */
+export type SecureToServer = Extract<
+  ToServer,
+  { type: 'secagg-shared' | 'secagg-masked' | 'secagg-unmasked' }
+>;
+/** A host's answer to a secure round's `train`: its public keys and training statistics. */
+export type SecureKeys = Extract<ToServer, { type: 'secagg-keys' }>;
 
 export function encodeMessage(m: ToHost | ToServer): Uint8Array {
   return pack(m);

@@ -7,6 +7,12 @@
  * aggregated (two-phase: a dropped upload never leaves client and server state disagreeing).
  */
 import type { Download, Upload } from '../algorithms/types.js';
+import type {
+  SecureKeys,
+  SecureRound,
+  SecureToHost,
+  SecureToServer,
+} from '../protocol/messages.js';
 
 /** One client's evaluation: test-set size, and accuracy/loss of the global and personal model. */
 export interface ClientEvalRow {
@@ -20,16 +26,32 @@ export interface ClientEvalRow {
 export interface TrainJob {
   client: number;
   download: Download;
+  /** In a secure round: the client answers with its keys, not its upload. */
+  secure?: SecureRound;
 }
 
-/** A drawn client's answer: its upload, or why there is none. */
-export type TrainReply = { client: number; upload: Upload } | { client: number; failure: string };
+/** A drawn client's answer: its upload (its keys in a secure round), or why there is none. */
+export type TrainReply =
+  | { client: number; upload: Upload }
+  | { client: number; keys: SecureKeys }
+  | { client: number; failure: string };
+
+/** A client's answer in a later stage of a secure round, or why there is none. */
+export type StageReply =
+  | { client: number; answer: SecureToServer }
+  | { client: number; failure: string };
 
 export interface ClientFleet {
   /** The clients that can be drawn, ascending. */
   roster(): readonly number[];
   /** Trains the jobs' clients for `round`; yields each reply as it arrives. */
   train(round: number, jobs: readonly TrainJob[]): AsyncIterable<TrainReply>;
+  /**
+   * Sends each message of a secure round's stage to its client's host and yields the answers as
+   * they arrive (a failure for each client that does not answer); the fleet gives each message
+   * its own attempt id of the round. A fleet without it cannot aggregate securely.
+   */
+  secureStage?(round: number, messages: readonly SecureToHost[]): AsyncIterable<StageReply>;
   /**
    * Makes the round's pending states of `accepted` clients their committed states and drops the
    * other pending ones (clients whose uploads were not aggregated keep their last committed state).

@@ -14,12 +14,22 @@ import { lrAt } from '../algorithms/types.js';
 import { decodeParams } from '../codec/params.js';
 import type { ClientData } from '../data/clients.js';
 import { downloadProblem } from '../protocol/checks.js';
-import { PROTOCOL_VERSION, type ToHost, type ToServer } from '../protocol/messages.js';
+import {
+  type ErrorMessage,
+  PROTOCOL_VERSION,
+  type SecureRound,
+  type SecureToHost,
+  type ToHost,
+  type ToServer,
+} from '../protocol/messages.js';
+import { SecAggError } from '../secagg/errors.js';
+import type { SecureAggregationOptions } from '../secagg/options.js';
 import type { ParamArrays, Params } from '../tensor/params.js';
 import { disposeParams, fromArrays } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
 import { disposeData, evaluate, toTensors } from '../train/loop.js';
 import type { ClientEvalRow } from './fleet.js';
+import { SecureClientRound } from './secure_host.js';
 import type { TaskParts } from './task.js';
 
 /** Keys of a client's random streams: Rng.derive(seed, STREAM, round, client). */
@@ -83,6 +93,8 @@ export async function personalModelOf(
 
 export class ClientHost {
   private pending: PendingState | undefined;
+  /** The open secure round, from its `train` to its unmasking. */
+  private secure: SecureClientRound | undefined;
 
   constructor(
     private readonly parts: TaskParts,
@@ -105,7 +117,9 @@ export class ClientHost {
   /** Trains on a `train` message; the new state waits for `commit`. */
   async train(m: TrainMessage): Promise<ToServer> {
     const { round, attempt } = m;
-    const problem = downloadProblem(m.download, round, this.parts.model.spec);
+    const problem =
+      downloadProblem(m.download, round, this.parts.model.spec) ??
+      secureMismatch(this.parts.task.secureAggregation, m.secure);
     if (problem)
       return {
         v: PROTOCOL_VERSION,
@@ -127,6 +141,20 @@ export class ClientHost {
       });
       this.pending = { round, attempt, state: result.state };
       await this.store.savePending?.(this.id, this.pending);
+      this.secure = undefined;
+      if (m.secure) {
+        const started = await this.guard(m, () =>
+          SecureClientRound.start(
+            this.parts.model.spec,
+            this.parts.task.seed,
+            { ...m, secure: m.secure! },
+            result.upload,
+          ),
+        );
+        if ('message' in started) return started;
+        this.secure = started.round;
+        return started.keys;
+      }
       return {
         v: PROTOCOL_VERSION,
         type: 'update',
@@ -140,6 +168,29 @@ export class ClientHost {
     }
   }
 
+  /** Answers a secure round's stage message (an `error` when it is not for the open round). */
+  async secureAnswer(m: SecureToHost): Promise<ToServer> {
+    const open = this.secure;
+    if (!open || open.round !== m.round || open.attempt !== m.attempt)
+      return errorAbout(m, `no secure round ${m.round} attempt ${m.attempt} is open here`);
+    // Unmasking is its last stage: its keys and update (a model's size) are not kept after it.
+    if (m.type === 'secagg-unmask') this.secure = undefined;
+    return this.guard(m, () => open.answer(m));
+  }
+
+  /** `work`'s answer, or an `error` about `m` when secure aggregation refuses (SecAggError). */
+  private async guard<T>(
+    m: { round: number; attempt: number; client: number },
+    work: () => Promise<T>,
+  ): Promise<T | ErrorMessage> {
+    try {
+      return await work();
+    } catch (err) {
+      if (!(err instanceof SecAggError)) throw err;
+      return errorAbout(m, err.message);
+    }
+  }
+
   /**
    * Applies the server's commit for (round, attempt): the pending state becomes the committed
    * one when this client is among `accepted`, and is dropped otherwise (as is a pending state of
@@ -148,6 +199,7 @@ export class ClientHost {
   async commit(round: number, attempt: number, accepted: ReadonlySet<number>): Promise<boolean> {
     const p = this.pending ?? (await this.store.loadPending?.(this.id));
     this.pending = undefined;
+    this.secure = undefined;
     const ok =
       p !== undefined && p.round === round && p.attempt === attempt && accepted.has(this.id);
     // Committed first, then the pending copy dropped: a crash in between commits it again.
@@ -194,6 +246,35 @@ export class ClientHost {
   }
 }
 
+/**
+ * What is wrong with a `train` message's secure parameters against the task's: a client of a
+ * secure run never uploads in the clear, and takes part only with the agreed clip, bits and
+ * threshold. Null when they agree.
+ */
+function secureMismatch(
+  agreed: SecureAggregationOptions | undefined,
+  asked: SecureRound | undefined,
+): string | null {
+  if (!agreed?.enabled)
+    return asked ? 'secure aggregation: this run does not aggregate securely' : null;
+  if (!asked)
+    return 'secure aggregation: this run aggregates securely; refusing to upload in the clear';
+  const wrong = (['clip', 'quantizationBits', 'threshold'] as const).find(
+    (k) => agreed[k] !== undefined && agreed[k] !== asked[k],
+  );
+  return wrong
+    ? `secure aggregation: ${wrong} ${asked[wrong]} is not the run's ${agreed[wrong]}`
+    : null;
+}
+
+function errorAbout(
+  m: { round: number; attempt: number; client: number },
+  message: string,
+): ErrorMessage {
+  const { round, attempt, client } = m;
+  return { v: PROTOCOL_VERSION, type: 'error', round, attempt, client, message };
+}
+
 /** The hosts of some clients, answering the server's messages for them. */
 export class HostGroup {
   private readonly hosts = new Map<number, ClientHost>();
@@ -213,6 +294,13 @@ export class HostGroup {
         const host = this.hosts.get(m.client);
         if (!host) return reply(this.refusal(m, `client ${m.client} is not hosted here`));
         return reply(await host.train(m));
+      }
+      case 'secagg-neighbours':
+      case 'secagg-forwarded':
+      case 'secagg-unmask': {
+        const host = this.hosts.get(m.client);
+        if (!host) return reply(this.refusal(m, `client ${m.client} is not hosted here`));
+        return reply(await host.secureAnswer(m));
       }
       case 'commit': {
         const accepted = new Set(m.accepted);

@@ -10,6 +10,7 @@ import { FEDSLR_DEFAULTS } from '../algorithms/fedslr.js';
 import { algorithmSchema, createAlgorithm } from '../algorithms/registry.js';
 import type { Algorithm, AlgorithmContext } from '../algorithms/types.js';
 import { createModel, MODEL_NAMES, type Model } from '../models/index.js';
+import { secureAggregationSchema } from '../secagg/options.js';
 import { disposeParams, type ParamArrays, readArrays } from '../tensor/params.js';
 import { Rng } from '../tensor/rng.js';
 import { LAST_BATCH_MODES } from '../train/batches.js';
@@ -60,6 +61,8 @@ export const taskSchema = z.strictObject({
   }),
   train: z.strictObject(trainSettingsShape),
   algorithm: algorithmSchema,
+  /** Present when the run aggregates securely: what clients need to take part. */
+  secureAggregation: secureAggregationSchema.optional(),
 });
 
 export type Task = z.output<typeof taskSchema>;

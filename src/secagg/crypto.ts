@@ -76,9 +76,24 @@ export async function importPrivateScalar(
   return subtle.importKey('jwk', jwk, { name: 'ECDH', namedCurve: 'P-256' }, false, ['deriveBits']);
 }
 
+/**
+ * `bytes` on a plain ArrayBuffer, as WebCrypto's types ask (a view of shared memory is copied).
+ */
+function onArrayBuffer(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  return bytes.buffer instanceof ArrayBuffer
+    ? (bytes as Uint8Array<ArrayBuffer>)
+    : new Uint8Array(bytes);
+}
+
 /** Imports a peer's public key; throws when the bytes are not a point on P-256. */
 export async function importPublicKey(publicKey: Uint8Array): Promise<CryptoKey> {
-  return subtle.importKey('raw', publicKey, { name: 'ECDH', namedCurve: 'P-256' }, false, []);
+  return subtle.importKey(
+    'raw',
+    onArrayBuffer(publicKey),
+    { name: 'ECDH', namedCurve: 'P-256' },
+    false,
+    [],
+  );
 }
 
 /** HKDF-SHA-256 of the ECDH secret between `privateKey` and `peer`, for `purpose` and pair. */
@@ -105,7 +120,7 @@ export async function agreeSeed(
 
 /** `length` pseudo-random Uint32 words: the AES-256-CTR keystream under the 32-byte `seed`. */
 export async function expandSeed(seed: Uint8Array, length: number): Promise<Uint32Array> {
-  const key = await subtle.importKey('raw', seed, 'AES-CTR', false, ['encrypt']);
+  const key = await subtle.importKey('raw', onArrayBuffer(seed), 'AES-CTR', false, ['encrypt']);
   const out = new Uint32Array(length);
   const bytes = new Uint8Array(out.buffer);
   const zeros = new Uint8Array(Math.min(bytes.length, STREAM_CHUNK_BYTES));
@@ -132,12 +147,12 @@ export async function encrypt(
   header: Uint8Array,
   plaintext: Uint8Array,
 ): Promise<Uint8Array> {
-  const key = await subtle.importKey('raw', seed, 'AES-GCM', false, ['encrypt']);
+  const key = await subtle.importKey('raw', onArrayBuffer(seed), 'AES-GCM', false, ['encrypt']);
   const iv = randomBytes(IV_BYTES);
   const body = await subtle.encrypt(
-    { name: 'AES-GCM', iv, additionalData: header },
+    { name: 'AES-GCM', iv: onArrayBuffer(iv), additionalData: onArrayBuffer(header) },
     key,
-    plaintext,
+    onArrayBuffer(plaintext),
   );
   const out = new Uint8Array(IV_BYTES + body.byteLength);
   out.set(iv);
@@ -151,12 +166,16 @@ export async function decrypt(
   header: Uint8Array,
   ciphertext: Uint8Array,
 ): Promise<Uint8Array | undefined> {
-  const key = await subtle.importKey('raw', seed, 'AES-GCM', false, ['decrypt']);
+  const key = await subtle.importKey('raw', onArrayBuffer(seed), 'AES-GCM', false, ['decrypt']);
   try {
     const plain = await subtle.decrypt(
-      { name: 'AES-GCM', iv: ciphertext.subarray(0, IV_BYTES), additionalData: header },
+      {
+        name: 'AES-GCM',
+        iv: onArrayBuffer(ciphertext.subarray(0, IV_BYTES)),
+        additionalData: onArrayBuffer(header),
+      },
       key,
-      ciphertext.subarray(IV_BYTES),
+      onArrayBuffer(ciphertext.subarray(IV_BYTES)),
     );
     return new Uint8Array(plain);
   } catch {

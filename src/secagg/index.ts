@@ -9,6 +9,14 @@ export type {
   UnmaskRequest,
   UnmaskResponse,
 } from './messages.js';
+export {
+  degreeFor,
+  minimumCohort,
+  SECURE_AGGREGATION_DEFAULTS,
+  type SecureAggregationOptions,
+  secureAggregationSchema,
+  thresholdFor,
+} from './options.js';
 export type { SecAggParams } from './params.js';
 export {
   dequantizeSum,

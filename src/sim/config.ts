@@ -9,6 +9,7 @@
  * task.
  */
 import { z } from 'zod';
+import { secureAggregationRefusal } from '../algorithms/registry.js';
 import { DATASET_NAMES } from '../data/load.js';
 import type { InputShape } from '../models/index.js';
 import {
@@ -18,6 +19,7 @@ import {
   TRAIN_DEFAULTS,
   trainSettingsShape,
 } from '../runtime/task.js';
+import { minimumCohort, secureAggregationSchema } from '../secagg/options.js';
 import { BACKEND_NAMES } from '../tensor/backend.js';
 import { InputError } from '../util/errors.js';
 import { suggest } from '../util/suggest.js';
@@ -69,6 +71,8 @@ export const configSchema = z
         testPerClient: 100,
       }),
     model: modelSectionSchema,
+    /** Secure aggregation (secagg/options.ts): the server learns only the sum of the updates. */
+    secureAggregation: secureAggregationSchema.optional(),
     train: z
       .strictObject({
         ...trainSettingsShape,
@@ -110,6 +114,18 @@ export const configSchema = z
         message: `cannot draw ${c.clients.sampling.k} clients out of ${c.clients.count}`,
       });
     }
+    if (c.secureAggregation?.enabled) {
+      const refusal = secureAggregationRefusal(c.algorithm);
+      if (refusal)
+        ctx.addIssue({ code: 'custom', path: ['secureAggregation', 'enabled'], message: refusal });
+      const cohort = minimumCohort(c.secureAggregation);
+      if (c.clients.sampling.kind === 'count' && c.clients.sampling.k < cohort)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['clients', 'sampling', 'k'],
+          message: `secure aggregation with these neighbours and threshold needs at least ${cohort} participants per round, not ${c.clients.sampling.k}`,
+        });
+    }
     if (c.model.hidden && c.model.name !== 'mlp') {
       ctx.addIssue({
         code: 'custom',
@@ -130,6 +146,7 @@ export function taskOf(config: RunConfig, inputShape: InputShape, classes: numbe
     model: { ...config.model, inputShape: [...inputShape], classes },
     train,
     algorithm: config.algorithm,
+    ...(config.secureAggregation?.enabled ? { secureAggregation: config.secureAggregation } : {}),
   };
 }
 export type { AlgorithmConfig } from '../algorithms/registry.js';

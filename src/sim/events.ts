@@ -65,5 +65,7 @@ export type RunEvent =
       train_s: number;
       /** Seconds of the server's aggregation (FedSLR: mean, dual correction, SVT). */
       server_s: number;
+      /** With secure aggregation: seconds of the server's part of it (in train_s). */
+      secagg_s?: number;
     }
   | { type: 'eval'; record: EvalRecord; clients: ClientEval; eval_s: number };

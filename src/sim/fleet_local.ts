@@ -6,8 +6,20 @@
  * checkpoint.
  */
 import type { Download } from '../algorithms/types.js';
-import { PROTOCOL_VERSION, type ToHost, type ToServer } from '../protocol/messages.js';
-import type { ClientEvalRow, ClientFleet, TrainJob, TrainReply } from '../runtime/fleet.js';
+import {
+  PROTOCOL_VERSION,
+  type SecureToHost,
+  type SecureToServer,
+  type ToHost,
+  type ToServer,
+} from '../protocol/messages.js';
+import type {
+  ClientEvalRow,
+  ClientFleet,
+  StageReply,
+  TrainJob,
+  TrainReply,
+} from '../runtime/fleet.js';
 import { HostGroup, type HostStateStore } from '../runtime/host.js';
 import type { Simulation } from './simulate.js';
 import type { ClientStore } from './store.js';
@@ -50,6 +62,7 @@ export function trainMessage(round: number, job: TrainJob): ToHost {
     attempt: FIRST_ATTEMPT,
     client: job.client,
     download: job.download,
+    ...(job.secure ? { secure: job.secure } : {}),
   };
 }
 
@@ -83,8 +96,18 @@ export function evaluateMessage(
 /** A host's answer to `train` as the round loop takes it: an upload, or why there is none. */
 export function trainReply(client: number, m: ToServer): TrainReply {
   if (m.type === 'update' && m.client === client) return { client, upload: m.upload };
+  if (m.type === 'secagg-keys' && m.client === client) return { client, keys: m };
   if (m.type === 'error') return { client, failure: m.message };
   return { client, failure: `answered '${m.type}' to a train message` };
+}
+
+/** A host's answer to a secure round's stage message as the round takes it. */
+export function stageReply(client: number, m: ToServer): StageReply {
+  const answers = ['secagg-shared', 'secagg-masked', 'secagg-unmasked'];
+  if (answers.includes(m.type) && 'client' in m && m.client === client)
+    return { client, answer: m as SecureToServer };
+  if (m.type === 'error') return { client, failure: m.message };
+  return { client, failure: `answered '${m.type}' to a secure-aggregation stage` };
 }
 
 /** Rows of `metrics` messages in the order of `clients`; throws if a host refused or skipped one. */
@@ -145,6 +168,15 @@ export class InProcessFleet extends StoreFleet implements SimFleet {
     for (const job of jobs) {
       const [reply] = await this.exchange(trainMessage(round, job));
       yield trainReply(job.client, reply!);
+    }
+  }
+
+  async *secureStage(round: number, messages: readonly SecureToHost[]): AsyncGenerator<StageReply> {
+    for (const m of messages) {
+      if (m.round !== round)
+        throw new Error(`secureStage: a message of round ${m.round} in ${round}`);
+      const [reply] = await this.exchange({ ...m, attempt: FIRST_ATTEMPT });
+      yield stageReply(m.client, reply!);
     }
   }
 

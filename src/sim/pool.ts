@@ -22,6 +22,7 @@ import {
 } from '../protocol/messages.js';
 import type { ClientEvalRow, TrainJob, TrainReply } from '../runtime/fleet.js';
 import type { BackendName } from '../tensor/backend.js';
+import { InputError } from '../util/errors.js';
 import { bundleFromSource } from '../util/source_bundle.js';
 import {
   commitMessage,
@@ -139,12 +140,12 @@ class WorkerLink {
     else if (m.type === 'update') this.trains.get(m.client)?.resolve(m);
     else if (m.type === 'metrics') this.evals.get(m.client)?.resolve(m);
     else if (m.type === 'committed') this.commitWaiter?.resolve();
-    else {
+    else if (m.type === 'error') {
       // A refusal about one client answers that client's request; any other fails the worker.
       const w = m.client === undefined ? undefined : this.takeWaiter(m.client, false);
       if (w) w.resolve(m);
       else this.failAll(new Error(`${this.name}: ${m.message}`));
-    }
+    } else this.failAll(new Error(`${this.name}: '${m.type}', but the pool runs no secure round`));
   }
 
   /** The waiter for `client`'s answer (training first, then evaluation). */
@@ -360,5 +361,9 @@ export function poolSize(workers: number): number {
 /** The fleet a run uses: its clients in this thread for one worker, in a worker pool otherwise. */
 export async function createFleet(sim: Simulation, store: ClientStore): Promise<SimFleet> {
   const size = poolSize(sim.config.runtime.workers);
+  if (size > 1 && sim.config.secureAggregation?.enabled)
+    throw new InputError(
+      `runtime.workers: secure aggregation keeps each client's round keys where it trained, which the worker pool (${size} workers) does not; set runtime.workers: 1, or serve the run (fedslr serve)`,
+    );
   return size <= 1 ? new InProcessFleet(sim, store) : WorkerPoolFleet.start(sim, size, store);
 }

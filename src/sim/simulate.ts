@@ -7,7 +7,7 @@
  * state, the round, the totals and the sampling stream: client state lives behind the fleet. It
  * yields plain events; writing files is the caller's business (see rundir.ts).
  */
-import type { Upload } from '../algorithms/types.js';
+import type { AggregateInput, Upload, UploadSum } from '../algorithms/types.js';
 import { lrAt } from '../algorithms/types.js';
 import { pack, wireParamsCount } from '../codec/wire.js';
 import type { ClientData } from '../data/clients.js';
@@ -20,6 +20,7 @@ import { Rng } from '../tensor/rng.js';
 import type { RunConfig } from './config.js';
 import type { ClientEval, EvalRecord, RunEvent } from './events.js';
 import { drawClients } from './sampling.js';
+import { type SecureCollected, secureRound } from './secure_round.js';
 import { summarize } from './stats.js';
 
 /** Key of the round loop's sampling stream: Rng.derive(seed, SAMPLING_STREAM, round). */
@@ -184,11 +185,17 @@ export async function evaluateAll(
 }
 
 /** What one draw of a round brought back. */
-interface Draw {
+/**
+ * What one draw of a round got: the clients whose uploads it aggregates (in drawn order), the sum
+ * of their training losses, why each other drawn client is not among them, and either their
+ * uploads or, in a secure round, only their sum.
+ */
+type Draw = {
   drawn: number[];
-  uploads: Map<number, Upload>;
+  accepted: number[];
+  lossSum: number;
   failures: Map<number, string>;
-}
+} & ({ inputs: AggregateInput[] } | Omit<SecureCollected, 'accepted' | 'lossSum' | 'failures'>);
 
 /**
  * The clients of a round's draw number `attempt` among `roster` (ascending ids). The first draw
@@ -264,11 +271,11 @@ export async function* simulate(
       const drawn = drawRound(config.clients.sampling, roster, config.seed, t, attempt);
       yield { type: 'round-start', round: t, clients: drawn, lr };
       draw = yield* trainDraw(sim, st.server, fleet, t, drawn, round, lr);
-      if (draw.uploads.size >= minParticipants) break;
+      if (draw.accepted.length >= minParticipants) break;
       const tooFew = (stopped?: string) =>
         new TooFewParticipants(
           t + 1,
-          draw.uploads.size,
+          draw.accepted.length,
           minParticipants,
           draw.failures,
           attempt + 1,
@@ -283,23 +290,22 @@ export async function* simulate(
         type: 'round-redraw',
         round: t,
         attempt: attempt + 1,
-        uploads: draw.uploads.size,
+        uploads: draw.accepted.length,
         needed: minParticipants,
       };
     }
-    const { drawn, uploads } = draw;
-    // Fold uploads in in drawn order, whatever order they arrived in.
-    const accepted = drawn.filter((c) => uploads.has(c));
-    let lossSum = 0;
-    const inputs = accepted.map((client) => {
-      const upload = uploads.get(client)!;
-      round.up_params += wireParamsCount(upload.params) + extraCount(upload.extra);
-      round.up_bytes += uploadBytes(upload);
-      lossSum += upload.trainLoss;
-      return { client, upload };
-    });
+    const { accepted, lossSum } = draw;
+    // The uploads aggregated count (a secure round counted its messages as they went).
+    if ('inputs' in draw)
+      for (const { upload } of draw.inputs) {
+        round.up_params += wireParamsCount(upload.params) + extraCount(upload.extra);
+        round.up_bytes += uploadBytes(upload);
+      }
     const serverStart = performance.now();
-    const agg = await algorithm.server.aggregate(st.server, t, inputs);
+    const agg =
+      'inputs' in draw
+        ? await algorithm.server.aggregate(st.server, t, draw.inputs)
+        : await aggregateSum(algorithm, st.server, t, draw.total);
     const serverEnd = performance.now();
     // The state after the round before the commit: a network fleet checkpoints it before it
     // sends the commit (see FleetDurability in experiment.ts).
@@ -317,6 +323,7 @@ export async function* simulate(
       clients: accepted.length,
       train_s: (serverStart - trainStart) / 1000,
       server_s: (serverEnd - serverStart) / 1000,
+      ...('secagg_s' in draw ? { secagg_s: draw.secagg_s } : {}),
     };
     if (isEvalRound(config, st.round)) yield* evaluate();
   }
@@ -351,6 +358,12 @@ async function* trainDraw(
     round.dense_down_params += denseSize;
     return { client, download };
   });
+  const secure = sim.task.secureAggregation;
+  if (secure)
+    return {
+      drawn: [...drawn],
+      ...(yield* secureRound(fleet, sim.config.seed, spec, t, lr, jobs, secure, round)),
+    };
   const sent = new Map(jobs.map((j) => [j.client, Object.keys(j.download.params)]));
   const uploads = new Map<number, Upload>();
   const failures = new Map<number, string>();
@@ -360,9 +373,10 @@ async function* trainDraw(
     const names = sent.get(client);
     // A reply for a client not drawn, or a second one, is ignored.
     if (!names || uploads.has(client) || failures.has(client) || diverged.has(client)) continue;
-    if ('failure' in reply) {
-      failures.set(client, reply.failure);
-      yield { type: 'client-failed', round: t, client, reason: reply.failure };
+    if (!('upload' in reply)) {
+      const reason = 'failure' in reply ? reply.failure : 'answered with secure-aggregation keys';
+      failures.set(client, reason);
+      yield { type: 'client-failed', round: t, client, reason };
       continue;
     }
     const { upload } = reply;
@@ -391,7 +405,11 @@ async function* trainDraw(
   if (first !== undefined) throw new TrainingDiverged(t + 1, first, diverged.get(first)!, lr);
   for (const client of drawn)
     if (!uploads.has(client) && !failures.has(client)) failures.set(client, 'no answer');
-  return { drawn: [...drawn], uploads, failures };
+  // Fold uploads in in drawn order, whatever order they arrived in.
+  const accepted = drawn.filter((c) => uploads.has(c));
+  const inputs = accepted.map((client) => ({ client, upload: uploads.get(client)! }));
+  const lossSum = inputs.reduce((sum, { upload }) => sum + upload.trainLoss, 0);
+  return { drawn: [...drawn], accepted, lossSum, inputs, failures };
 }
 
 /**
@@ -408,4 +426,16 @@ function extraCount(extra: Record<string, ParamArrays> | undefined): number {
   let n = 0;
   for (const set of Object.values(extra)) for (const a of Object.values(set)) n += a.data.length;
   return n;
+}
+
+/** The server part's aggregation from a secure round's sum (sum-only algorithms have one). */
+function aggregateSum(
+  algorithm: Simulation['algorithm'],
+  server: unknown,
+  round: number,
+  total: UploadSum,
+): ReturnType<Simulation['algorithm']['server']['aggregate']> {
+  if (!algorithm.server.aggregateSum)
+    throw new Error(`${algorithm.name}: its server cannot aggregate from the sum of the uploads`);
+  return algorithm.server.aggregateSum(server, round, total);
 }
