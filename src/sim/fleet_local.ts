@@ -24,7 +24,11 @@ import { HostGroup, type HostStateStore } from '../runtime/host.js';
 import type { Simulation } from './simulate.js';
 import type { ClientStore } from './store.js';
 
-/** The fleets' attempt id: the simulator never draws a round again. */
+/**
+ * The simulator fleets' attempt id, the same for every draw of a round: their clients never go
+ * missing, so a round is drawn again only when every upload of a draw was refused, and a client
+ * drawn again trains from its committed state, replacing its pending one.
+ */
 export const FIRST_ATTEMPT = 0;
 
 /** A simulator fleet: a client fleet whose committed states are in a client store. */
