@@ -26,7 +26,7 @@ import type { ClientStore } from './store.js';
 
 /**
  * The simulator fleets' attempt id, the same for every draw of a round: their clients never go
- * missing, so a round is drawn again only when every upload of a draw was refused, and a client
+ * missing, so a round is drawn again only when too few of a draw's uploads were usable, and a client
  * drawn again trains from its committed state, replacing its pending one.
  */
 export const FIRST_ATTEMPT = 0;
