@@ -183,6 +183,58 @@ describe("the budgeted step's model and factors", () => {
     expect(sumSq(global[k2!.name]!.data)).toBeCloseTo(shrunk(S2), 4);
   });
 
+  it('cut soft keeps the hard cut ranks, each value reduced by the largest one dropped', () => {
+    // ||X||_F^2 = sum over the kept values of (s_i - s_r)^2, s_r the first value cut.
+    const soft = budgetStep(model.spec, V, { mode: 'rank', rank: 5, cut: 'soft' }, 1);
+    const hard = budgetStep(model.spec, V, { mode: 'rank', rank: 5 }, 1);
+    expect(soft.ranks).toEqual(hard.ranks);
+    const shrunk = (s: number[]) => s.slice(0, 5).reduce((t, x) => t + (x - s[5]!) ** 2, 0);
+    expect(sumSq(soft.global[k1!.name]!.data)).toBeCloseTo(shrunk(S1), 4);
+    expect(sumSq(soft.global[k2!.name]!.data)).toBeCloseTo(shrunk(S2), 4);
+    // The factors carry the shrunk values: the product of a left and right column pair.
+    const { left, right } = soft.factors[k1!.name]!;
+    const r = left.shape[1]!;
+    const product = Array.from({ length: 30 * 40 }, (_, i) => {
+      let x = 0;
+      for (let j = 0; j < r; j++)
+        x += left.data[Math.floor(i / 40) * r + j]! * right.data[j * 40 + (i % 40)]!;
+      return x;
+    });
+    const m = toMatrixArray(soft.global[k1!.name]!.data, [30, 40], 'dense');
+    expect(Math.max(...product.map((x, i) => Math.abs(x - m[i]!)))).toBeLessThan(1e-5);
+  });
+
+  it('cut soft meets a byte budget as the hard cut does', () => {
+    for (const cut of ['soft', undefined] as const) {
+      const { down } = stepOf({ mode: 'bytes', fraction: 0.3, ...(cut ? { cut } : {}) });
+      expect(pack(down).byteLength).toBeLessThanOrEqual(Math.floor(0.3 * denseBytes));
+    }
+    const soft = budgetStep(model.spec, V, { mode: 'bytes', fraction: 0.3, cut: 'soft' }, 1);
+    const hard = budgetStep(model.spec, V, { mode: 'bytes', fraction: 0.3 }, 1);
+    expect(soft.ranks).toEqual(hard.ranks);
+    // A matrix the budget leaves whole is not shrunk.
+    const whole = budgetStep(model.spec, V, { mode: 'rank', rank: 40, cut: 'soft' }, 1);
+    expect(whole.global[k1!.name]).toBe(V[k1!.name]);
+  });
+
+  it('takes cut only where a budget cuts: energy, rank, bytes', () => {
+    expect(svtSchema.parse({ mode: 'energy', fraction: 0.9, cut: 'soft' })).toEqual({
+      mode: 'energy',
+      fraction: 0.9,
+      cut: 'soft',
+    });
+    expect(svtSchema.parse({ mode: 'bytes', fraction: 0.4 })).toEqual({
+      mode: 'bytes',
+      fraction: 0.4,
+    });
+    expect(svtSchema.safeParse({ mode: 'relative', fraction: 0.3, cut: 'soft' }).success).toBe(
+      false,
+    );
+    const bad = svtSchema.safeParse({ mode: 'bytes', fraction: 0.4, cut: 'gentle' });
+    expect(bad.success).toBe(false);
+    expect(bad.error?.issues[0]?.path).toEqual(['cut']);
+  });
+
   it('keeps each truncated matrix in its own layout, equal to the factors it is sent as', () => {
     const { global, factors, ranks } = budgetStep(mixed, M, { mode: 'rank', rank: 1 }, 1);
     expect(ranks).toEqual({ 'c.kernel': { rank: 1, full: 2 }, 'd.kernel': { rank: 1, full: 4 } });

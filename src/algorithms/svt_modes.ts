@@ -12,6 +12,13 @@
  *   A matrix costs its low-rank factors when r (R + C) < R C, else its dense bytes; 1-D tensors
  *   and the message's envelope are always sent whole.
  *
+ * energy, rank and bytes take `cut: soft` as well: the same ranks, but each kept value reduced by
+ * the largest one dropped, tau_j = s_{r_j + 1}(V_j) (0 when nothing is dropped). That is the
+ * prox of tau_j ||.||_* (soft thresholding at tau_j keeps exactly the values above it), a convex
+ * step with a weight read off each matrix every round, as in relative; the hard cut is a
+ * projection onto a rank set. The soft cut keeps at most the hard cut's ranks (values equal to
+ * tau_j go too), so a budget still holds.
+ *
  * 1-D tensors pass unchanged. A matrix whose every value is kept unshrunk is V_j bit for bit.
  */
 import { z } from 'zod';
@@ -36,6 +43,9 @@ import { InputError } from '../util/errors.js';
 import type { ServerStats } from './types.js';
 
 const fraction = z.number().gt(0).lte(1);
+/** How a budget cuts: keeps the values unshrunk (hard, when absent) or reduces them by the first
+ * value cut (soft). */
+const cut = z.enum(['hard', 'soft']).optional();
 /** Exactly one of two keys of a budget (rank: rank | fraction; bytes: bytes | fraction). */
 const oneOf = (keys: [string, string]) => (v: Record<string, unknown>, ctx: z.RefinementCtx) => {
   const given = keys.filter((k) => v[k] !== undefined);
@@ -53,13 +63,14 @@ export const svtSchema = z.discriminatedUnion('mode', [
   /** Soft threshold at `fraction` of each matrix's largest singular value. */
   z.strictObject({ mode: z.literal('relative'), fraction: z.number().gt(0).lt(1) }),
   /** Keep the smallest rank holding `fraction` of each matrix's squared spectrum. */
-  z.strictObject({ mode: z.literal('energy'), fraction }),
+  z.strictObject({ mode: z.literal('energy'), fraction, cut }),
   /** Keep at most `rank` values per matrix, or `fraction` of its full rank. */
   z
     .strictObject({
       mode: z.literal('rank'),
       rank: z.number().int().nonnegative().optional(),
       fraction: fraction.optional(),
+      cut,
     })
     .superRefine(oneOf(['rank', 'fraction'])),
   /** One client's download at most `bytes`, or `fraction` of the dense download's bytes. */
@@ -68,6 +79,7 @@ export const svtSchema = z.discriminatedUnion('mode', [
       mode: z.literal('bytes'),
       fraction: fraction.optional(),
       bytes: z.number().int().positive().optional(),
+      cut,
     })
     .superRefine(oneOf(['fraction', 'bytes'])),
 ]);
@@ -190,7 +202,12 @@ export function budgetStep(
   const factors: BudgetStep['factors'] = {};
   const stats: BudgetStep['ranks'] = {};
   parts.forEach((m, j) => {
-    const shrink = mode.mode === 'relative' ? mode.fraction * m.svd.s[0]! : 0;
+    const shrink =
+      mode.mode === 'relative'
+        ? mode.fraction * m.svd.s[0]!
+        : mode.cut === 'soft'
+          ? (m.svd.s[ranks[j]!] ?? 0)
+          : 0;
     const t = truncateSvd(m.a, withLongVectors(m.a, m.svd, ranks[j]!), ranks[j]!, shrink);
     global[m.name] =
       t.matrix === m.a
