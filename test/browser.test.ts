@@ -228,6 +228,81 @@ describe.skipIf(!existsSync(CHROMIUM))('browser clients', () => {
     expect(Date.now() - wallClock).toBeLessThan(150_000);
   }, 180_000);
 
+  it('a tab takes part in a secure-aggregation FedSLR run with two Node clients', async () => {
+    const rounds = 2;
+    const secure = {
+      ...config,
+      rounds,
+      secureAggregation: { enabled: true, clip: 1, quantizationBits: 16 },
+    };
+    writeFileSync(join(dir, 'secure.json'), JSON.stringify(secure));
+    const out = join(dir, 'secure-run');
+    const server = startCli([
+      'serve',
+      'secure.json',
+      '--tokens',
+      'tokens',
+      '--port',
+      '0',
+      '--out',
+      out,
+      '--web',
+      webDir,
+      '--deadline',
+      '60',
+    ]);
+    const wsUrl = await waitForText(server.stderr, /listening on (ws:\/\/\S+)/, 30_000);
+    const page = await (await browser!.newContext()).newPage();
+    const consoleErrors: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error') consoleErrors.push(m.text());
+    });
+    page.on('pageerror', (e) => consoleErrors.push(e.message));
+    await page.goto(`${wsUrl.replace('ws://', 'http://')}/?client=0&token=${tokenOf(0)}`);
+    await page.locator('#start').click();
+    const nodes = [1, 2].map((c) =>
+      startCli([
+        'join',
+        wsUrl,
+        '--client-id',
+        String(c),
+        '--token',
+        tokenOf(c),
+        '--dataset',
+        'mnist',
+        '--backend',
+        'wasm',
+        '--state-dir',
+        join(dir, `secure-state-${c}`),
+      ]),
+    );
+    await waitForPage(page, 'state', /the run is done/, 90_000);
+    await page.screenshot({ path: join(dir, 'secure-done.png'), fullPage: true });
+    expect(await textOf(page, 'error')).toBe('');
+    expect(await textOf(page, 'committed')).toBe(`round ${rounds}`);
+    expect(Number(await textOf(page, 'rounds'))).toBe(rounds);
+    expect(await textOf(page, 'secure')).toMatch(/^yes: the server sees only the sum/);
+    for (const node of nodes)
+      expect(await within(node.exit, 30_000, 'node client exit'), node.stderr()).toBe(0);
+    expect(await within(server.exit, 30_000, 'server exit'), server.stderr()).toBe(0);
+    expect(consoleErrors).toEqual([]);
+    // Every round was a secure sum of the three clients' masked updates.
+    const log = readFileSync(join(out, 'federation.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const ends = log.filter((e) => e.type === 'round-end');
+    expect(ends.map((e) => [e.round, e.clients])).toEqual([
+      [0, 3],
+      [1, 3],
+    ]);
+    // Each client's own log says it sent keys, not an update in the clear.
+    for (const node of nodes)
+      expect(node.stderr().match(/sent the keys \(a secure round\) of round \d/g)).toHaveLength(
+        rounds,
+      );
+  }, 150_000);
+
   it('tells a person why it cannot join: token refused, another protocol version, no server, no WebGPU', async () => {
     // A stand-in server: the page, and a WebSocket that refuses every hello as its path says.
     const handle = webHandler({ dir: webDir, tokens: TokenBook.parse(`0 ${tokenOf(0)}`, 't') });

@@ -97,6 +97,7 @@ function applyEvent(e: ClientEvent): string | undefined {
       return `connected to ${e.url}, saying hello`;
     case 'welcome':
       showError(undefined);
+      show('secure', e.secure ? 'yes: the server sees only the sum of the updates' : 'no');
       return `joined a run of ${e.clients} clients (${e.trainSamples} training and ${e.testSamples} test samples here); waiting to be drawn`;
     case 'message':
       if (e.kind === 'train') return `training round ${(e.round ?? 0) + 1}`;
@@ -106,7 +107,9 @@ function applyEvent(e: ClientEvent): string | undefined {
       roundsJoined += 1;
       show('rounds', String(roundsJoined));
       show('train-time', `${e.seconds.toFixed(2)} s (round ${e.round + 1})`);
-      return `sent the update of round ${e.round + 1}; waiting for the server`;
+      return e.secure
+        ? `trained round ${e.round + 1}; masking the update with the other clients`
+        : `sent the update of round ${e.round + 1}; waiting for the server`;
     case 'committed':
       show('committed', `round ${e.round + 1}`);
       return 'joined; waiting to be drawn';
