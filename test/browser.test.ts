@@ -6,7 +6,15 @@
  * Chromium is absent.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -18,6 +26,8 @@ import { buildWeb } from '../scripts/build-web.mjs';
 import { webHandler } from '../src/net/http.js';
 import { TokenBook } from '../src/net/tokens.js';
 import { CLOSE } from '../src/protocol/close_codes.js';
+import { encodeMessage, PROTOCOL_VERSION } from '../src/protocol/messages.js';
+import { parseConfig, taskOf } from '../src/sim/config.js';
 import { cliScript } from './cli_process.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -303,6 +313,128 @@ describe.skipIf(!existsSync(CHROMIUM))('browser clients', () => {
       );
   }, 150_000);
 
+  it('a tab trains on its own image folder with a labels CSV; an undecodable image is refused by name', async () => {
+    // 20 PNGs of 20x20 RGB, encoded by Chromium: a bright square on the left (label 0) or on
+    // the right (label 1), which the tab resizes to the run's 28x28 gray input.
+    const folder = join(dir, 'images', 'digits');
+    mkdirSync(join(folder, 'more'), { recursive: true });
+    const encoder = await (await browser!.newContext()).newPage();
+    const pngs = (await encoder.evaluate(`Promise.all(Array.from({ length: 20 }, async (_, i) => {
+      const canvas = new OffscreenCanvas(20, 20);
+      const ctx = canvas.getContext('2d');
+      ctx.fillStyle = 'rgb(10, 10, 40)';
+      ctx.fillRect(0, 0, 20, 20);
+      ctx.fillStyle = 'rgb(250, 240, 200)';
+      ctx.fillRect(i % 2 ? 11 : 2, 4 + (i % 5), 7, 9);
+      const bytes = new Uint8Array(await (await canvas.convertToBlob()).arrayBuffer());
+      return Array.from(bytes);
+    }))`)) as number[][];
+    await encoder.context().close();
+    const names = pngs.map((_, i) => (i < 3 ? `more/${i}.png` : `${i}.png`));
+    pngs.forEach((png, i) => writeFileSync(join(folder, names[i]!), Uint8Array.from(png)));
+    writeFileSync(
+      join(folder, 'labels.csv'),
+      `file,label\n${names.map((n, i) => `${n},${i % 2}`).join('\n')}\n`,
+    );
+
+    // A stand-in server welcomes client 0 to the run's task: the tab reads its images then.
+    const task = taskOf(parseConfig(config), [28, 28, 1], 10);
+    const handle = webHandler({ dir: webDir, tokens: TokenBook.parse(`0 ${tokenOf(0)}`, 't') });
+    const http = createServer((req, res) => {
+      if (!handle(req, res)) res.writeHead(404).end();
+    });
+    const wss = new WebSocketServer({ server: http });
+    wss.on('connection', (ws) =>
+      ws.once('message', () =>
+        ws.send(encodeMessage({ v: PROTOCOL_VERSION, type: 'welcome', task })),
+      ),
+    );
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    const host = `127.0.0.1:${(http.address() as AddressInfo).port}`;
+    const joinWithImages = async (server: string, pick: string | string[]) => {
+      const page = await (await browser!.newContext()).newPage();
+      const errors: string[] = [];
+      page.on('console', (m) => {
+        if (m.type() === 'error') errors.push(m.text());
+      });
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.goto(`http://${server}/?client=0&token=${tokenOf(0)}`);
+      await page.locator('input[name=data][value=images]').check();
+      await page
+        .locator(typeof pick === 'string' ? '#image-folder' : '#image-files')
+        .setInputFiles(pick);
+      await page.locator('#start').click();
+      return { page, errors };
+    };
+    try {
+      const broken = join(folder, '7.png');
+      const good = readFileSync(broken);
+      writeFileSync(broken, 'not a png');
+      const refused = await joinWithImages(host, folder);
+      expect(await waitForPage(refused.page, 'error', /./, 20_000)).toMatch(
+        /^No data to train on: digits\/7\.png: not an image this browser can decode/,
+      );
+      writeFileSync(broken, good);
+      // Picked as files (no folder): a label out of the run's range names the CSV's line.
+      const csv = join(dir, 'images', 'labels.csv');
+      writeFileSync(csv, '0.png,10\n');
+      const outOfRange = await joinWithImages(host, [csv, join(folder, 'more', '0.png')]);
+      expect(await waitForPage(outOfRange.page, 'error', /./, 20_000)).toMatch(
+        /^No data to train on: labels\.csv line 1: label 10 is not one of this run's 10 classes/,
+      );
+      expect([...refused.errors, ...outOfRange.errors]).toEqual([]);
+    } finally {
+      wss.close();
+      await new Promise((r) => http.close(r));
+    }
+
+    // A served run of this one client: the tab trains two rounds on its 16 + 4 images.
+    writeFileSync(
+      join(dir, 'images.json'),
+      JSON.stringify({
+        ...config,
+        rounds: 2,
+        clients: { count: 1, sampling: { kind: 'count', k: 1 } },
+      }),
+    );
+    const out = join(dir, 'images-run');
+    const server = startCli([
+      'serve',
+      'images.json',
+      '--tokens',
+      'tokens',
+      '--port',
+      '0',
+      '--out',
+      out,
+      '--web',
+      webDir,
+      '--deadline',
+      '60',
+    ]);
+    const wsUrl = await waitForText(server.stderr, /listening on (ws:\/\/\S+)/, 30_000);
+    const { page, errors } = await joinWithImages(wsUrl.replace('ws://', ''), folder);
+    await waitForPage(page, 'state', /the run is done/, 90_000);
+    await page.screenshot({ path: join(dir, 'images-done.png'), fullPage: true });
+    expect(await textOf(page, 'error')).toBe('');
+    expect(await textOf(page, 'committed')).toBe('round 2');
+    expect(await within(server.exit, 30_000, 'server exit'), server.stderr()).toBe(0);
+    expect(errors).toEqual([]);
+    // The tab kept 16 training and 4 test samples of 28x28 gray, each brighter on its label's
+    // side; it learnt that: the last evaluation scores its 4 test images all right.
+    const kept = await storedSamples(page, wsUrl, 0);
+    expect([kept.train.length, kept.test.length]).toEqual([16, 4]);
+    expect(kept.pixels).toBe(28 * 28);
+    expect([...kept.train, ...kept.test].map((s) => s.leftBrighter)).toEqual(
+      [...kept.train, ...kept.test].map((s) => s.label === 0),
+    );
+    expect([...kept.train, ...kept.test].filter((s) => s.label === 1)).toHaveLength(10);
+    const last = JSON.parse(
+      readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n')[1]!,
+    );
+    expect(last.personal.acc).toBe(1);
+  }, 150_000);
+
   it('tells a person why it cannot join: token refused, another protocol version, no server, no WebGPU', async () => {
     // A stand-in server: the page, and a WebSocket that refuses every hello as its path says.
     const handle = webHandler({ dir: webDir, tokens: TokenBook.parse(`0 ${tokenOf(0)}`, 't') });
@@ -379,4 +511,41 @@ function storedRound(page: Page, url: string, client: number): Promise<number> {
       get.onerror = () => reject(get.error);
     };
   })`) as Promise<number>;
+}
+
+interface StoredSample {
+  label: number;
+  /** The left half of the image is brighter than the right. */
+  leftBrighter: boolean;
+}
+
+/** The samples client `client` of `url` keeps in the page's IndexedDB (28x28 gray images). */
+function storedSamples(
+  page: Page,
+  url: string,
+  client: number,
+): Promise<{ train: StoredSample[]; test: StoredSample[]; pixels: number }> {
+  const key = JSON.stringify(`${url}#${client}/data`);
+  return page.evaluate(`new Promise((resolve, reject) => {
+    const open = indexedDB.open('fedslr');
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const get = open.result.transaction('state').objectStore('state').get(${key});
+      get.onerror = () => reject(get.error);
+      get.onsuccess = () => {
+        open.result.close();
+        const d = get.result;
+        const pixels = d.shape[0] * d.shape[1] * d.shape[2];
+        const samples = (s) => {
+          const x = new Float32Array(s.x);
+          return Array.from(new Int32Array(s.y), (label, k) => {
+            let left = 0;
+            for (let p = 0; p < pixels; p++) left += (p % 28 < 14 ? 1 : -1) * x[k * pixels + p];
+            return { label, leftBrighter: left > 0 };
+          });
+        };
+        resolve({ train: samples(d.train), test: samples(d.test), pixels });
+      };
+    };
+  })`) as Promise<{ train: StoredSample[]; test: StoredSample[]; pixels: number }>;
 }
