@@ -435,6 +435,81 @@ describe.skipIf(!existsSync(CHROMIUM))('browser clients', () => {
     expect(last.personal.acc).toBe(1);
   }, 150_000);
 
+  it('webgl is selectable: a tab trains with it where Chromium has WebGL, and says it is unavailable where not', async () => {
+    writeFileSync(
+      join(dir, 'webgl.json'),
+      JSON.stringify({
+        ...config,
+        rounds: 2,
+        clients: { count: 1, sampling: { kind: 'count', k: 1 } },
+      }),
+    );
+    const out = join(dir, 'webgl-run');
+    const server = startCli([
+      'serve',
+      'webgl.json',
+      '--tokens',
+      'tokens',
+      '--port',
+      '0',
+      '--out',
+      out,
+      '--web',
+      webDir,
+      '--deadline',
+      '60',
+    ]);
+    const wsUrl = await waitForText(server.stderr, /listening on (ws:\/\/\S+)/, 30_000);
+    /** A tab of `on` that joins the run as client 0 on the webgl backend. */
+    const joinOnWebgl = async (on: Browser) => {
+      const page = await (await on.newContext()).newPage();
+      const errors: string[] = [];
+      page.on('console', (m) => {
+        if (m.type() === 'error') errors.push(m.text());
+      });
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.goto(`${wsUrl.replace('ws://', 'http://')}/?client=0&token=${tokenOf(0)}`);
+      await page.locator('#backend').selectOption('webgl');
+      await page.locator('#start').click();
+      return { page, errors };
+    };
+    // Headless Chromium without a GPU draws WebGL with SwiftShader, its software rasteriser;
+    // without that too it has no WebGL, and the tab says so before it connects.
+    const noGl = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-software-rasterizer'],
+    });
+    try {
+      const refused = await joinOnWebgl(noGl);
+      expect(await waitForPage(refused.page, 'error', /./, 20_000)).toMatch(
+        /^The webgl backend is not available in this browser: this browser gives no WebGL context .*Choose another backend/,
+      );
+    } finally {
+      await noGl.close();
+    }
+    const { page, errors } = await joinOnWebgl(browser!);
+    await waitForPage(page, 'state', /the run is done/, 90_000);
+    await page.screenshot({ path: join(dir, 'webgl-done.png'), fullPage: true });
+    expect(await textOf(page, 'backend-used')).toMatch(/^webgl \(WebGL 2, .*SwiftShader/);
+    expect(await textOf(page, 'error')).toBe('');
+    expect(await textOf(page, 'committed')).toBe('round 2');
+    expect(await within(server.exit, 30_000, 'server exit'), server.stderr()).toBe(0);
+    expect(errors).toEqual([]);
+    // The losses of `fedslr run` (Node, wasm) for the same config, to float32 rounding (the
+    // tab's are 1.5e-6 apart, relatively, on 2026-12-05's SwiftShader).
+    const reference = startCli(['run', 'webgl.json', '--out', join(dir, 'webgl-ref'), '--quiet']);
+    expect(await within(reference.exit, 60_000, 'fedslr run'), reference.stderr()).toBe(0);
+    const losses = (d: string) =>
+      readFileSync(join(dir, d, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { global: { loss: number }; personal: { loss: number } })
+        .flatMap((m) => [m.global.loss, m.personal.loss]);
+    const [gl, node] = [losses('webgl-run'), losses('webgl-ref')];
+    expect(gl).toHaveLength(4);
+    gl.forEach((loss, i) => expect(Math.abs(loss - node[i]!) / node[i]!).toBeLessThan(1e-4));
+  }, 120_000);
+
   it('tells a person why it cannot join: token refused, another protocol version, no server, no WebGPU', async () => {
     // A stand-in server: the page, and a WebSocket that refuses every hello as its path says.
     const handle = webHandler({ dir: webDir, tokens: TokenBook.parse(`0 ${tokenOf(0)}`, 't') });
