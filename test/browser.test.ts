@@ -197,6 +197,15 @@ describe.skipIf(!existsSync(CHROMIUM))('browser clients', () => {
     await tab0.screenshot({ path: join(dir, 'tab0-before-reload.png'), fullPage: true });
     const keptBefore = await storedRound(tab0, wsUrl, 0);
     expect(keptBefore).toBeGreaterThanOrEqual(0);
+    // A file no value names (as a tab closed mid-write leaves) is deleted when the tab reopens.
+    await tab0.evaluate(`(async () => {
+      const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle(
+        'fedslr-' + encodeURIComponent(${JSON.stringify(`${wsUrl}#0`)}));
+      const w = await (await dir.getFileHandle('committed-stray.bin', { create: true })).createWritable();
+      await w.write(new Uint8Array(8));
+      await w.close();
+    })()`);
+    expect((await keptFiles(tab0, wsUrl, 0)).files).toContain('committed-stray.bin');
     await tab0.reload();
     const resumed = await waitForPage(tab0, 'resumed', /kept in this browser/, 20_000);
     expect(Number(/round (\d+)/.exec(resumed)![1]) - 1).toBeGreaterThanOrEqual(keptBefore);
@@ -213,6 +222,12 @@ describe.skipIf(!existsSync(CHROMIUM))('browser clients', () => {
       expect(await tab.locator('#chart polyline').count()).toBe(2);
       expect(await tab.locator('#chart').innerHTML()).toMatch(/personal: \d+\.\d%/);
       expect(await storedRound(tab, wsUrl, i)).toBe(ROUNDS - 1);
+      // The demo shard's training images (MiBs; its test set and labels are under 1 MiB) are an
+      // OPFS file that IndexedDB's value names, and no other file is left (the reloaded tab read
+      // its samples back from it).
+      const kept = await keptFiles(tab, wsUrl, i);
+      expect(kept.named.filter((f) => f.startsWith('data-'))).toHaveLength(1);
+      expect(kept.files.sort()).toEqual(kept.named.sort());
     }
     expect(Number(await textOf(tab1, 'rounds'))).toBe(ROUNDS);
     for (const f of ['tab0-before-reload', 'tab0-resumed', 'tab0-done', 'tab1-done'])
@@ -636,4 +651,36 @@ function storedSamples(
       };
     };
   })`) as Promise<{ train: StoredSample[]; test: StoredSample[]; pixels: number }>;
+}
+
+/** The OPFS files of client `client` of `url`, and those its IndexedDB values name. */
+function keptFiles(
+  page: Page,
+  url: string,
+  client: number,
+): Promise<{ files: string[]; named: string[] }> {
+  const key = JSON.stringify(`${url}#${client}`);
+  return page.evaluate(`(async () => {
+    const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle(
+      'fedslr-' + encodeURIComponent(${key}));
+    const files = [];
+    for await (const name of dir.keys()) files.push(name);
+    const values = await new Promise((resolve, reject) => {
+      const open = indexedDB.open('fedslr');
+      open.onerror = () => reject(open.error);
+      open.onsuccess = () => {
+        const range = IDBKeyRange.bound(${key} + '/', ${key} + '/\\uffff');
+        const all = open.result.transaction('state').objectStore('state').getAll(range);
+        all.onerror = () => reject(all.error);
+        all.onsuccess = () => { open.result.close(); resolve(all.result); };
+      };
+    });
+    const named = [];
+    const walk = (v) => {
+      if (v && typeof v.opfsFile === 'string') named.push(v.opfsFile);
+      else if (v && typeof v === 'object' && !(v instanceof ArrayBuffer)) Object.values(v).forEach(walk);
+    };
+    values.forEach(walk);
+    return { files, named };
+  })()`) as Promise<{ files: string[]; named: string[] }>;
 }
