@@ -423,6 +423,8 @@ describe.skipIf(!existsSync(CHROMIUM))('browser clients', () => {
         ...config,
         rounds: 2,
         clients: { count: 1, sampling: { kind: 'count', k: 1 } },
+        // A first layer of 784 x 400 float32 (1.25 MB): the client's state goes to OPFS files.
+        model: { name: 'mlp', hidden: [400] },
       }),
     );
     const out = join(dir, 'images-run');
@@ -461,6 +463,12 @@ describe.skipIf(!existsSync(CHROMIUM))('browser clients', () => {
       readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n')[1]!,
     );
     expect(last.personal.acc).toBe(1);
+    // Each commit put the state in a new OPFS file and deleted the one it replaced: the files
+    // left are the committed state's, and no pending state is kept after the last commit.
+    const files = await keptFiles(page, wsUrl, 0);
+    expect(files.files.sort()).toEqual(files.named.sort());
+    expect(files.named.filter((f) => f.startsWith('committed-'))).toHaveLength(1);
+    expect(files.named.filter((f) => !f.startsWith('committed-'))).toEqual([]);
   }, 150_000);
 
   it('webgl is selectable: a tab trains with it where Chromium has WebGL, and says it is unavailable where not', async () => {
