@@ -469,6 +469,22 @@ describe.skipIf(!existsSync(CHROMIUM))('browser clients', () => {
     expect(files.files.sort()).toEqual(files.named.sort());
     expect(files.named.filter((f) => f.startsWith('committed-'))).toHaveLength(1);
     expect(files.named.filter((f) => !f.startsWith('committed-'))).toEqual([]);
+    // Leaving deletes it all: IndexedDB's values and the OPFS folder.
+    await page.locator('#leave').click();
+    await waitForPage(
+      page,
+      'state',
+      /^left the federation; the data kept in this browser is deleted$/,
+      20_000,
+    );
+    expect(await storedRound(page, wsUrl, 0)).toBe(-1);
+    expect(
+      await page.evaluate(`(async () => {
+        const names = [];
+        for await (const name of (await navigator.storage.getDirectory()).keys()) names.push(name);
+        return names;
+      })()`),
+    ).toEqual([]);
   }, 150_000);
 
   it('webgl is selectable: a tab trains with it where Chromium has WebGL, and says it is unavailable where not', async () => {
