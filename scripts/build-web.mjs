@@ -1,7 +1,8 @@
 // Builds the browser client (src/web) into a folder any static host can serve: index.html,
-// page.js, worker.js, chunks/ (the webgpu backend, loaded only when chosen) and tfjs's .wasm
-// files. `npm run build` writes dist/web/; test/browser.test.ts builds into a temporary folder.
-import { copyFileSync, mkdirSync } from 'node:fs';
+// page.js, worker.js, chunks/ (the backends, webgl's and webgpu's loaded only when chosen) and
+// tfjs's .wasm files. `npm run build` writes dist/web/; test/browser.test.ts builds into a
+// temporary folder.
+import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +12,8 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 
 /** Bundles the page and its worker into `outDir`; resolves with esbuild's metafile. */
 export async function buildWeb(outDir) {
+  // Chunks are named by content hash: an earlier build's would otherwise pile up beside these.
+  rmSync(join(outDir, 'chunks'), { recursive: true, force: true });
   mkdirSync(outDir, { recursive: true });
   const result = await build({
     absWorkingDir: root,

@@ -6,7 +6,15 @@
  * Chromium is absent.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -18,6 +26,8 @@ import { buildWeb } from '../scripts/build-web.mjs';
 import { webHandler } from '../src/net/http.js';
 import { TokenBook } from '../src/net/tokens.js';
 import { CLOSE } from '../src/protocol/close_codes.js';
+import { encodeMessage, PROTOCOL_VERSION } from '../src/protocol/messages.js';
+import { parseConfig, taskOf } from '../src/sim/config.js';
 import { cliScript } from './cli_process.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -187,6 +197,15 @@ describe.skipIf(!existsSync(CHROMIUM))('browser clients', () => {
     await tab0.screenshot({ path: join(dir, 'tab0-before-reload.png'), fullPage: true });
     const keptBefore = await storedRound(tab0, wsUrl, 0);
     expect(keptBefore).toBeGreaterThanOrEqual(0);
+    // A file no value names (as a tab closed mid-write leaves) is deleted when the tab reopens.
+    await tab0.evaluate(`(async () => {
+      const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle(
+        'fedslr-' + encodeURIComponent(${JSON.stringify(`${wsUrl}#0`)}));
+      const w = await (await dir.getFileHandle('committed-stray.bin', { create: true })).createWritable();
+      await w.write(new Uint8Array(8));
+      await w.close();
+    })()`);
+    expect((await keptFiles(tab0, wsUrl, 0)).files).toContain('committed-stray.bin');
     await tab0.reload();
     const resumed = await waitForPage(tab0, 'resumed', /kept in this browser/, 20_000);
     expect(Number(/round (\d+)/.exec(resumed)![1]) - 1).toBeGreaterThanOrEqual(keptBefore);
@@ -203,6 +222,12 @@ describe.skipIf(!existsSync(CHROMIUM))('browser clients', () => {
       expect(await tab.locator('#chart polyline').count()).toBe(2);
       expect(await tab.locator('#chart').innerHTML()).toMatch(/personal: \d+\.\d%/);
       expect(await storedRound(tab, wsUrl, i)).toBe(ROUNDS - 1);
+      // The demo shard's training images (MiBs; its test set and labels are under 1 MiB) are an
+      // OPFS file that IndexedDB's value names, and no other file is left (the reloaded tab read
+      // its samples back from it).
+      const kept = await keptFiles(tab, wsUrl, i);
+      expect(kept.named.filter((f) => f.startsWith('data-'))).toHaveLength(1);
+      expect(kept.files.sort()).toEqual(kept.named.sort());
     }
     expect(Number(await textOf(tab1, 'rounds'))).toBe(ROUNDS);
     for (const f of ['tab0-before-reload', 'tab0-resumed', 'tab0-done', 'tab1-done'])
@@ -227,6 +252,315 @@ describe.skipIf(!existsSync(CHROMIUM))('browser clients', () => {
     expect(metrics).toHaveLength(ROUNDS);
     expect(Date.now() - wallClock).toBeLessThan(150_000);
   }, 180_000);
+
+  it('a tab takes part in a secure-aggregation FedSLR run with two Node clients', async () => {
+    const rounds = 2;
+    const secure = {
+      ...config,
+      rounds,
+      secureAggregation: { enabled: true, clip: 1, quantizationBits: 16 },
+    };
+    writeFileSync(join(dir, 'secure.json'), JSON.stringify(secure));
+    const out = join(dir, 'secure-run');
+    const server = startCli([
+      'serve',
+      'secure.json',
+      '--tokens',
+      'tokens',
+      '--port',
+      '0',
+      '--out',
+      out,
+      '--web',
+      webDir,
+      '--deadline',
+      '60',
+    ]);
+    const wsUrl = await waitForText(server.stderr, /listening on (ws:\/\/\S+)/, 30_000);
+    const page = await (await browser!.newContext()).newPage();
+    const consoleErrors: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error') consoleErrors.push(m.text());
+    });
+    page.on('pageerror', (e) => consoleErrors.push(e.message));
+    await page.goto(`${wsUrl.replace('ws://', 'http://')}/?client=0&token=${tokenOf(0)}`);
+    await page.locator('#start').click();
+    const nodes = [1, 2].map((c) =>
+      startCli([
+        'join',
+        wsUrl,
+        '--client-id',
+        String(c),
+        '--token',
+        tokenOf(c),
+        '--dataset',
+        'mnist',
+        '--backend',
+        'wasm',
+        '--state-dir',
+        join(dir, `secure-state-${c}`),
+      ]),
+    );
+    await waitForPage(page, 'state', /the run is done/, 90_000);
+    await page.screenshot({ path: join(dir, 'secure-done.png'), fullPage: true });
+    expect(await textOf(page, 'error')).toBe('');
+    expect(await textOf(page, 'committed')).toBe(`round ${rounds}`);
+    expect(Number(await textOf(page, 'rounds'))).toBe(rounds);
+    expect(await textOf(page, 'secure')).toMatch(/^yes: the server sees only the sum/);
+    for (const node of nodes)
+      expect(await within(node.exit, 30_000, 'node client exit'), node.stderr()).toBe(0);
+    expect(await within(server.exit, 30_000, 'server exit'), server.stderr()).toBe(0);
+    expect(consoleErrors).toEqual([]);
+    // Every round was a secure sum of the three clients' masked updates.
+    const log = readFileSync(join(out, 'federation.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const ends = log.filter((e) => e.type === 'round-end');
+    expect(ends.map((e) => [e.round, e.clients])).toEqual([
+      [0, 3],
+      [1, 3],
+    ]);
+    // Each client's own log says it sent keys, not an update in the clear.
+    for (const node of nodes)
+      expect(node.stderr().match(/sent the keys \(a secure round\) of round \d/g)).toHaveLength(
+        rounds,
+      );
+  }, 150_000);
+
+  it('a tab trains on its own image folder with a labels CSV; an undecodable image, a label out of range and a full storage quota are refused in words', async () => {
+    // 20 PNGs of 20x20 RGB, encoded by Chromium: a bright square on the left (label 0) or on
+    // the right (label 1), which the tab resizes to the run's 28x28 gray input.
+    const folder = join(dir, 'images', 'digits');
+    mkdirSync(join(folder, 'more'), { recursive: true });
+    const encoder = await (await browser!.newContext()).newPage();
+    const pngs = (await encoder.evaluate(`Promise.all(Array.from({ length: 20 }, async (_, i) => {
+      const canvas = new OffscreenCanvas(20, 20);
+      const ctx = canvas.getContext('2d');
+      ctx.fillStyle = 'rgb(10, 10, 40)';
+      ctx.fillRect(0, 0, 20, 20);
+      ctx.fillStyle = 'rgb(250, 240, 200)';
+      ctx.fillRect(i % 2 ? 11 : 2, 4 + (i % 5), 7, 9);
+      const bytes = new Uint8Array(await (await canvas.convertToBlob()).arrayBuffer());
+      return Array.from(bytes);
+    }))`)) as number[][];
+    await encoder.context().close();
+    const names = pngs.map((_, i) => (i < 3 ? `more/${i}.png` : `${i}.png`));
+    pngs.forEach((png, i) => writeFileSync(join(folder, names[i]!), Uint8Array.from(png)));
+    writeFileSync(
+      join(folder, 'labels.csv'),
+      `file,label\n${names.map((n, i) => `${n},${i % 2}`).join('\n')}\n`,
+    );
+
+    // A stand-in server welcomes client 0 to the run's task: the tab reads its images then.
+    const task = taskOf(parseConfig(config), [28, 28, 1], 10);
+    const handle = webHandler({ dir: webDir, tokens: TokenBook.parse(`0 ${tokenOf(0)}`, 't') });
+    const http = createServer((req, res) => {
+      if (!handle(req, res)) res.writeHead(404).end();
+    });
+    const wss = new WebSocketServer({ server: http });
+    wss.on('connection', (ws) =>
+      ws.once('message', () =>
+        ws.send(encodeMessage({ v: PROTOCOL_VERSION, type: 'welcome', task })),
+      ),
+    );
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    const host = `127.0.0.1:${(http.address() as AddressInfo).port}`;
+    /** A fresh tab that joins `server` as client 0 with `pick`; `quota` caps its storage. */
+    const joinWithImages = async (server: string, pick: string | string[], quota?: number) => {
+      const page = await (await browser!.newContext()).newPage();
+      if (quota !== undefined)
+        await (await page.context().newCDPSession(page)).send('Storage.overrideQuotaForOrigin', {
+          origin: `http://${server}`,
+          quotaSize: quota,
+        });
+      const errors: string[] = [];
+      page.on('console', (m) => {
+        if (m.type() === 'error') errors.push(m.text());
+      });
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.goto(`http://${server}/?client=0&token=${tokenOf(0)}`);
+      await page.locator('input[name=data][value=images]').check();
+      await page
+        .locator(typeof pick === 'string' ? '#image-folder' : '#image-files')
+        .setInputFiles(pick);
+      await page.locator('#start').click();
+      return { page, errors };
+    };
+    try {
+      const broken = join(folder, '7.png');
+      const good = readFileSync(broken);
+      writeFileSync(broken, 'not a png');
+      const refused = await joinWithImages(host, folder);
+      expect(await waitForPage(refused.page, 'error', /./, 20_000)).toMatch(
+        /^No data to train on: digits\/7\.png: not an image this browser can decode/,
+      );
+      writeFileSync(broken, good);
+      // Picked as files (no folder): a label out of the run's range names the CSV's line.
+      const csv = join(dir, 'images', 'labels.csv');
+      writeFileSync(csv, '0.png,10\n');
+      const outOfRange = await joinWithImages(host, [csv, join(folder, 'more', '0.png')]);
+      expect(await waitForPage(outOfRange.page, 'error', /./, 20_000)).toMatch(
+        /^No data to train on: labels\.csv line 1: label 10 is not one of this run's 10 classes/,
+      );
+      // With 20 KB of storage (Chromium's IndexedDB takes that before the samples' 63 KB: the
+      // first item, the run's task, does not fit) the tab says its storage is full.
+      const full = await joinWithImages(host, folder, 20_000);
+      expect(await waitForPage(full.page, 'error', /./, 20_000)).toMatch(
+        /^Storage full: the browser's storage for this site is full \(saving \w+\): free some space, or allow this site more storage, and reload\.$/,
+      );
+      await full.page.screenshot({ path: join(dir, 'storage-full.png'), fullPage: true });
+      expect([...refused.errors, ...outOfRange.errors, ...full.errors]).toEqual([]);
+    } finally {
+      wss.close();
+      await new Promise((r) => http.close(r));
+    }
+
+    // A served run of this one client: the tab trains two rounds on its 16 + 4 images.
+    writeFileSync(
+      join(dir, 'images.json'),
+      JSON.stringify({
+        ...config,
+        rounds: 2,
+        clients: { count: 1, sampling: { kind: 'count', k: 1 } },
+        // A first layer of 784 x 400 float32 (1.25 MB): the client's state goes to OPFS files.
+        model: { name: 'mlp', hidden: [400] },
+      }),
+    );
+    const out = join(dir, 'images-run');
+    const server = startCli([
+      'serve',
+      'images.json',
+      '--tokens',
+      'tokens',
+      '--port',
+      '0',
+      '--out',
+      out,
+      '--web',
+      webDir,
+      '--deadline',
+      '60',
+    ]);
+    const wsUrl = await waitForText(server.stderr, /listening on (ws:\/\/\S+)/, 30_000);
+    const { page, errors } = await joinWithImages(wsUrl.replace('ws://', ''), folder);
+    await waitForPage(page, 'state', /the run is done/, 90_000);
+    await page.screenshot({ path: join(dir, 'images-done.png'), fullPage: true });
+    expect(await textOf(page, 'error')).toBe('');
+    expect(await textOf(page, 'committed')).toBe('round 2');
+    expect(await within(server.exit, 30_000, 'server exit'), server.stderr()).toBe(0);
+    expect(errors).toEqual([]);
+    // The tab kept 16 training and 4 test samples of 28x28 gray, each brighter on its label's
+    // side; it learnt that: the last evaluation scores its 4 test images all right.
+    const kept = await storedSamples(page, wsUrl, 0);
+    expect([kept.train.length, kept.test.length]).toEqual([16, 4]);
+    expect(kept.pixels).toBe(28 * 28);
+    expect([...kept.train, ...kept.test].map((s) => s.leftBrighter)).toEqual(
+      [...kept.train, ...kept.test].map((s) => s.label === 0),
+    );
+    expect([...kept.train, ...kept.test].filter((s) => s.label === 1)).toHaveLength(10);
+    const last = JSON.parse(
+      readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n')[1]!,
+    );
+    expect(last.personal.acc).toBe(1);
+    // Each commit put the state in a new OPFS file and deleted the one it replaced: the files
+    // left are the committed state's, and no pending state is kept after the last commit.
+    const files = await keptFiles(page, wsUrl, 0);
+    expect(files.files.sort()).toEqual(files.named.sort());
+    expect(files.named.filter((f) => f.startsWith('committed-'))).toHaveLength(1);
+    expect(files.named.filter((f) => !f.startsWith('committed-'))).toEqual([]);
+    // Leaving deletes it all: IndexedDB's values and the OPFS folder.
+    await page.locator('#leave').click();
+    await waitForPage(
+      page,
+      'state',
+      /^left the federation; the data kept in this browser is deleted$/,
+      20_000,
+    );
+    expect(await storedRound(page, wsUrl, 0)).toBe(-1);
+    expect(
+      await page.evaluate(`(async () => {
+        const names = [];
+        for await (const name of (await navigator.storage.getDirectory()).keys()) names.push(name);
+        return names;
+      })()`),
+    ).toEqual([]);
+  }, 150_000);
+
+  it('webgl is selectable: a tab trains with it where Chromium has WebGL, and says it is unavailable where not', async () => {
+    writeFileSync(
+      join(dir, 'webgl.json'),
+      JSON.stringify({
+        ...config,
+        rounds: 2,
+        clients: { count: 1, sampling: { kind: 'count', k: 1 } },
+      }),
+    );
+    const out = join(dir, 'webgl-run');
+    const server = startCli([
+      'serve',
+      'webgl.json',
+      '--tokens',
+      'tokens',
+      '--port',
+      '0',
+      '--out',
+      out,
+      '--web',
+      webDir,
+      '--deadline',
+      '60',
+    ]);
+    const wsUrl = await waitForText(server.stderr, /listening on (ws:\/\/\S+)/, 30_000);
+    /** A tab of `on` that joins the run as client 0 on the webgl backend. */
+    const joinOnWebgl = async (on: Browser) => {
+      const page = await (await on.newContext()).newPage();
+      const errors: string[] = [];
+      page.on('console', (m) => {
+        if (m.type() === 'error') errors.push(m.text());
+      });
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.goto(`${wsUrl.replace('ws://', 'http://')}/?client=0&token=${tokenOf(0)}`);
+      await page.locator('#backend').selectOption('webgl');
+      await page.locator('#start').click();
+      return { page, errors };
+    };
+    // Headless Chromium without a GPU draws WebGL with SwiftShader, its software rasteriser;
+    // without that too it has no WebGL, and the tab says so before it connects.
+    const noGl = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-software-rasterizer'],
+    });
+    try {
+      const refused = await joinOnWebgl(noGl);
+      expect(await waitForPage(refused.page, 'error', /./, 20_000)).toMatch(
+        /^The webgl backend is not available in this browser: this browser gives no WebGL context .*Choose another backend/,
+      );
+    } finally {
+      await noGl.close();
+    }
+    const { page, errors } = await joinOnWebgl(browser!);
+    await waitForPage(page, 'state', /the run is done/, 90_000);
+    await page.screenshot({ path: join(dir, 'webgl-done.png'), fullPage: true });
+    expect(await textOf(page, 'backend-used')).toMatch(/^webgl \(WebGL 2, .*SwiftShader/);
+    expect(await textOf(page, 'error')).toBe('');
+    expect(await textOf(page, 'committed')).toBe('round 2');
+    expect(await within(server.exit, 30_000, 'server exit'), server.stderr()).toBe(0);
+    expect(errors).toEqual([]);
+    // The losses of `fedslr run` (Node, wasm) for the same config, to float32 rounding (the
+    // tab's are 1.5e-6 apart, relatively, on 2026-12-05's SwiftShader).
+    const reference = startCli(['run', 'webgl.json', '--out', join(dir, 'webgl-ref'), '--quiet']);
+    expect(await within(reference.exit, 60_000, 'fedslr run'), reference.stderr()).toBe(0);
+    const losses = (d: string) =>
+      readFileSync(join(dir, d, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { global: { loss: number }; personal: { loss: number } })
+        .flatMap((m) => [m.global.loss, m.personal.loss]);
+    const [gl, node] = [losses('webgl-run'), losses('webgl-ref')];
+    expect(gl).toHaveLength(4);
+    gl.forEach((loss, i) => expect(Math.abs(loss - node[i]!) / node[i]!).toBeLessThan(1e-4));
+  }, 120_000);
 
   it('tells a person why it cannot join: token refused, another protocol version, no server, no WebGPU', async () => {
     // A stand-in server: the page, and a WebSocket that refuses every hello as its path says.
@@ -304,4 +638,73 @@ function storedRound(page: Page, url: string, client: number): Promise<number> {
       get.onerror = () => reject(get.error);
     };
   })`) as Promise<number>;
+}
+
+interface StoredSample {
+  label: number;
+  /** The left half of the image is brighter than the right. */
+  leftBrighter: boolean;
+}
+
+/** The samples client `client` of `url` keeps in the page's IndexedDB (28x28 gray images). */
+function storedSamples(
+  page: Page,
+  url: string,
+  client: number,
+): Promise<{ train: StoredSample[]; test: StoredSample[]; pixels: number }> {
+  const key = JSON.stringify(`${url}#${client}/data`);
+  return page.evaluate(`new Promise((resolve, reject) => {
+    const open = indexedDB.open('fedslr');
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const get = open.result.transaction('state').objectStore('state').get(${key});
+      get.onerror = () => reject(get.error);
+      get.onsuccess = () => {
+        open.result.close();
+        const d = get.result;
+        const pixels = d.shape[0] * d.shape[1] * d.shape[2];
+        const samples = (s) => {
+          const x = new Float32Array(s.x);
+          return Array.from(new Int32Array(s.y), (label, k) => {
+            let left = 0;
+            for (let p = 0; p < pixels; p++) left += (p % 28 < 14 ? 1 : -1) * x[k * pixels + p];
+            return { label, leftBrighter: left > 0 };
+          });
+        };
+        resolve({ train: samples(d.train), test: samples(d.test), pixels });
+      };
+    };
+  })`) as Promise<{ train: StoredSample[]; test: StoredSample[]; pixels: number }>;
+}
+
+/** The OPFS files of client `client` of `url`, and those its IndexedDB values name. */
+function keptFiles(
+  page: Page,
+  url: string,
+  client: number,
+): Promise<{ files: string[]; named: string[] }> {
+  const key = JSON.stringify(`${url}#${client}`);
+  return page.evaluate(`(async () => {
+    const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle(
+      'fedslr-' + encodeURIComponent(${key}));
+    const files = [];
+    for await (const name of dir.keys()) files.push(name);
+    const values = await new Promise((resolve, reject) => {
+      const open = indexedDB.open('fedslr');
+      open.onerror = () => reject(open.error);
+      open.onsuccess = () => {
+        const range = IDBKeyRange.bound(${key} + '/', ${key} + '/\\uffff');
+        const all = open.result.transaction('state').objectStore('state').getAll(range);
+        all.onerror = () => reject(all.error);
+        all.onsuccess = () => { open.result.close(); resolve(all.result); };
+      };
+    });
+    const named = [];
+    const walk = (v) => {
+      if (v && typeof v.opfsFile === 'string') named.push(v.opfsFile);
+      else if (v && typeof v === 'object' && !(v instanceof ArrayBuffer)) Object.values(v).forEach(walk);
+    };
+    values.forEach(walk);
+    return { files, named };
+  })()`) as Promise<{ files: string[]; named: string[] }>;
 }

@@ -88,14 +88,24 @@ export interface ClientLoopOptions extends RetryOptions {
 
 export type ClientEvent =
   | { type: 'connected'; url: string }
-  | { type: 'welcome'; clients: number; trainSamples: number; testSamples: number }
+  /** Joined; `secure`: the run sums the clients' updates by secure aggregation. */
+  | {
+      type: 'welcome';
+      clients: number;
+      trainSamples: number;
+      testSamples: number;
+      secure: boolean;
+    }
   | { type: 'message'; kind: ToHost['type']; round?: number }
   | { type: 'closed'; code: number; reason: string }
   | { type: 'retry'; inMs: number; failures: number }
   /** Bytes of the frames sent and received so far, over every connection. */
   | { type: 'traffic'; sent: number; received: number }
-  /** The client sent its upload for `round`, `seconds` after the server's `train` arrived. */
-  | { type: 'trained'; round: number; seconds: number }
+  /**
+   * The client answered `round`'s `train`, `seconds` after it arrived: with its upload, or in a
+   * secure round (`secure`) with its keys, the masked update following in the secure stages.
+   */
+  | { type: 'trained'; round: number; seconds: number; secure: boolean }
   /** The commit of `round` was applied: `mine` when it made this client's training committed. */
   | { type: 'committed'; round: number; mine: boolean }
   /** The client's scores after `round` rounds, as sent to the server. */
@@ -233,9 +243,9 @@ class LoopClient {
   /** Reports what a reply says about this client's progress. */
   private report(m: ToServer): void {
     const { log, client } = this.opts;
-    if (m.type === 'update') {
+    if (m.type === 'update' || m.type === 'secagg-keys') {
       const seconds = (performance.now() - this.trainStart) / 1000;
-      log({ type: 'trained', round: m.round, seconds });
+      log({ type: 'trained', round: m.round, seconds, secure: m.type === 'secagg-keys' });
     } else if (m.type === 'committed')
       log({ type: 'committed', round: m.round, mine: m.clients.includes(client) });
     else if (m.type === 'metrics') log({ type: 'evaluated', round: m.round, row: m.row });
@@ -281,6 +291,7 @@ class LoopClient {
       clients: task.numClients,
       trainSamples: client.data.train.size,
       testSamples: client.data.test.size,
+      secure: task.secureAggregation?.enabled === true,
     });
   }
 }

@@ -11,6 +11,8 @@
  *   data       the client's samples (shape, classes, train and test x/y as ArrayBuffers), so a
  *              reload trains on the same data without asking for it again
  *   history    the client's accuracies at each evaluation (the page's chart)
+ * An ArrayBuffer of 1 MiB or more in these values is kept in OPFS where the browser has it, the
+ * value naming its file (opfs_files.ts).
  * Every write is its own transaction, so a tab closed at any point reopens with its committed
  * state, as a killed `fedslr join` restarts from its state directory (net/state_dir.ts).
  */
@@ -21,6 +23,7 @@ import type { CommittedRound } from '../runtime/client_loop.js';
 import type { HostStateStore, PendingState } from '../runtime/host.js';
 import type { Task } from '../runtime/task.js';
 import type { EvalPoint } from './messages.js';
+import { fileRefs, OpfsFiles } from './opfs_files.js';
 
 const DB_NAME = 'fedslr';
 const STORE = 'state';
@@ -66,33 +69,66 @@ export class IdbClientState {
     /** `<ws URL>#<client id>`: the prefix of this client's keys. */
     readonly key: string,
     readonly client: number,
+    /** Where large ArrayBuffers go; undefined without OPFS (all in IndexedDB). */
+    private readonly files: OpfsFiles | undefined,
   ) {}
 
   static async open(url: string, client: number): Promise<IdbClientState> {
-    return new IdbClientState(await openDb(), `${url}#${client}`, client);
+    const key = `${url}#${client}`;
+    const state = new IdbClientState(await openDb(), key, client, await OpfsFiles.open(key));
+    const all = await request(state.db.transaction(STORE).objectStore(STORE).getAll(state.range));
+    await state.files?.sweep(new Set(all.flatMap(fileRefs)));
+    return state;
   }
 
-  private async get(item: string): Promise<unknown> {
+  private get range(): IDBKeyRange {
+    return IDBKeyRange.bound(`${this.key}/`, `${this.key}/\uffff`);
+  }
+
+  private async raw(item: string): Promise<unknown> {
     return request(this.db.transaction(STORE).objectStore(STORE).get(`${this.key}/${item}`));
   }
 
+  private async get(item: string): Promise<unknown> {
+    const value = await this.raw(item);
+    return this.files ? this.files.load(value, `IndexedDB: ${item}`) : value;
+  }
+
+  /** Puts `value`; its large ArrayBuffers go to new OPFS files, the old value's are deleted. */
   private async put(item: string, value: unknown): Promise<void> {
+    const old = this.files ? fileRefs(await this.raw(item)) : [];
+    let stored = value;
+    if (this.files)
+      try {
+        stored = await this.files.store(value, item);
+      } catch (err) {
+        throw (err as Error).name === 'QuotaExceededError' ? storageFull(`saving ${item}`) : err;
+      }
     const tx = this.db.transaction(STORE, 'readwrite');
-    tx.objectStore(STORE).put(value, `${this.key}/${item}`);
-    await transactionDone(tx, `saving ${item}`);
+    tx.objectStore(STORE).put(stored, `${this.key}/${item}`);
+    try {
+      await transactionDone(tx, `saving ${item}`);
+    } catch (err) {
+      await this.files?.remove(fileRefs(stored));
+      throw err;
+    }
+    await this.files?.remove(old);
   }
 
   private async delete(item: string): Promise<void> {
+    const old = this.files ? fileRefs(await this.raw(item)) : [];
     const tx = this.db.transaction(STORE, 'readwrite');
     tx.objectStore(STORE).delete(`${this.key}/${item}`);
     await transactionDone(tx, `deleting ${item}`);
+    await this.files?.remove(old);
   }
 
   /** Deletes everything kept for this client of this server. */
   async deleteAll(): Promise<void> {
     const tx = this.db.transaction(STORE, 'readwrite');
-    tx.objectStore(STORE).delete(IDBKeyRange.bound(`${this.key}/`, `${this.key}/\uffff`));
+    tx.objectStore(STORE).delete(this.range);
     await transactionDone(tx, 'deleting the client');
+    await this.files?.removeAll(this.key);
   }
 
   close(): void {
@@ -199,18 +235,19 @@ export class IdbClientState {
   }
 }
 
+function storageFull(what: string): StorageFullError {
+  return new StorageFullError(
+    `the browser's storage for this site is full (${what}): free some space, or allow this site more storage, and reload`,
+  );
+}
+
 /** Resolves when `tx` commits; a full quota becomes a StorageFullError. */
 function transactionDone(tx: IDBTransaction, what: string): Promise<void> {
   return new Promise((resolve, reject) => {
     tx.oncomplete = () => resolve();
     const fail = () => {
       const err = tx.error;
-      if (err?.name === 'QuotaExceededError')
-        reject(
-          new StorageFullError(
-            `the browser's storage for this site is full (${what}): free some space, or allow this site more storage, and reload`,
-          ),
-        );
+      if (err?.name === 'QuotaExceededError') reject(storageFull(what));
       else reject(err ?? new Error(`IndexedDB: ${what} was aborted`));
     };
     tx.onerror = fail;

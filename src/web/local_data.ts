@@ -59,30 +59,45 @@ export async function localIdxData(
     throw new Error(
       `${labels.name}: label ${lab.data[bad]} at index ${bad} is not one of this run's ${opts.classes} classes`,
     );
+  return splitSamples(img.data, lab.data, [h, w, c], opts, images.name);
+}
+
+/**
+ * The client's samples from `n` images of pixels in [0, 255] (`px`, [n, h, w, c] row-major) and
+ * their labels: scaled to [0, 1] and normalised with these pixels' own mean and standard
+ * deviation, a seeded `testCount` (at most a fifth) held out as the test set.
+ */
+export function splitSamples(
+  px: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  shape: [number, number, number],
+  opts: LocalDataOptions,
+  what: string,
+): ClientData {
+  const n = labels.length;
   const testCount = Math.min(opts.testCount, Math.floor(n / 5));
-  if (n - testCount < 1) throw new Error(`${images.name}: ${n} images are too few to train on`);
-  const px = img.data;
+  if (n - testCount < 1) throw new Error(`${what}: ${n} images are too few to train on`);
   let mean = 0;
-  for (const v of px) mean += v / 255;
+  for (let i = 0; i < px.length; i++) mean += px[i]! / 255;
   mean /= px.length;
   let sq = 0;
-  for (const v of px) sq += (v / 255 - mean) ** 2;
+  for (let i = 0; i < px.length; i++) sq += (px[i]! / 255 - mean) ** 2;
   const std = Math.sqrt(sq / px.length) || 1;
   const order = Rng.derive(opts.seed, LOCAL_SPLIT_STREAM, opts.client).permutation(n);
-  const d = h * w * c;
+  const d = shape[0] * shape[1] * shape[2];
   const take = (idx: ArrayLike<number>): ClientSamples => {
     const x = new Float32Array(idx.length * d);
     const y = new Int32Array(idx.length);
     for (let k = 0; k < idx.length; k++) {
       const i = idx[k]!;
       for (let j = 0; j < d; j++) x[k * d + j] = (px[i * d + j]! / 255 - mean) / std;
-      y[k] = lab.data[i]!;
+      y[k] = labels[i]!;
     }
     return { x, y, size: idx.length };
   };
   return {
     id: opts.client,
-    shape: [h, w, c],
+    shape,
     classes: opts.classes,
     test: take(order.slice(0, testCount)),
     train: take(order.slice(testCount)),

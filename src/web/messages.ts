@@ -12,6 +12,8 @@ export type DataChoice =
   | { kind: 'demo' }
   /** An IDX pair the person picked. */
   | { kind: 'idx'; images: LocalFile; labels: LocalFile }
+  /** Image files and a labels CSV (`file,label`) the person picked, as image_data.ts reads them. */
+  | { kind: 'images'; files: LocalFile[] }
   /** What the browser kept at an earlier join (a reload): an error if it kept nothing. */
   | { kind: 'stored' };
 

@@ -12,6 +12,7 @@
 import type { ClientEvent } from '../runtime/client_loop.js';
 import { WEB_BACKENDS, type WebBackend } from './backend.js';
 import { askPersistentStorage, IdbClientState } from './idb_store.js';
+import type { LocalFile } from './local_data.js';
 import type { DataChoice, EvalPoint, FromWorker, StartClient } from './messages.js';
 
 const JOIN_KEY = 'fedslr-join';
@@ -22,7 +23,7 @@ interface SavedJoin {
   client: number;
   token: string;
   backend: WebBackend;
-  data: 'demo' | 'idx';
+  data: 'demo' | 'idx' | 'images';
 }
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -97,6 +98,7 @@ function applyEvent(e: ClientEvent): string | undefined {
       return `connected to ${e.url}, saying hello`;
     case 'welcome':
       showError(undefined);
+      show('secure', e.secure ? 'yes: the server sees only the sum of the updates' : 'no');
       return `joined a run of ${e.clients} clients (${e.trainSamples} training and ${e.testSamples} test samples here); waiting to be drawn`;
     case 'message':
       if (e.kind === 'train') return `training round ${(e.round ?? 0) + 1}`;
@@ -106,7 +108,9 @@ function applyEvent(e: ClientEvent): string | undefined {
       roundsJoined += 1;
       show('rounds', String(roundsJoined));
       show('train-time', `${e.seconds.toFixed(2)} s (round ${e.round + 1})`);
-      return `sent the update of round ${e.round + 1}; waiting for the server`;
+      return e.secure
+        ? `trained round ${e.round + 1}; masking the update with the other clients`
+        : `sent the update of round ${e.round + 1}; waiting for the server`;
     case 'committed':
       show('committed', `round ${e.round + 1}`);
       return 'joined; waiting to be drawn';
@@ -192,6 +196,19 @@ async function fileOf(input: HTMLInputElement, what: string) {
   return { name: file.name, bytes: await file.arrayBuffer() };
 }
 
+/** The files of the image folder, or else the image files picked, named by their paths. */
+async function imageFiles(): Promise<LocalFile[]> {
+  const folder = $<HTMLInputElement>('image-folder').files;
+  const picked = folder?.length ? folder : $<HTMLInputElement>('image-files').files;
+  if (!picked?.length) throw new Error('pick a folder of images and a labels CSV, or the files');
+  return Promise.all(
+    Array.from(picked, async (f) => ({
+      name: f.webkitRelativePath || f.name,
+      bytes: await f.arrayBuffer(),
+    })),
+  );
+}
+
 form.addEventListener('submit', (ev) => {
   ev.preventDefault();
   void (async () => {
@@ -202,15 +219,17 @@ form.addEventListener('submit', (ev) => {
       const client = Number(clientInput.value);
       if (!Number.isInteger(client) || client < 0)
         throw new Error('the client id is a whole number from 0');
-      const kind = (form.elements.namedItem('data') as RadioNodeList).value as 'demo' | 'idx';
+      const kind = (form.elements.namedItem('data') as RadioNodeList).value as SavedJoin['data'];
       const data: DataChoice =
         kind === 'demo'
           ? { kind }
-          : {
-              kind,
-              images: await fileOf($<HTMLInputElement>('images'), 'images'),
-              labels: await fileOf($<HTMLInputElement>('labels'), 'labels'),
-            };
+          : kind === 'images'
+            ? { kind, files: await imageFiles() }
+            : {
+                kind,
+                images: await fileOf($<HTMLInputElement>('images'), 'images'),
+                labels: await fileOf($<HTMLInputElement>('labels'), 'labels'),
+              };
       const backend = backendSelect.value as WebBackend;
       start({ url, client, token: tokenInput.value, backend, data: kind }, data);
     } catch (err) {

@@ -12,6 +12,7 @@ import { ClientLoopError, type ClientSetup, runClient } from '../runtime/client_
 import { buildTask, type Task } from '../runtime/task.js';
 import { BackendUnavailableError, initWebBackend } from './backend.js';
 import { IdbClientState, StorageFullError } from './idb_store.js';
+import { localImageData } from './image_data.js';
 import { localIdxData } from './local_data.js';
 import type { FailureKind, FromWorker, StartClient } from './messages.js';
 
@@ -106,18 +107,22 @@ async function loadData(
     throw new DataError(
       'the files picked before the page was reloaded were not kept: pick them again',
     );
-  if (opts.data.kind === 'idx')
+  if (opts.data.kind === 'idx' || opts.data.kind === 'images') {
+    const local = {
+      client: opts.client,
+      seed: task.seed,
+      inputShape: task.model.inputShape,
+      classes: task.model.classes,
+      testCount: source?.testPerClient ?? 100,
+    };
     try {
-      return await localIdxData(opts.data.images, opts.data.labels, {
-        client: opts.client,
-        seed: task.seed,
-        inputShape: task.model.inputShape,
-        classes: task.model.classes,
-        testCount: source?.testPerClient ?? 100,
-      });
+      return opts.data.kind === 'idx'
+        ? await localIdxData(opts.data.images, opts.data.labels, local)
+        : await localImageData(opts.data.files, local);
     } catch (err) {
       throw new DataError((err as Error).message);
     }
+  }
   const url = `${opts.url.replace(/^ws/, 'http').replace(/\/$/, '')}/shard/${opts.client}`;
   let res: Response;
   try {

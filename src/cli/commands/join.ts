@@ -118,7 +118,9 @@ or the server could not be reached; 2 bad arguments or data.`,
           else if (e.type === 'message' && e.kind !== 'welcome')
             say(`${e.kind}${e.round === undefined ? '' : ` (round ${e.round})`}`);
           else if (e.type === 'trained')
-            say(`sent the update of round ${e.round} after ${e.seconds.toFixed(2)} s of training`);
+            say(
+              `sent the ${e.secure ? 'keys (a secure round)' : 'update'} of round ${e.round} after ${e.seconds.toFixed(2)} s of training`,
+            );
           else if (e.type === 'closed')
             say(`connection closed (${e.code}${e.reason ? `: ${e.reason}` : ''})`);
           else if (e.type === 'retry')
