@@ -28,7 +28,7 @@ import { TokenBook } from '../src/net/tokens.js';
 import { CLOSE } from '../src/protocol/close_codes.js';
 import { encodeMessage, PROTOCOL_VERSION } from '../src/protocol/messages.js';
 import { parseConfig, taskOf } from '../src/sim/config.js';
-import { cliScript } from './cli_process.js';
+import { cliScript, waitForText, within } from './cli_process.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 /** Enough rounds that the reloaded tab is back well before the last one (a round takes ~1 s). */
@@ -87,25 +87,6 @@ function startCli(args: string[]): {
   child.stdout!.resume();
   const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   return { exit, stderr: () => err, pid: child.pid! };
-}
-
-/** Resolves with `p`, or rejects after `ms` saying what was awaited. */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}
-
-async function waitForText(read: () => string, pattern: RegExp, ms: number): Promise<string> {
-  const start = Date.now();
-  while (Date.now() - start < ms) {
-    const m = pattern.exec(read());
-    if (m) return m[1] ?? m[0];
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`no ${pattern} within ${ms} ms in:\n${read()}`);
 }
 
 /** The text of an element of the page. */

@@ -18,7 +18,7 @@ import { loadConfig } from '../src/sim/load_config.js';
 import { drawClients } from '../src/sim/sampling.js';
 import { SAMPLING_STREAM } from '../src/sim/simulate.js';
 import { Rng } from '../src/tensor/rng.js';
-import { cliScript } from './cli_process.js';
+import { cliScript, waitForText, within } from './cli_process.js';
 import { FaultyProxy } from './faulty_proxy.js';
 
 const config = {
@@ -76,26 +76,6 @@ function startCli(args: string[], env: Record<string, string> = {}): Child {
   child.stdout!.resume();
   const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   return { process: child, stderr: () => err, exit };
-}
-
-/** Resolves with `p`, or rejects after `ms` saying what was awaited. */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}
-
-/** Polls `read` until `pattern` matches it (bounded). */
-async function waitForText(read: () => string, pattern: RegExp, ms: number): Promise<string> {
-  const start = Date.now();
-  while (Date.now() - start < ms) {
-    const m = pattern.exec(read());
-    if (m) return m[1] ?? m[0];
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`no ${pattern} within ${ms} ms in:\n${read()}`);
 }
 
 function serve(
