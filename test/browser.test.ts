@@ -105,25 +105,31 @@ async function waitForPage(page: Page, id: string, pattern: RegExp, ms: number):
   throw new Error(`#${id} is '${last}', not ${pattern}, after ${ms} ms (error box: '${error}')`);
 }
 
+/** `fedslr serve` of `config` (in the test folder) into `out`, with the page; and its ws:// URL. */
+async function serve(config: string, out: string) {
+  const server = startCli([
+    'serve',
+    config,
+    '--tokens',
+    'tokens',
+    '--port',
+    '0',
+    '--out',
+    out,
+    '--web',
+    webDir,
+    '--deadline',
+    '60',
+  ]);
+  const wsUrl = await waitForText(server.stderr, /listening on (ws:\/\/\S+)/, 30_000);
+  return { server, wsUrl };
+}
+
 describe.skipIf(!existsSync(CHROMIUM))('browser clients', () => {
   it('two tabs and a Node client complete a FedSLR run; a reloaded tab resumes with its committed state', async () => {
     const wallClock = Date.now();
     const out = join(dir, 'run');
-    const server = startCli([
-      'serve',
-      'config.json',
-      '--tokens',
-      'tokens',
-      '--port',
-      '0',
-      '--out',
-      out,
-      '--web',
-      webDir,
-      '--deadline',
-      '60',
-    ]);
-    const wsUrl = await waitForText(server.stderr, /listening on (ws:\/\/\S+)/, 30_000);
+    const { server, wsUrl } = await serve('config.json', out);
     const httpUrl = wsUrl.replace('ws://', 'http://');
 
     // The page and its files carry the headers that make it cross-origin isolated.
@@ -243,21 +249,7 @@ describe.skipIf(!existsSync(CHROMIUM))('browser clients', () => {
     };
     writeFileSync(join(dir, 'secure.json'), JSON.stringify(secure));
     const out = join(dir, 'secure-run');
-    const server = startCli([
-      'serve',
-      'secure.json',
-      '--tokens',
-      'tokens',
-      '--port',
-      '0',
-      '--out',
-      out,
-      '--web',
-      webDir,
-      '--deadline',
-      '60',
-    ]);
-    const wsUrl = await waitForText(server.stderr, /listening on (ws:\/\/\S+)/, 30_000);
+    const { server, wsUrl } = await serve('secure.json', out);
     const page = await (await browser!.newContext()).newPage();
     const consoleErrors: string[] = [];
     page.on('console', (m) => {
@@ -409,21 +401,7 @@ describe.skipIf(!existsSync(CHROMIUM))('browser clients', () => {
       }),
     );
     const out = join(dir, 'images-run');
-    const server = startCli([
-      'serve',
-      'images.json',
-      '--tokens',
-      'tokens',
-      '--port',
-      '0',
-      '--out',
-      out,
-      '--web',
-      webDir,
-      '--deadline',
-      '60',
-    ]);
-    const wsUrl = await waitForText(server.stderr, /listening on (ws:\/\/\S+)/, 30_000);
+    const { server, wsUrl } = await serve('images.json', out);
     const { page, errors } = await joinWithImages(wsUrl.replace('ws://', ''), folder);
     await waitForPage(page, 'state', /the run is done/, 90_000);
     await page.screenshot({ path: join(dir, 'images-done.png'), fullPage: true });
@@ -478,21 +456,7 @@ describe.skipIf(!existsSync(CHROMIUM))('browser clients', () => {
       }),
     );
     const out = join(dir, 'webgl-run');
-    const server = startCli([
-      'serve',
-      'webgl.json',
-      '--tokens',
-      'tokens',
-      '--port',
-      '0',
-      '--out',
-      out,
-      '--web',
-      webDir,
-      '--deadline',
-      '60',
-    ]);
-    const wsUrl = await waitForText(server.stderr, /listening on (ws:\/\/\S+)/, 30_000);
+    const { server, wsUrl } = await serve('webgl.json', out);
     /** A tab of `on` that joins the run as client 0 on the webgl backend. */
     const joinOnWebgl = async (on: Browser) => {
       const page = await (await on.newContext()).newPage();
