@@ -28,7 +28,7 @@ import { TokenBook } from '../src/net/tokens.js';
 import { CLOSE } from '../src/protocol/close_codes.js';
 import { encodeMessage, PROTOCOL_VERSION } from '../src/protocol/messages.js';
 import { parseConfig, taskOf } from '../src/sim/config.js';
-import { cliScript, waitForText, within } from './cli_process.js';
+import { cliScript, federationLog, waitForText, within } from './cli_process.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 /** Enough rounds that the reloaded tab is back well before the last one (a round takes ~1 s). */
@@ -225,10 +225,7 @@ describe.skipIf(!existsSync(CHROMIUM))('browser clients', () => {
     expect(consoleErrors).toEqual([]);
 
     // Every round ran; client 0 connected twice (the reload), as the same client.
-    const log = readFileSync(join(out, 'federation.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const log = federationLog(out);
     expect(log.filter((e) => e.type === 'round-end').map((e) => e.round)).toEqual(
       Array.from({ length: ROUNDS }, (_, r) => r),
     );
@@ -285,10 +282,7 @@ describe.skipIf(!existsSync(CHROMIUM))('browser clients', () => {
     expect(await within(server.exit, 30_000, 'server exit'), server.stderr()).toBe(0);
     expect(consoleErrors).toEqual([]);
     // Every round was a secure sum of the three clients' masked updates.
-    const log = readFileSync(join(out, 'federation.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const log = federationLog(out);
     const ends = log.filter((e) => e.type === 'round-end');
     expect(ends.map((e) => [e.round, e.clients])).toEqual([
       [0, 3],

@@ -1,8 +1,11 @@
 /**
  * The `fedslr` command as a child process, run from the sources: src/cli/main.ts bundled once
  * (src/util/source_bundle.ts) into node_modules/.cache, where its `../../package.json` is the
- * package's, as for dist/cli/main.js. Also the bounded waits the tests of such processes use.
+ * package's, as for dist/cli/main.js. Also what the tests of such processes share: bounded waits
+ * and the reading of a served run's event log.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { bundleFromSource } from '../src/util/source_bundle.js';
 
 export function cliScript(): Promise<string> {
@@ -31,4 +34,12 @@ export async function waitForText(
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`no ${pattern} within ${ms} ms in:\n${read()}`);
+}
+
+/** The events of a served run's `federation.jsonl`, in order. */
+export function federationLog(runDir: string): Record<string, unknown>[] {
+  return readFileSync(join(runDir, 'federation.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }

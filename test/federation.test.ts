@@ -18,7 +18,7 @@ import { loadConfig } from '../src/sim/load_config.js';
 import { drawClients } from '../src/sim/sampling.js';
 import { SAMPLING_STREAM } from '../src/sim/simulate.js';
 import { Rng } from '../src/tensor/rng.js';
-import { cliScript, waitForText, within } from './cli_process.js';
+import { cliScript, federationLog, waitForText, within } from './cli_process.js';
 import { FaultyProxy } from './faulty_proxy.js';
 
 const config = {
@@ -123,13 +123,6 @@ function metricsOf(runDir: string): unknown[] {
       const { time_s: _t, ...rest } = JSON.parse(l);
       return rest;
     });
-}
-
-function federationLog(runDir: string): Record<string, unknown>[] {
-  return readFileSync(join(runDir, 'federation.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l));
 }
 
 describe('fedslr serve and fedslr join', () => {
