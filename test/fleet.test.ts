@@ -40,23 +40,44 @@ const config = parseConfig({
   runtime: { workers: 1 },
 });
 
+/** A fleet that passes everything to `inner`; the fault fleets below change what it trains. */
+abstract class ForwardingFleet implements ClientFleet {
+  constructor(readonly inner: InProcessFleet) {}
+
+  roster() {
+    return this.inner.roster();
+  }
+
+  abstract train(round: number, jobs: readonly TrainJob[]): AsyncGenerator<TrainReply>;
+
+  commit(round: number, accepted: readonly number[]) {
+    return this.inner.commit(round, accepted);
+  }
+
+  evaluate(...args: Parameters<ClientFleet['evaluate']>) {
+    return this.inner.evaluate(...args);
+  }
+
+  close() {
+    return this.inner.close();
+  }
+}
+
 /**
  * A fleet whose clients all train, but in round `round` the first drawn client's answer is lost
  * and the second's upload arrives with a NaN in it.
  */
-class FaultyFleet implements ClientFleet {
+class FaultyFleet extends ForwardingFleet {
   dropped = -1;
   corrupted = -1;
   /** Committed state bytes of the two just before the faulty round (undefined: none yet). */
   before = new Map<number, Uint8Array | undefined>();
 
   constructor(
-    readonly inner: InProcessFleet,
+    inner: InProcessFleet,
     private readonly round: number,
-  ) {}
-
-  roster() {
-    return this.inner.roster();
+  ) {
+    super(inner);
   }
 
   async *train(round: number, jobs: readonly TrainJob[]): AsyncGenerator<TrainReply> {
@@ -81,29 +102,15 @@ class FaultyFleet implements ClientFleet {
       } else yield reply;
     }
   }
-
-  commit(round: number, accepted: readonly number[]) {
-    return this.inner.commit(round, accepted);
-  }
-
-  evaluate(...args: Parameters<ClientFleet['evaluate']>) {
-    return this.inner.evaluate(...args);
-  }
-
-  close() {
-    return this.inner.close();
-  }
 }
 
 /** A fleet whose `silent` clients never answer (as clients that stop answering mid-round). */
-class SilentFleet implements ClientFleet {
+class SilentFleet extends ForwardingFleet {
   constructor(
-    readonly inner: InProcessFleet,
+    inner: InProcessFleet,
     private readonly silent: ReadonlySet<number>,
-  ) {}
-
-  roster() {
-    return this.inner.roster();
+  ) {
+    super(inner);
   }
 
   async *train(round: number, jobs: readonly TrainJob[]): AsyncGenerator<TrainReply> {
@@ -114,18 +121,6 @@ class SilentFleet implements ClientFleet {
     for (const j of jobs)
       if (this.silent.has(j.client))
         yield { client: j.client, failure: 'no answer before the deadline' };
-  }
-
-  commit(round: number, accepted: readonly number[]) {
-    return this.inner.commit(round, accepted);
-  }
-
-  evaluate(...args: Parameters<ClientFleet['evaluate']>) {
-    return this.inner.evaluate(...args);
-  }
-
-  close() {
-    return this.inner.close();
   }
 }
 
