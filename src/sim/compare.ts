@@ -198,6 +198,7 @@ function rowOf(
   dir: string,
 ): CompareRow {
   const f = summary.final;
+  const nonfinite = f && nonfiniteModels(f);
   return {
     label: entry.label,
     algorithm: summary.algorithm,
@@ -215,7 +216,7 @@ function rowOf(
     down_vs_dense: f?.dense_down_params ? f.down_params / f.dense_down_params : undefined,
     time_s: summary.time_s,
     run_dir: dir,
-    ...(f && nonfiniteModels(f) ? { nonfinite_models: nonfiniteModels(f) } : {}),
+    ...(nonfinite ? { nonfinite_models: nonfinite } : {}),
   };
 }
 
