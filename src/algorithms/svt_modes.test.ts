@@ -140,19 +140,19 @@ describe('FedSLR svt modes on planted spectra', () => {
 
   it('budgets the download of the next round, whose number is part of its bytes', async () => {
     // Round 127's aggregate is sent in round 128, whose number packs in one byte more than 126's:
-    // at 2225 bytes that byte decides a rank (the step for round 126 would keep one more value).
-    const budget = { mode: 'bytes', bytes: 2225 } as const;
+    // at 2345 bytes that byte decides a rank (the step for round 126 would keep one more value).
+    const budget = { mode: 'bytes', bytes: 2345 } as const;
     const ranksFor = (round: number) =>
       ranksOf({ stats: { ranks: budgetStep(model.spec, V, budget, round).ranks } });
-    expect(ranksFor(128)).toEqual([5, 1]);
-    expect(ranksFor(126)).toEqual([5, 2]);
+    expect(ranksFor(128)).toEqual([4, 3]);
+    expect(ranksFor(126)).toEqual([4, 4]);
     const algo = fedslrWith(budget);
     // One client uploading W unchanged: D stays zero and the aggregate is V itself.
     const agg = await algo.server.aggregate({ global: V, factors: {}, hints: {} }, 127, [
       { client: 0, upload: { round: 127, ...upload(V) } },
     ]);
-    expect(ranksOf(agg)).toEqual([5, 1]);
-    expect(pack(algo.server.download(agg.server, 128, 0)).byteLength).toBeLessThanOrEqual(2225);
+    expect(ranksOf(agg)).toEqual([4, 3]);
+    expect(pack(algo.server.download(agg.server, 128, 0)).byteLength).toBeLessThanOrEqual(2345);
   });
 });
 
@@ -339,18 +339,18 @@ describe('FedAvg with a downlink budget', () => {
   });
 
   it('meets the budget from round 0, sends evaluations as it sends training, sizes for the next round', async () => {
-    const algo = fedavg(ctx, { weighted: true, downlinkBytes: 2225 });
+    const algo = fedavg(ctx, { weighted: true, downlinkBytes: 2345 });
     const s0 = algo.server.initServer(V);
-    expect(pack(algo.server.download(s0, 0, 0)).byteLength).toBeLessThanOrEqual(2225);
+    expect(pack(algo.server.download(s0, 0, 0)).byteLength).toBeLessThanOrEqual(2345);
     expect(algo.server.evalDownload(s0, 0)).toEqual(algo.server.download(s0, 0, 0));
     expect(algo.server.global(s0)).toBe(s0.global);
-    // As FedSLR's step above: round 127's mean goes out in round 128 (ranks 5 and 1 at 2225
-    // bytes; the sizes of round 126 would keep 5 and 2).
+    // As FedSLR's step above: round 127's mean goes out in round 128 (ranks 4 and 3 at 2345
+    // bytes; the sizes of round 126 would keep 4 and 4).
     const agg = await algo.server.aggregate(s0, 127, [
       { client: 0, upload: { round: 127, ...upload(V) } },
     ]);
-    expect(ranksOf(agg)).toEqual([5, 1]);
-    expect(pack(algo.server.download(agg.server, 128, 0)).byteLength).toBeLessThanOrEqual(2225);
+    expect(ranksOf(agg)).toEqual([4, 3]);
+    expect(pack(algo.server.download(agg.server, 128, 0)).byteLength).toBeLessThanOrEqual(2345);
   });
 
   it('takes the budget in bytes as well, and only one of the two forms', async () => {

@@ -103,11 +103,32 @@ describe('chooseRanks', () => {
     }
   });
 
-  it('keeps everything when the budget allows it and spends it on the most energy per cost', () => {
+  it('keeps everything when the budget allows it and spends it on the most energy share per cost', () => {
     expect(chooseRanks(items, whole)).toEqual([20, 10, 30]);
-    // Only the first values of the steepest spectrum are worth their cost at a tight budget.
-    const tight = chooseRanks(items, items[0]!.cost(2) + items[1]!.cost(0) + items[2]!.cost(0));
-    expect(tight).toEqual([2, 0, 0]);
+    // Shares of each matrix's energy per unit of cost: the first value of 1/(i+1) holds 64.5% of
+    // its spectrum for 40, the first of 3 * 0.8^i 36% for 60, the first of 0.5 * 0.95^i 9.8% for
+    // 90. A budget of 40 + 60 above rank 0 buys the first two.
+    const tight = chooseRanks(items, items[0]!.cost(1) + items[1]!.cost(1) + items[2]!.cost(0));
+    expect(tight).toEqual([1, 1, 0]);
+  });
+
+  it('chooses the same ranks when one matrix is scaled: energies are compared as shares', () => {
+    // Scaling a layer by c and the next by 1/c leaves a ReLU network's function unchanged, so the
+    // choice must not depend on a matrix's scale. With absolute energy, scaling the third
+    // spectrum by 10 would make its values outbid the others.
+    const scaled = [
+      items[0]!,
+      items[1]!,
+      item(
+        spectra[2]!.map((x) => 10 * x),
+        60,
+        30,
+      ),
+    ];
+    for (const share of [0.1, 0.3, 0.5, 0.8]) {
+      const budget = Math.floor(share * whole);
+      expect(chooseRanks(scaled, budget)).toEqual(chooseRanks(items, budget));
+    }
   });
 
   it('says when even rank 0 everywhere costs more than the budget', () => {

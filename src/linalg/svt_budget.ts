@@ -175,12 +175,16 @@ export interface BudgetItem {
 }
 
 /**
- * Ranks r_j maximising the kept energy sum_j sum_{i<r_j} s_ji^2 (equivalently, the matrices
- * nearest to the inputs in Frobenius norm) subject to sum_j cost_j(r_j) <= budget. This is a
- * knapsack; the greedy answer starts from every matrix whole and, while over budget, takes the
- * step that loses the least energy per unit of cost saved (a step drops a matrix to the next
+ * Ranks r_j maximising the kept shares of energy sum_j (sum_{i<r_j} s_ji^2) / (sum_i s_ji^2)
+ * (equivalently, the least sum of the matrices' relative squared Frobenius errors) subject to
+ * sum_j cost_j(r_j) <= budget. Shares, not absolute energy: in a ReLU network a layer's weights
+ * can be scaled by c and the next layer's by 1/c without changing the function, so absolute
+ * energies cannot be compared across layers (on the Fashion-MNIST cnn they cut conv2 to rank 6
+ * of 160, a 3% share of the dense bytes, to keep fc1 values). This is a knapsack; the greedy
+ * answer starts from every matrix whole and, while over budget, takes the
+ * step that loses the least share per unit of cost saved (a step drops a matrix to the next
  * lower rank that costs less: one value, or from whole to the largest rank whose factors beat
- * dense). Then it adds back, best energy per cost first, every step that still fits. So the
+ * dense). Then it adds back, best share per cost first, every step that still fits. So the
  * result never exceeds the budget and no single further step fits; it is not always the optimum.
  * Throws when even rank 0 everywhere exceeds the budget.
  */
@@ -192,11 +196,15 @@ export function chooseRanks(items: readonly BudgetItem[], budget: number): numbe
       `the budget of ${budget} is below the smallest possible cost, ${floor} (every matrix at rank 0)`,
     );
   let total = items.reduce((sum, it, j) => sum + it.cost(ranks[j]!), 0);
-  const energy = (it: BudgetItem, from: number, to: number) => {
+  const sumSquares = (it: BudgetItem, from: number, to: number) => {
     let e = 0;
     for (let i = from; i < to; i++) e += it.s[i]! * it.s[i]!;
     return e;
   };
+  const totals = items.map((it) => sumSquares(it, 0, it.s.length));
+  /** The share of item j's energy in its values from..to-1. */
+  const share = (j: number, from: number, to: number) =>
+    totals[j]! > 0 ? sumSquares(items[j]!, from, to) / totals[j]! : 0;
   // Down steps: the largest lower rank that costs strictly less.
   while (total > budget) {
     let best = -1;
@@ -210,7 +218,7 @@ export function chooseRanks(items: readonly BudgetItem[], budget: number): numbe
       while (to > 0 && it.cost(to) >= c) to--;
       const saved = c - it.cost(to);
       if (saved <= 0) return;
-      const ratio = energy(it, to, r) / saved;
+      const ratio = share(j, to, r) / saved;
       if (ratio < bestRatio) {
         bestRatio = ratio;
         best = j;
@@ -234,7 +242,7 @@ export function chooseRanks(items: readonly BudgetItem[], budget: number): numbe
       while (to < it.maxRank && it.cost(to + 1) === it.cost(to)) to++;
       const extra = it.cost(to) - c;
       if (total + extra > budget) return;
-      const ratio = extra > 0 ? energy(it, r, to) / extra : Number.POSITIVE_INFINITY;
+      const ratio = extra > 0 ? share(j, r, to) / extra : Number.POSITIVE_INFINITY;
       if (ratio > bestRatio) {
         bestRatio = ratio;
         best = j;
