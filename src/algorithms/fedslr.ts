@@ -56,6 +56,13 @@ const fedslrSchema = z
     svt: svtSchema.default({ mode: 'absolute' }),
     /** Target share of non-zeros of each P_i: lambda is then adapted per client (density_target.ts). */
     density: z.number().gt(0).lte(1).optional(),
+    /**
+     * A stage 2 that ends with a non-finite value in P_i is discarded (P_i and lambda_i stay as
+     * they were) instead of kept; FEDSLR.md (and the authors' code) keep it, and the personal
+     * model stays non-finite from then on. Runs where no stage 2 diverges are the same bits
+     * either way.
+     */
+    discardNonFinite: z.boolean().default(false),
   })
   .refine((v) => v.density === undefined || v.lambda > 0, {
     path: ['lambda'],
@@ -136,18 +143,28 @@ export interface FedSLRServer {
 }
 
 /**
- * A client's dual pi_i (absent: zero), sparse personal part P_i (when there is one) and, with a
- * density target, its own adapted L1 weight lambda_i (absent: the configured lambda).
+ * A client's dual pi_i (absent: zero), sparse personal part P_i (when there is one), with a
+ * density target its own adapted L1 weight lambda_i (absent: the configured lambda), and how
+ * many of its stage-2 results `discardNonFinite` has discarded (absent: none).
  */
-export type FedSLRClient = SetsState<never, 'dual' | 'sparse', never> & { lambda?: number };
+export type FedSLRClient = SetsState<never, 'dual' | 'sparse', never> & {
+  lambda?: number;
+  discarded?: number;
+};
 
 const clientSets = setsCodec({ optional: ['dual', 'sparse'] });
 
-/** Stored layout: `tensors.dual`, `tensors.sparse`, and `scalars.lambda` when there is one. */
+/**
+ * Stored layout: `tensors.dual`, `tensors.sparse`, and `scalars.lambda` and `scalars.discarded`
+ * when there are.
+ */
 const clientCodec: StateCodec<FedSLRClient> = {
   toRecord(state) {
     const record = clientSets.toRecord(state);
-    if (state.lambda !== undefined) record.scalars = { lambda: state.lambda };
+    const scalars: Record<string, number> = {};
+    if (state.lambda !== undefined) scalars['lambda'] = state.lambda;
+    if (state.discarded !== undefined) scalars['discarded'] = state.discarded;
+    if (Object.keys(scalars).length) record.scalars = scalars;
     return record;
   },
   fromRecord(record, where) {
@@ -157,6 +174,14 @@ const clientCodec: StateCodec<FedSLRClient> = {
       if (!(typeof lambda === 'number' && lambda > 0))
         throw new Error(`${where}: the client's lambda must be a positive number, got ${lambda}`);
       state.lambda = lambda;
+    }
+    const discarded = record.scalars?.['discarded'];
+    if (discarded !== undefined) {
+      if (!(Number.isInteger(discarded) && discarded > 0))
+        throw new Error(
+          `${where}: the client's count of discarded stage-2 results must be a positive integer, got ${discarded}`,
+        );
+      state.discarded = discarded;
     }
     return state;
   },
@@ -229,6 +254,13 @@ function writeHint(
     else if (v !== undefined)
       throw new Error(`fedslr: cannot keep SVT hint field '${field}' of '${name}'`);
   }
+}
+
+/** True when every value of every tensor is finite. */
+function allFinite(set: ParamArrays): boolean {
+  for (const a of Object.values(set))
+    for (let i = 0; i < a.data.length; i++) if (!Number.isFinite(a.data[i]!)) return false;
+  return true;
 }
 
 function nonZeroShare(set: ParamArrays): number {
@@ -426,7 +458,13 @@ export function dynamicFamily(
           });
           next.sparse = await readArrays(s2.params);
           disposeParams(P, s2.params);
-          if (opts.density !== undefined) {
+          if (state.discarded !== undefined) next.discarded = state.discarded;
+          if (opts.discardNonFinite && !allFinite(next.sparse)) {
+            // The stage diverged: P_i (and lambda_i) stay as they were before it.
+            next.sparse = state.sparse;
+            if (state.lambda !== undefined) next.lambda = state.lambda;
+            next.discarded = (state.discarded ?? 0) + 1;
+          } else if (opts.density !== undefined) {
             // The density target (density_target.ts): cap P_i at it, adapt lambda_i towards it.
             const density = nonZeroShare(next.sparse);
             next.sparse = capDensity(next.sparse, opts.density).set;
@@ -454,6 +492,7 @@ export function dynamicFamily(
         return addArrays(global, state.sparse);
       },
       personalDensity: sparse ? (state) => nonZeroShare(state.sparse ?? {}) : undefined,
+      discardedStages: (state) => state.discarded ?? 0,
     },
   };
 }

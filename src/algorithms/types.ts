@@ -160,6 +160,9 @@ export interface ClientPart<C> {
   ): ParamArrays | null | Promise<ParamArrays | null>;
   /** Non-zeros / size of the client's sparse personal component (algorithms that have one). */
   personalDensity?(state: C): number;
+  /** How many of the client's local results were discarded as non-finite so far (FedSLR's
+   * `discardNonFinite`). */
+  discardedStages?(state: C): number;
 }
 
 export interface Algorithm<S = unknown, C = unknown> {

@@ -52,4 +52,26 @@ describe('progress', () => {
       "warning @ round 20: 2 clients' personal models give a non-finite loss (diverged values; their accuracy still counts in the means)",
     ]);
   });
+
+  it('notes the results discarded as non-finite when their count changes', () => {
+    const { out, text } = sink();
+    const progress = new Progress(20, 0, out, false);
+    const clients = { round: 0, n: [10, 10, 10] };
+    for (const [round, discarded] of [
+      [5, undefined],
+      [10, 1],
+      [15, 1],
+      [20, 3],
+    ] as const) {
+      const record = { ...evalAt(round, [1, 1, 1]), ...(discarded ? { discarded } : {}) };
+      progress.on({ type: 'eval', record, clients, eval_s: 0 });
+    }
+    const notes = text()
+      .split('\n')
+      .filter((l) => l.startsWith('note'));
+    expect(notes).toEqual([
+      'note @ round 10: 1 local result(s) discarded as non-finite so far (algorithm.discardNonFinite)',
+      'note @ round 20: 3 local result(s) discarded as non-finite so far (algorithm.discardNonFinite)',
+    ]);
+  });
 });

@@ -21,6 +21,7 @@ export class Progress {
   private clientsInRound = 0;
   private lastEval = '';
   private lastNonfinite: string | undefined;
+  private lastDiscarded: number | undefined;
   private readonly startRound: number;
   private readonly t0 = Date.now();
 
@@ -89,6 +90,11 @@ export class Progress {
         if (broken && broken !== this.lastNonfinite)
           this.out.write(`${this.tty ? '\n' : ''}warning @ round ${r.round}: ${broken}\n`);
         this.lastNonfinite = broken;
+        if (r.discarded && r.discarded !== this.lastDiscarded)
+          this.out.write(
+            `${this.tty ? '\n' : ''}note @ round ${r.round}: ${r.discarded} local result(s) discarded as non-finite so far (algorithm.discardNonFinite)\n`,
+          );
+        this.lastDiscarded = r.discarded;
         break;
       }
     }

@@ -187,6 +187,7 @@ const toServerSchema = z.discriminatedUnion('type', [
       global: score.optional(),
       personal: score.optional(),
       density: anyNumber.optional(),
+      discarded: count.optional(),
     }),
   }),
   errorMessage,

@@ -20,6 +20,8 @@ export interface ClientEvalRow {
   global?: { acc: number; loss: number };
   personal?: { acc: number; loss: number };
   density?: number;
+  /** Local results discarded as non-finite so far (only when some were). */
+  discarded?: number;
 }
 
 /** One drawn client's work order for a round. */

@@ -238,6 +238,8 @@ export class ClientHost {
           }
         }
         if (algorithm.client.personalDensity) row.density = algorithm.client.personalDensity(state);
+        const discarded = algorithm.client.discardedStages?.(state) ?? 0;
+        if (discarded > 0) row.discarded = discarded;
       }
     } finally {
       disposeData(test);

@@ -111,3 +111,33 @@ describe('an evaluation with clients missing', () => {
     expect(none.clients.n).toEqual([null, null, null, null]);
   });
 });
+
+describe('an evaluation of clients with discarded local results', () => {
+  it('sums their counts into the record, and says nothing while there are none', async () => {
+    const config = parseConfig({
+      seed: 3,
+      rounds: 1,
+      clients: { count: 4 },
+      algorithm: { name: 'fedslr', discardNonFinite: true },
+      model: { name: 'mlp', hidden: [4] },
+      train: { backend: 'wasm' },
+      runtime: { workers: 1 },
+    });
+    const { sim } = await setup(config, { clients: clientsData() });
+    const st = initialState(sim);
+    const store = new MemoryStore(sim.algorithm.client.codec);
+    const fleet = new InProcessFleet(sim, store);
+    const none = await evaluateAll(sim, st, fleet, 0, () => 0);
+    expect(Object.keys(none.record)).not.toContain('discarded');
+    for (const [client, discarded] of [
+      [1, 2],
+      [3, 1],
+    ] as const) {
+      const state = sim.algorithm.client.initClient(client, sim.init) as Record<string, unknown>;
+      store.set(client, { ...state, discarded });
+    }
+    const some = await evaluateAll(sim, st, fleet, 0, () => 0);
+    await fleet.close();
+    expect(some.record.discarded).toBe(3);
+  });
+});

@@ -14,6 +14,11 @@ export interface EvalRecord {
   /** Mean over clients of non-zeros / size of the personal component (FedSLR's P_i). */
   personal_density?: number;
   /**
+   * Local results discarded as non-finite since the start of the run, summed over the clients
+   * (FedSLR's `discardNonFinite`); present only when some were.
+   */
+  discarded?: number;
+  /**
    * Clients whose metrics the summaries are over, present only when fewer than all answered
    * (a federation's evaluation leaves out clients gone or late at its deadline).
    */

@@ -180,6 +180,8 @@ export async function evaluateAll(
   }
   if (densities.length)
     record.personal_density = densities.reduce((a, b) => a + b, 0) / densities.length;
+  const discarded = answered.reduce((sum, r) => sum + (r.discarded ?? 0), 0);
+  if (discarded > 0) record.discarded = discarded;
   if (answered.length < rows.length) record.clients_evaluated = answered.length;
   return { record, clients: ce };
 }
