@@ -77,7 +77,10 @@ abstract class PerGroupProgram implements WebgpuProgram {
         let base = s * uniforms.pixels * uniforms.channels + g * uniforms.cg;`;
   }
 
-  /** Tree sum of `names` (workgroup arrays) over threads t, t + down to `to`, in place. */
+  /**
+   * In-place tree sum of the workgroup arrays `names`: for stride = `from`, halving down to `to`,
+   * each thread t < stride adds entry t + stride into entry t (same channel lane when `to` >= CL).
+   */
   protected treeSum(names: string[], from: number, to: number): string {
     return `
         for (var stride = ${from}; stride >= ${to}; stride = stride / 2) {
