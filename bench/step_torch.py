@@ -1,9 +1,14 @@
-"""The peer of `fedslr bench step`: one SGD step of the same model in PyTorch on CPU.
+"""The peer of `fedslr bench step`: one SGD step of the same model in PyTorch, on CPU or CUDA.
 
 Started once by the TypeScript benchmark, which then alternates with it. Protocol on stdio, one
-JSON object per line: this script first prints {"ready": true, "torch": version, "threads": t};
-then for each line "N" read from stdin it runs N timed steps and prints {"ms": [N times]}.
-It exits at end of input.
+JSON object per line: this script first prints {"ready": true, "torch": version, "threads": t,
+"device": "cpu" or "cuda", "gpu": name (cuda only)}; then for each line "N" read from stdin it
+runs N timed steps and prints {"ms": [N times]}. It exits at end of input.
+
+With --device cuda the model and batch live on the GPU, each timed step is bracketed by
+torch.cuda.synchronize() (so its time is the GPU's work, not the launch). PyTorch keeps its
+defaults, as in the figures issue 25 compares with: cuDNN may then use TF32 for convolutions
+(products stay float32); the ready line reports both settings as "tf32".
 
 The models mirror src/models/ (PyTorch layouts, same padding, GroupNorm with 2 groups, eps 1e-5):
 cnn (FedAvg CNN) for 1x28x28 inputs, resnet8gn and resnet18gn for 3x32x32, mlp for 1x28x28.
@@ -90,14 +95,19 @@ def main():
     ap.add_argument('--classes', type=int, default=10)
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--lr', type=float, default=0.01)
+    ap.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
     args = ap.parse_args()
+    cuda = args.device == 'cuda'
+    if cuda and not torch.cuda.is_available():
+        ap.error(f'--device cuda: torch {torch.__version__} sees no CUDA device')
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     build, shape = MODELS[args.model]
-    model = build(args.classes)
-    x = torch.randn(args.batch, *shape)
-    y = torch.arange(args.batch) % args.classes
+    model = build(args.classes).to(args.device)
+    x = torch.randn(args.batch, *shape).to(args.device)
+    y = (torch.arange(args.batch) % args.classes).to(args.device)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
 
     def step():
         for p in model.parameters():
@@ -109,14 +119,21 @@ def main():
                 p.sub_(p.grad, alpha=args.lr)
         return loss.item()
 
-    print(json.dumps({'ready': True, 'torch': torch.__version__, 'threads': torch.get_num_threads()}),
-          flush=True)
+    hello = {'ready': True, 'torch': torch.__version__, 'threads': torch.get_num_threads(),
+             'device': args.device}
+    if cuda:
+        hello['gpu'] = torch.cuda.get_device_name()
+        hello['tf32'] = {'cudnn': torch.backends.cudnn.allow_tf32,
+                         'matmul': torch.backends.cuda.matmul.allow_tf32}
+    print(json.dumps(hello), flush=True)
     for line in sys.stdin:
         n = int(line)
         times = []
         for _ in range(n):
+            sync()
             t = time.perf_counter()
             step()
+            sync()
             times.append((time.perf_counter() - t) * 1000)
         print(json.dumps({'ms': times}), flush=True)
 

@@ -1,8 +1,9 @@
 /**
  * `fedslr bench step`: the time of one SGD step (forward, backward, parameter update) of a model
  * on a fixed random batch, with the real model (models/) and the real step (train/makeStep).
- * With `--peer torch`, the same step in PyTorch on CPU (bench/step_torch.py) is timed in the same
- * command, alternating with ours round by round, so both see the same machine load; with
+ * With `--peer torch`, the same step in PyTorch on CPU or, with `--peer-device cuda`, on an NVIDIA
+ * GPU (bench/step_torch.py) is timed in the same command, alternating with ours round by round, so
+ * both see the same machine load; with
  * `--beside BACKEND`, the same step on a second tfjs backend, alternating likewise (e.g. webgpu
  * beside wasm).
  */
@@ -25,7 +26,7 @@ export const help = [
   'Usage: fedslr bench step [--model cnn|resnet8gn|resnet18gn|mlp] [--batch N] [--steps N]',
   '                         [--warmup N] [--rounds N] [--backend wasm|cpu|auto|tensorflow|webgpu]',
   '                         [--beside BACKEND] [--threads N] [--peer torch] [--python PATH]',
-  '                         [--peer-threads N] [--profile] [--json]',
+  '                         [--peer-threads N] [--peer-device cpu|cuda] [--profile] [--json]',
   '',
   'Times one SGD step (forward, backward, w -= lr * g) of the model on a random batch:',
   'cnn and mlp on 1x28x28 inputs, resnet8gn and resnet18gn on 3x32x32; 10 classes.',
@@ -34,6 +35,9 @@ export const help = [
   '--peer torch   also time the same step in PyTorch (bench/step_torch.py, run by --python,',
   '               default /usr/bin/python3, with --peer-threads threads, default 2), alternating',
   '               with ours in --rounds rounds (default 5); adds peer_ms_per_step and ratio.',
+  '--peer-device D  where the PyTorch step runs: cpu (default) or cuda (model and batch on',
+  "               the GPU, synchronized around each timed step, PyTorch's default TF32 settings;",
+  '               adds peer_device, peer_gpu and peer_tf32). A torch without CUDA is refused.',
   '--beside B     also time the same step on backend B (e.g. --backend webgpu --beside wasm),',
   '               alternating with --backend in --rounds rounds; adds beside{backend, ms_per_step}.',
   '--threads N    XNNPACK threads of the wasm backend (default 0: one per core).',
@@ -63,6 +67,11 @@ export interface StepBenchResult {
   ratio?: number;
   peer_threads?: number;
   peer_version?: string;
+  peer_device?: PeerDevice;
+  /** The GPU the PyTorch step ran on (--peer-device cuda). */
+  peer_gpu?: string;
+  /** Whether the CUDA peer's cuDNN convolutions and products may use TF32 (PyTorch's defaults). */
+  peer_tf32?: { cudnn: boolean; matmul: boolean };
   /** The WebGPU adapter (backend webgpu): 'llvmpipe: Mesa ...' on the software driver. */
   adapter?: string;
   /** The same step on a second backend (--beside), timed in the same rounds. */
@@ -78,6 +87,15 @@ export function threadsFlag(value: string): number {
       `--threads: expected an integer in 0..${MAX_WASM_THREADS}, got '${value}'`,
     );
   return n;
+}
+
+export type PeerDevice = 'cpu' | 'cuda';
+
+/** A --peer-device value, or a usage error. */
+function peerDeviceFlag(value: string): PeerDevice {
+  if (value !== 'cpu' && value !== 'cuda')
+    throw new UsageError(`--peer-device: expected cpu or cuda, got '${value}'`);
+  return value;
 }
 
 /** A flag's value as an integer >= 1, or a usage error naming the flag. */
@@ -150,6 +168,10 @@ class TorchPeer {
     private readonly rl: Interface,
     readonly version: string,
     readonly threads: number,
+    /** The CUDA device's name (device cuda). */
+    readonly gpu: string | undefined,
+    /** Whether cuDNN and products may use TF32 (device cuda; PyTorch's defaults). */
+    readonly tf32: { cudnn: boolean; matmul: boolean } | undefined,
   ) {}
 
   static async start(
@@ -157,12 +179,24 @@ class TorchPeer {
     model: ModelName,
     batch: number,
     threads: number,
+    device: PeerDevice,
   ): Promise<TorchPeer> {
-    const check = spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' });
+    const probe =
+      'import json, torch; print(json.dumps({"torch": torch.__version__, "cuda": torch.cuda.is_available()}))';
+    const check = spawnSync(python, ['-c', probe], { encoding: 'utf8' });
     if (check.error || check.status !== 0) {
       const why = check.error?.message ?? (check.stderr.trim() || `exit status ${check.status}`);
       throw new InputError(
         `--peer torch: '${python}' cannot import torch (${why}); install python3-torch or pass --python`,
+      );
+    }
+    const found = JSON.parse(check.stdout.trim().split('\n').at(-1) ?? '{}') as {
+      torch?: string;
+      cuda?: boolean;
+    };
+    if (device === 'cuda' && found.cuda !== true) {
+      throw new InputError(
+        `--peer-device cuda: torch ${found.torch ?? '(unknown version)'} in '${python}' sees no CUDA device (torch.cuda.is_available() is False); use --peer-device cpu, or a CUDA build of torch on a machine with an NVIDIA GPU`,
       );
     }
     const script = fileURLToPath(new URL('../../bench/step_torch.py', import.meta.url));
@@ -174,6 +208,8 @@ class TorchPeer {
       String(batch),
       '--threads',
       String(threads),
+      '--device',
+      device,
     ]);
     let stderr = '';
     proc.stderr.on('data', (d: Buffer) => {
@@ -183,8 +219,14 @@ class TorchPeer {
     const lines = rl[Symbol.asyncIterator]();
     const first = await lines.next();
     if (first.done) throw new Error(`torch peer (${script}) exited: ${stderr.trim()}`);
-    const hello = JSON.parse(first.value) as { ready: boolean; torch: string; threads: number };
-    return new TorchPeer(proc, lines, rl, hello.torch, hello.threads);
+    const hello = JSON.parse(first.value) as {
+      ready: boolean;
+      torch: string;
+      threads: number;
+      gpu?: string;
+      tf32?: { cudnn: boolean; matmul: boolean };
+    };
+    return new TorchPeer(proc, lines, rl, hello.torch, hello.threads, hello.gpu, hello.tf32);
   }
 
   async run(n: number): Promise<number[]> {
@@ -232,6 +274,7 @@ export async function run(argv: string[]): Promise<number> {
       peer: { type: 'string' },
       python: { type: 'string', default: '/usr/bin/python3' },
       'peer-threads': { type: 'string', default: '2' },
+      'peer-device': { type: 'string', default: 'cpu' },
       profile: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
@@ -252,6 +295,9 @@ export async function run(argv: string[]): Promise<number> {
   const warmup = positiveInt('warmup', values.warmup);
   const rounds = Math.min(steps, positiveInt('rounds', values.rounds));
   const peerThreads = positiveInt('peer-threads', values['peer-threads']);
+  const peerDevice = peerDeviceFlag(values['peer-device']);
+  if (peerDevice === 'cuda' && values.peer === undefined)
+    throw new UsageError('--peer-device cuda: needs --peer torch');
 
   const threads = threadsFlag(values.threads);
   // Each step's tensors live on the backend that made them: the second one is set up first, and
@@ -260,7 +306,9 @@ export async function run(argv: string[]): Promise<number> {
     ? { backend: await initBackend(besideName, { threads }), step: new OurStep(model, batch) }
     : undefined;
   const backend = await initBackend(backendName, { threads });
-  const peer = values.peer ? await TorchPeer.start(values.python, model, batch, peerThreads) : null;
+  const peer = values.peer
+    ? await TorchPeer.start(values.python, model, batch, peerThreads, peerDevice)
+    : null;
   const ours = new OurStep(model, batch);
   const times: number[] = [];
   const otherTimes: number[] = [];
@@ -310,6 +358,9 @@ export async function run(argv: string[]): Promise<number> {
     result.ratio = Math.round((median(times) / median(peerTimes)) * 1000) / 1000;
     result.peer_threads = peer.threads;
     result.peer_version = peer.version;
+    result.peer_device = peerDevice;
+    if (peer.gpu !== undefined) result.peer_gpu = peer.gpu;
+    if (peer.tf32 !== undefined) result.peer_tf32 = peer.tf32;
   }
   if (backend === 'webgpu') result.adapter = webgpuAdapter();
   if (other) {
@@ -338,7 +389,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (peer) {
     console.log(
-      `  torch  ${result.peer_ms_per_step!.toFixed(2)} ms/step (median, ${peer.threads} threads, torch ${peer.version})`,
+      `  torch  ${result.peer_ms_per_step!.toFixed(2)} ms/step (median, ${peer.gpu ? `cuda: ${peer.gpu}` : `cpu, ${peer.threads} threads`}, torch ${peer.version})`,
     );
     console.log(`  ratio  ${result.ratio!.toFixed(3)} (ours / torch)`);
   }

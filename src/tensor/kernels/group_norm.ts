@@ -19,8 +19,8 @@ import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensor
 import * as tf from '@tensorflow/tfjs-core';
 import { heapF32 } from './wasm.js';
 
-const FORWARD = 'FedslrGroupNorm';
-const BACKWARD = 'FedslrGroupNormGrad';
+export const GROUP_NORM_FORWARD = 'FedslrGroupNorm';
+export const GROUP_NORM_BACKWARD = 'FedslrGroupNormGrad';
 
 interface Dims {
   batch: number;
@@ -319,16 +319,23 @@ const toWasm = (b: unknown) => wasmIo(b as BackendWasm);
 const toCpu = (b: unknown) => cpuIo(b as MathBackendCPU);
 
 export const GROUP_NORM_KERNELS: readonly KernelConfig[] = [
-  { kernelName: FORWARD, backendName: 'wasm', kernelFunc: forwardKernel(toWasm) },
-  { kernelName: BACKWARD, backendName: 'wasm', kernelFunc: backwardKernel(toWasm) },
-  { kernelName: FORWARD, backendName: 'cpu', kernelFunc: forwardKernel(toCpu) },
-  { kernelName: BACKWARD, backendName: 'cpu', kernelFunc: backwardKernel(toCpu) },
+  { kernelName: GROUP_NORM_FORWARD, backendName: 'wasm', kernelFunc: forwardKernel(toWasm) },
+  { kernelName: GROUP_NORM_BACKWARD, backendName: 'wasm', kernelFunc: backwardKernel(toWasm) },
+  { kernelName: GROUP_NORM_FORWARD, backendName: 'cpu', kernelFunc: forwardKernel(toCpu) },
+  { kernelName: GROUP_NORM_BACKWARD, backendName: 'cpu', kernelFunc: backwardKernel(toCpu) },
 ];
 
+/**
+ * Registers this file's kernels for `backend`; whether it has both (webgpu's are registered with
+ * the webgpu backend, `webgpu/register.ts`).
+ */
 function ensureKernels(backend: string): boolean {
   const configs = GROUP_NORM_KERNELS.filter((k) => k.backendName === backend);
   for (const k of configs) if (!tf.getKernel(k.kernelName, backend)) tf.registerKernel(k);
-  return configs.length > 0;
+  return (
+    tf.getKernel(GROUP_NORM_FORWARD, backend) !== undefined &&
+    tf.getKernel(GROUP_NORM_BACKWARD, backend) !== undefined
+  );
 }
 
 /** GroupNorm written with tf ops: the reference, and the path on backends without our kernels. */
@@ -382,7 +389,7 @@ export function groupNorm(
     const [xs, sc, of, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
     const [y, mean, rstd] = tf
       .engine()
-      .runKernel(FORWARD, { x: xs, scale: sc, offset: of }, attrs) as tf.Tensor[];
+      .runKernel(GROUP_NORM_FORWARD, { x: xs, scale: sc, offset: of }, attrs) as tf.Tensor[];
     save([xs, sc, mean!, rstd!]);
     return {
       value: y!,
@@ -391,7 +398,7 @@ export function groupNorm(
         return tf
           .engine()
           .runKernel(
-            BACKWARD,
+            GROUP_NORM_BACKWARD,
             { dy: dy as tf.Tensor, x: sx!, scale: ss!, mean: sm!, rstd: sr! },
             attrs,
           ) as tf.Tensor[];

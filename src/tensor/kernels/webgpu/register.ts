@@ -2,11 +2,12 @@
 import type { KernelConfig } from '@tensorflow/tfjs-core';
 import { getKernel, registerKernel, unregisterKernel } from '@tensorflow/tfjs-core';
 import { conv2dBackpropFilterConfig } from './conv2d_backprop_filter.js';
+import { groupNormConfigs } from './group_norm.js';
 import { sgdUpdateConfig } from './sgd_update.js';
 import { builtinWebgpuKernels } from './webgpu.js';
 
 /** Kernels of fedslr's own ops (tfjs has none): registered on every adapter. */
-const OWN_OPS: readonly KernelConfig[] = [sgdUpdateConfig];
+const OWN_OPS: readonly KernelConfig[] = [sgdUpdateConfig, ...groupNormConfigs];
 
 /**
  * Replacements for tfjs kernels that are slow on a GPU: registered on hardware adapters only. On
