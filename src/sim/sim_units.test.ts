@@ -128,6 +128,7 @@ describe('config', () => {
       personalInit: 'init',
       ablation: 'both',
       svt: { mode: 'absolute' },
+      discardNonFinite: false,
     });
     expect(c.train).toMatchObject({
       lr: 0.1,
