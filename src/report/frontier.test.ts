@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { renderSvg } from './charts.js';
 import { frontierRows, frontierSpec } from './frontier.js';
 import type { AccuracyRow, CommRow, Series } from './series.js';
 
@@ -73,5 +74,18 @@ describe('accuracy against downlink', () => {
       null,
     );
     expect(frontierSpec(s, {})).not.toBe(null);
+  });
+
+  it('labels a narrow accuracy range with distinct ticks', async () => {
+    // A budget study's points lie within a few tenths of a point: whole percents would repeat.
+    const close = series(
+      [acc('a', 'fedslr', 'global', 0.8843, 0.79), acc('b', 'fedslr', 'global', 0.8828, 0.8)],
+      [comm('a', 1e6), comm('b', 3e6)],
+    );
+    const svg = await renderSvg(frontierSpec(close, {})!);
+    const ticks = [...svg.matchAll(/>(\d+(?:\.\d+)?%)</g)].map((m) => m[1]!);
+    expect(ticks.length).toBeGreaterThan(4);
+    // The panels' labels follow each other, each panel's in order: no label repeats its neighbour.
+    expect(ticks.filter((t, i) => i > 0 && t === ticks[i - 1])).toEqual([]);
   });
 });

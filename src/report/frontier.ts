@@ -68,7 +68,7 @@ export function frontierSpec(s: Series, config: object): TopLevelSpec | null {
     field: 'acc',
     type: 'quantitative',
     title: 'accuracy',
-    axis: { format: '.0%' },
+    axis: { format: '%' },
     scale: { zero: false },
   };
   const color = { field: 'algorithm', type: 'nominal', title: 'algorithm' };
