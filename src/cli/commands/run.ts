@@ -13,6 +13,7 @@ Runs the experiment a config file describes (see examples/) and writes a run dir
   config.json    the fully resolved config (defaults filled in), package version, backend
   metrics.jsonl  one line per evaluation: global/personal accuracy (mean, weighted, std,
                  p10/p50/p90), loss, rank_ratio, personal_density, downlink/uplink totals
+                 (and discarded, when FedSLR's discardNonFinite has discarded results)
   clients.jsonl  per-client accuracies of every evaluation
   summary.json   final and best values
   report.html    charts of all of it (see fedslr report)
