@@ -17,7 +17,15 @@ import { fromMatrixArray, matrixShape, toMatrixArray } from '../linalg/matrix_vi
 import { lowRankPays } from '../linalg/prox.js';
 import { type SvtHint, svt } from '../linalg/svt.js';
 import type { ArrayParam, ParamArrays, ParamSpec } from '../tensor/params.js';
-import { add, disposeParams, fromArrays, readArrays, sub, zerosLike } from '../tensor/params.js';
+import {
+  add,
+  allFinite,
+  disposeParams,
+  fromArrays,
+  readArrays,
+  sub,
+  zerosLike,
+} from '../tensor/params.js';
 import {
   addDecayedWeights,
   addLinear,
@@ -256,13 +264,6 @@ function writeHint(
   }
 }
 
-/** True when every value of every tensor is finite. */
-function allFinite(set: ParamArrays): boolean {
-  for (const a of Object.values(set))
-    for (let i = 0; i < a.data.length; i++) if (!Number.isFinite(a.data[i]!)) return false;
-  return true;
-}
-
 function nonZeroShare(set: ParamArrays): number {
   let nnz = 0;
   let size = 0;
@@ -459,7 +460,10 @@ export function dynamicFamily(
           next.sparse = await readArrays(s2.params);
           disposeParams(P, s2.params);
           if (state.discarded !== undefined) next.discarded = state.discarded;
-          if (opts.discardNonFinite && !allFinite(next.sparse)) {
+          if (
+            opts.discardNonFinite &&
+            !Object.values(next.sparse).every((a) => allFinite(a.data))
+          ) {
             // The stage diverged: P_i (and lambda_i) stay as they were before it.
             next.sparse = state.sparse;
             if (state.lambda !== undefined) next.lambda = state.lambda;

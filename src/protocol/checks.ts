@@ -6,15 +6,10 @@
  */
 import type { Download, Upload } from '../algorithms/types.js';
 import { sizesMatch, type WireTensor } from '../codec/wire.js';
-import { type ParamArrays, type ParamSpec, sizeOf } from '../tensor/params.js';
+import { allFinite, type ParamArrays, type ParamSpec, sizeOf } from '../tensor/params.js';
 
 const sameShape = (a: readonly number[], b: readonly number[]) =>
   a.length === b.length && a.every((x, i) => x === b[i]);
-
-function allFinite(a: ArrayLike<number>): boolean {
-  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) return false;
-  return true;
-}
 
 function wireValues(t: WireTensor): ArrayLike<number>[] {
   switch (t.kind) {

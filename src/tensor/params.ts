@@ -32,6 +32,12 @@ export function sizeOf(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
+/** True when every value is finite (no NaN, no infinity). */
+export function allFinite(a: ArrayLike<number>): boolean {
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) return false;
+  return true;
+}
+
 export function paramCount(spec: ParamSpec): number {
   return spec.reduce((n, p) => n + sizeOf(p.shape), 0);
 }
