@@ -10,9 +10,11 @@ import { localIdxData } from './local_data.js';
 const n = 30;
 const pixels = Uint8Array.from({ length: n * 4 }, (_, i) => (i * 37) % 256);
 const labels = Uint8Array.from({ length: n }, (_, i) => i % 3);
+// A copy of exactly these bytes: zlib's Buffer is a view on a larger pooled ArrayBuffer whose
+// uninitialised tail would follow the gzip data (and Buffer's slice() does not copy).
 const file = (name: string, bytes: Uint8Array) => ({
   name,
-  bytes: bytes.slice().buffer as ArrayBuffer,
+  bytes: new Uint8Array(bytes).buffer as ArrayBuffer,
 });
 const images = file('images.idx', encodeIdx([n, 2, 2], pixels));
 const labelsFile = file('labels.idx', encodeIdx([n], labels));
